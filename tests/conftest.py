@@ -1,0 +1,68 @@
+"""Shared fixtures. The session-scoped tiny run trains, exports, gates and publishes a tiny random
+BERT once per test session (seconds); tests that change a store copy it first."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA_DIR = ROOT / "data" / "constraint-covid19-fakenews"
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture(scope="session")
+def tiny_base_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.tiny_model import make_tiny_bert
+
+    return make_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+
+
+def tiny_config(base_model: Path, tmp: Path, **overrides):
+    """Config for a run on the tiny model: small and fast, real data, real code paths. The gate is
+    opened wide because a barely trained tiny model sits near 50/50, where int8 rounding flips
+    labels; the gate itself is tested on its own."""
+    from train_job.config import TrainConfig
+
+    values = dict(
+        data=str(DATA_DIR),
+        base_model=str(base_model),
+        max_train_examples=600,
+        epochs=2,
+        learning_rate=2e-3,
+        max_length=64,
+        store=str(tmp / "store"),
+        work_dir=str(tmp / "runs"),
+        gate_max_drop=100.0,
+        gate_min_agreement=0.0,
+        log_every=1000,
+    )
+    values.update(overrides)
+    return TrainConfig(**values)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_base_model: Path, tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Summary of one full pipeline run on the tiny model (see train_job.pipeline.run)."""
+    from train_job.pipeline import run
+
+    tmp = tmp_path_factory.mktemp("tiny_run")
+    return run(tiny_config(tiny_base_model, tmp))
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tiny_run: dict) -> Path:
+    """A local store holding one tiny bundle, promoted to production. Do not modify: copy it."""
+    return Path(tiny_run["store"])
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tiny_run: dict, tiny_store: Path) -> Path:
+    """The published bundle folder (manifest.json, model.onnx, tokenizer.json, ...)."""
+    return tiny_store / "models" / tiny_run["version"]

@@ -1,0 +1,28 @@
+"""A tiny, randomly initialised BERT with the packaged MiniLM's tokenizer: the whole pipeline
+(train, export, quantize, gate, publish, serve) runs on it in seconds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def make_tiny_bert(out_dir: Path, seed: int = 0) -> Path:
+    import torch
+    from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+    from train_job.model import packaged_minilm
+
+    tokenizer = AutoTokenizer.from_pretrained(packaged_minilm())
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+        num_labels=2,
+    )
+    BertForSequenceClassification(config).save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    return out_dir

@@ -1,0 +1,1 @@
+"""Train job: fine-tune a BERT-family model to tell fake from real news posts."""

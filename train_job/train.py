@@ -1,0 +1,302 @@
+"""Train stage: a plain PyTorch loop, readable in one sitting.
+
+- Dynamic padding with length-bucketed batches: each batch holds texts of similar length and is
+  padded only to its longest (about 4x the examples/s of padding to 128 on 2 CPU cores).
+- AdamW with linear warm-up and decay, optional layer-wise learning-rate decay, fixed seeds.
+- Early stopping on validation macro-F1; the best epoch's weights are the result.
+- A checkpoint per epoch in the artifact store; a job started again with the same run id resumes
+  from it (Cloud Run retries a failed task with the same execution id).
+- CUDA with bf16 autocast when a GPU is present.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from export.store import Store
+from train_job.config import TrainConfig
+from train_job.data import Dataset
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_KEY = "checkpoint/state.pt"
+BEST_MODEL_PREFIX = "checkpoint/best_model"
+
+
+@dataclass
+class Encoded:
+    """Token ids of one split, unpadded."""
+
+    features: dict[str, list[list[int]]]
+    labels: np.ndarray
+    lengths: np.ndarray  # tokens after truncation
+    full_lengths: np.ndarray  # tokens before truncation
+
+
+def encode(tokenizer, texts: list[str], labels: np.ndarray, max_length: int) -> Encoded:
+    full = tokenizer(texts, truncation=False, add_special_tokens=True)["input_ids"]
+    enc = tokenizer(texts, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+    return Encoded(
+        features={k: enc[k] for k in keys},
+        labels=np.asarray(labels, dtype=np.int64),
+        lengths=np.array([len(ids) for ids in enc["input_ids"]]),
+        full_lengths=np.array([len(ids) for ids in full]),
+    )
+
+
+def bucketed_batches(
+    lengths: np.ndarray, batch_size: int, rng: random.Random | None
+) -> list[list[int]]:
+    """Batches of similar length. With rng: shuffled inside length buckets and across batches,
+    so every epoch sees a new order but padding stays small."""
+    order = list(range(len(lengths)))
+    if rng is None:
+        order.sort(key=lambda i: lengths[i])
+        return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
+    rng.shuffle(order)
+    chunk = batch_size * 50  # sort within chunks: still random across the epoch
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
+        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(enc: Encoded, idx: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+    width = max(int(enc.lengths[i]) for i in idx)
+    batch = {}
+    for key, rows in enc.features.items():
+        pad = pad_id if key == "input_ids" else 0
+        batch[key] = torch.tensor(
+            [rows[i] + [pad] * (width - len(rows[i])) for i in idx], dtype=torch.long
+        )
+    return batch
+
+
+@torch.no_grad()
+def predict_logits(
+    model: nn.Module, enc: Encoded, pad_id: int, device: torch.device, batch_size: int = 64
+) -> np.ndarray:
+    model.eval()
+    out = np.zeros((len(enc.labels), 2), dtype=np.float32)
+    for idx in bucketed_batches(enc.lengths, batch_size, rng=None):
+        batch = {k: v.to(device) for k, v in collate(enc, idx, pad_id).items()}
+        with _autocast(device):
+            out[idx] = model(**batch).logits.float().cpu().numpy()
+    return out
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.autocast("cpu", enabled=False)
+
+
+def set_seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.cuda.manual_seed_all(seed)
+
+
+def pick_device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda but no CUDA device is visible")
+    return torch.device(spec)
+
+
+_LAYER = re.compile(r"\.layer\.(\d+)\.")
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
+    """AdamW groups: no weight decay on biases and LayerNorm; with layer_lr_decay < 1 lower
+    layers learn more slowly (ULMFiT / ELECTRA style), the head at the full rate."""
+    n_layers = getattr(model.config, "num_hidden_layers", 0)
+    groups: dict[tuple[float, float], list] = {}
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        if "embeddings" in name:
+            depth = n_layers + 1
+        elif match := _LAYER.search(name):
+            depth = n_layers - int(match.group(1))
+        else:
+            depth = 0  # pooler and classifier
+        lr = cfg.learning_rate * cfg.layer_lr_decay**depth
+        decay = 0.0 if param.ndim == 1 or "LayerNorm" in name else cfg.weight_decay
+        groups.setdefault((lr, decay), []).append(param)
+    return [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int = -1
+    best_val_macro_f1: float = -1.0
+    examples_per_second: float = 0.0
+    resumed_from_epoch: int | None = None
+
+
+class _Progress:
+    """tqdm on a terminal, plain periodic log lines elsewhere (Cloud Run logs)."""
+
+    def __init__(self, total: int, desc: str, every: int) -> None:
+        self.bar = None
+        self.every, self.n, self.total, self.desc = every, 0, total, desc
+        if sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, leave=False)
+
+    def update(self, loss: float) -> None:
+        self.n += 1
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix(loss=f"{loss:.4f}")
+        elif self.n % self.every == 0 or self.n == self.total:
+            log.info("%s step %d/%d loss %.4f", self.desc, self.n, self.total, loss)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(
+    cfg: TrainConfig,
+    model: nn.Module,
+    tokenizer,
+    dataset: Dataset,
+    store: Store,
+    run_prefix: str,
+    work_dir: Path,
+) -> TrainResult:
+    set_seed(cfg.seed)
+    device = pick_device(cfg.device)
+    model.to(device)
+    pad_id = tokenizer.pad_token_id or 0
+    train_df, val_df = dataset.splits["train"], dataset.splits["val"]
+    train_enc = encode(tokenizer, train_df["text"].tolist(), train_df["label"], cfg.max_length)
+    val_enc = encode(tokenizer, val_df["text"].tolist(), val_df["label"], cfg.max_length)
+
+    steps_per_epoch = -(-len(train_df) // cfg.batch_size)
+    optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate)
+    from transformers import get_linear_schedule_with_warmup
+
+    total_steps = steps_per_epoch * cfg.epochs
+    scheduler = get_linear_schedule_with_warmup(
+        optimizer, int(cfg.warmup_ratio * total_steps), total_steps
+    )
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    result = TrainResult()
+    start_epoch = 0
+
+    ckpt_key = f"{run_prefix}/{CHECKPOINT_KEY}"
+    if store.exists(ckpt_key):
+        local = work_dir / "resume_state.pt"
+        store.download_file(ckpt_key, local)
+        state = torch.load(local, map_location=device, weights_only=False)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        result = TrainResult(**state["result"])
+        start_epoch = state["epoch"] + 1
+        result.resumed_from_epoch = state["epoch"]
+        random.setstate(state["python_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        log.info("resuming run %s after epoch %d", run_prefix, state["epoch"])
+
+    rng = random.Random(cfg.seed)
+    for _ in range(start_epoch):  # the same data order as an uninterrupted run
+        bucketed_batches(train_enc.lengths, cfg.batch_size, rng)
+    epochs_without_gain = start_epoch - 1 - result.best_epoch if start_epoch else 0
+    seen, seconds = 0, 0.0
+    for epoch in range(start_epoch, cfg.epochs):
+        if epochs_without_gain >= cfg.patience:
+            log.info("early stop: no val macro-F1 gain for %d epoch(s)", epochs_without_gain)
+            break
+        model.train()
+        batches = bucketed_batches(train_enc.lengths, cfg.batch_size, rng)
+        progress = _Progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every)
+        started, loss_sum = time.perf_counter(), 0.0
+        for idx in batches:
+            batch = {k: v.to(device) for k, v in collate(train_enc, idx, pad_id).items()}
+            labels = torch.as_tensor(train_enc.labels[idx], device=device)
+            with _autocast(device):
+                logits = model(**batch).logits
+            loss = loss_fn(logits.float(), labels)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            loss_sum += loss.item()
+            progress.update(loss.item())
+        progress.close()
+        elapsed = time.perf_counter() - started
+        seen, seconds = seen + len(train_enc.labels), seconds + elapsed
+
+        from train_job.evaluate import classification_metrics
+
+        val_logits = predict_logits(model, val_enc, pad_id, device)
+        val = classification_metrics(val_logits, val_enc.labels)
+        val_loss = float(loss_fn(torch.tensor(val_logits), torch.tensor(val_enc.labels)))
+        entry = {
+            "epoch": epoch + 1,
+            "train_loss": loss_sum / max(len(batches), 1),
+            "val_loss": val_loss,
+            "val_macro_f1": val["macro_f1"],
+            "val_accuracy": val["accuracy"],
+            "examples_per_second": len(train_enc.labels) / elapsed,
+        }
+        result.history.append(entry)
+        log.info("epoch %d %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in entry.items()}))
+        if val["macro_f1"] > result.best_val_macro_f1:
+            result.best_val_macro_f1, result.best_epoch = val["macro_f1"], epoch
+            epochs_without_gain = 0
+            best_dir = work_dir / "best_model"
+            model.save_pretrained(best_dir)
+            for file in best_dir.iterdir():
+                store.upload_file(file, f"{run_prefix}/{BEST_MODEL_PREFIX}/{file.name}")
+        else:
+            epochs_without_gain += 1
+        result.examples_per_second = seen / seconds if seconds else 0.0
+
+        local = work_dir / "state.pt"
+        torch.save(
+            {
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "result": result.__dict__,
+                "python_rng": random.getstate(),
+                "torch_rng": torch.get_rng_state(),
+            },
+            local,
+        )
+        store.upload_file(local, ckpt_key)
+
+    # The result is the best epoch's weights, wherever they were saved (this run or the last).
+    best_local = work_dir / "best_model"
+    for key in store.list(f"{run_prefix}/{BEST_MODEL_PREFIX}"):
+        store.download_file(key, best_local / key.rsplit("/", 1)[-1])
+    from safetensors.torch import load_file
+
+    model.load_state_dict(load_file(best_local / "model.safetensors"), strict=False)
+    model.to(device)
+    return result
