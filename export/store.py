@@ -89,7 +89,8 @@ class LocalStore:
 
     def write_if_generation(self, key: str, data: bytes, generation: int) -> None:
         with self._locked(key):
-            _, current = self.read_with_generation(key)
+            path = self._path(key)
+            current = _local_generation(path.read_bytes()) if path.is_file() else NO_OBJECT
             if current != generation:
                 raise PreconditionFailed(f"{key} changed since it was read")
             self.write_bytes(key, data)

