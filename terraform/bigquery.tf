@@ -1,0 +1,84 @@
+# BigQuery: the prediction log, the training baselines and the dashboard views.
+# Every schema and query is read from sql/ (owned by the monitoring part), never repeated here.
+
+locals {
+  sql_dir = "${path.module}/../sql"
+
+  # One view per sql/views/<name>.sql; the file names are the view names Looker Studio points at.
+  view_files = fileset("${local.sql_dir}/views", "*.sql")
+
+  # The one placeholder of sql/views (sql/README.md): ${dataset} = `project.dataset`.
+  sql_vars = { dataset = "${var.project}.${local.dataset_id}" }
+}
+
+resource "google_bigquery_dataset" "monitoring" {
+  #checkov:skip=CKV_GCP_81:Rows hold hashes, scores and counts (texts only with LOG_TEXT on); Google-managed encryption is enough, a CMEK key would outlive `terraform destroy`.
+  dataset_id  = local.dataset_id
+  location    = local.bq_location
+  description = "fakenews-detector: prediction log, training baselines and dashboard views."
+
+  delete_contents_on_destroy = !var.deletion_protection
+
+  depends_on = [google_project_service.apis]
+}
+
+resource "google_bigquery_table" "predictions" {
+  #checkov:skip=CKV_GCP_80:See CKV_GCP_81 on the dataset: Google-managed encryption.
+  dataset_id          = google_bigquery_dataset.monitoring.dataset_id
+  table_id            = local.predictions_table
+  description         = "One row per predicted instance (schema: sql/prediction_log.schema.json)."
+  schema              = file("${local.sql_dir}/prediction_log.schema.json")
+  deletion_protection = var.deletion_protection
+
+  # Dashboards and drift queries always filter on a time window: daily partitions on ts keep
+  # them cheap, clustering by model_version serves the per-version views.
+  time_partitioning {
+    type          = "DAY"
+    field         = "ts"
+    expiration_ms = var.prediction_log_partition_expiration_days == null ? null : var.prediction_log_partition_expiration_days * 86400000
+  }
+  clustering = ["model_version"]
+}
+
+# Training baselines, one row per bundle; `python -m monitoring monitor` loads the production
+# bundle's baseline.json here (and its histograms into baseline_bins) before the drift queries.
+resource "google_bigquery_table" "baselines" {
+  #checkov:skip=CKV_GCP_80:See CKV_GCP_81 on the dataset: Google-managed encryption.
+  dataset_id          = google_bigquery_dataset.monitoring.dataset_id
+  table_id            = local.baselines_table
+  description         = "Validation-set baselines published with each bundle (schema: sql/baselines.schema.json)."
+  schema              = file("${local.sql_dir}/baselines.schema.json")
+  deletion_protection = var.deletion_protection
+}
+
+resource "google_bigquery_table" "baseline_bins" {
+  #checkov:skip=CKV_GCP_80:See CKV_GCP_81 on the dataset: Google-managed encryption.
+  dataset_id          = google_bigquery_dataset.monitoring.dataset_id
+  table_id            = local.baseline_bins_table
+  description         = "Baseline histograms, one row per bin (schema: sql/baseline_bins.schema.json)."
+  schema              = file("${local.sql_dir}/baseline_bins.schema.json")
+  clustering          = ["model_version"]
+  deletion_protection = var.deletion_protection
+}
+
+resource "google_bigquery_table" "views" {
+  #checkov:skip=CKV_GCP_80:Views store no data; encryption applies to the tables they read.
+  #checkov:skip=CKV_GCP_121:A view holds no data (recreating it loses nothing); protection would block removing a view file from sql/views.
+  for_each = local.view_files
+
+  dataset_id          = google_bigquery_dataset.monitoring.dataset_id
+  table_id            = trimsuffix(each.value, ".sql")
+  description         = "Dashboard view from sql/views/${each.value}."
+  deletion_protection = false # a view holds no data; recreating it loses nothing
+
+  view {
+    query          = templatefile("${local.sql_dir}/views/${each.value}", local.sql_vars)
+    use_legacy_sql = false
+  }
+
+  depends_on = [
+    google_bigquery_table.predictions,
+    google_bigquery_table.baselines,
+    google_bigquery_table.baseline_bins,
+  ]
+}

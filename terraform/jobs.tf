@@ -1,0 +1,103 @@
+# Cloud Run v2 jobs. Both run the train job image (train_job/Dockerfile): it holds the whole
+# project, so the monitor runs the same code and SQL that was tested with the model.
+
+locals {
+  gpu_limits = var.job_gpu_count > 0 ? { "nvidia.com/gpu" = tostring(var.job_gpu_count) } : {}
+}
+
+# `gcloud run jobs execute <name>` (make run-job) trains, exports, gates and publishes a bundle to
+# the store; promotion moves models/production.json, which the function loads on its next cold start.
+# Settings are train_job's FND_<FLAG> environment variables (flags in train_args still win).
+resource "google_cloud_run_v2_job" "train" {
+  name                = "${var.name_prefix}-train"
+  location            = var.region
+  deletion_protection = var.deletion_protection
+
+  template {
+    task_count  = 1
+    parallelism = 1
+
+    template {
+      service_account = google_service_account.train.email
+      timeout         = var.job_task_timeout
+      # A retried task keeps CLOUD_RUN_EXECUTION, so train_job resumes the same run (runs/<id>/).
+      max_retries = var.job_max_retries
+
+      # GPU tasks run in one zone; without zonal redundancy they need no reserved spare capacity.
+      gpu_zonal_redundancy_disabled = var.job_gpu_count > 0 ? true : null
+
+      containers {
+        image = local.image
+        args  = var.train_args
+
+        resources {
+          limits = merge({ cpu = var.job_cpu, memory = var.job_memory }, local.gpu_limits)
+        }
+
+        dynamic "env" {
+          for_each = {
+            FND_STORE   = local.store_uri
+            FND_PROFILE = var.train_profile
+            FND_DEVICE  = var.job_gpu_count > 0 ? "cuda" : "cpu"
+          }
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+      }
+
+      dynamic "node_selector" {
+        for_each = var.job_gpu_count > 0 ? [var.job_gpu_type] : []
+        content {
+          accelerator = node_selector.value
+        }
+      }
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# The scheduled monitor: loads the production baseline, runs the drift queries over the prediction
+# log and exits 3 above the PSI threshold; with --retrain it first runs RETRAIN_COMMAND, which
+# executes the train job above (tools/cloud_run_execute.py) rather than training in this small task.
+resource "google_cloud_run_v2_job" "monitor" {
+  name                = "${var.name_prefix}-monitor"
+  location            = var.region
+  deletion_protection = var.deletion_protection
+
+  template {
+    task_count = 1
+
+    template {
+      service_account = google_service_account.monitor.email
+      timeout         = "900s"
+      max_retries     = 0 # a retried drift alarm would start a second retrain
+
+      containers {
+        image   = local.image
+        command = ["python", "-m", "monitoring"]
+        args    = var.monitor_args
+
+        resources {
+          limits = { cpu = "1", memory = "2Gi" }
+        }
+
+        dynamic "env" {
+          for_each = {
+            PREDICTION_LOG  = local.prediction_log
+            STORE           = local.store_uri
+            RETRAIN_COMMAND = "python -m tools.cloud_run_execute ${google_cloud_run_v2_job.train.id}"
+          }
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+      }
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}

@@ -1,0 +1,53 @@
+# The artifact store: gs://<bucket>/models/<version>/..., models/production.json, runs/<run>/...
+# (checkpoints), dead_letter/ (prediction rows BigQuery refused), sources/ (function zips).
+
+resource "google_storage_bucket" "artifacts" {
+  #checkov:skip=CKV_GCP_62:Usage/storage access logs need a second log bucket; Cloud Audit Logs (Data Access) record object access instead.
+  name     = local.bucket_name
+  location = var.region
+
+  uniform_bucket_level_access = true
+  public_access_prevention    = "enforced"
+  force_destroy               = false
+
+  # Versioning keeps the previous models/production.json and bundle files, so a bad promotion or
+  # an accidental delete can be undone (rollback = copy the old pointer generation back).
+  versioning {
+    enabled = true
+  }
+
+  # Training checkpoints and logs under runs/ are only useful for a while.
+  lifecycle_rule {
+    condition {
+      age            = var.checkpoint_retention_days
+      matches_prefix = ["runs/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  # Old generations of overwritten or deleted objects (versioning) do not pile up forever.
+  lifecycle_rule {
+    condition {
+      days_since_noncurrent_time = var.noncurrent_version_retention_days
+      with_state                 = "ARCHIVED"
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  # Function source zips are content-addressed (sources/predict-<md5>.zip); old ones are dead weight.
+  lifecycle_rule {
+    condition {
+      age            = 30
+      matches_prefix = ["sources/"]
+    }
+    action {
+      type = "Delete"
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}

@@ -1,0 +1,272 @@
+# Inputs. Only `project` has no default; terraform.tfvars.example shows a typical file.
+
+variable "project" {
+  description = "Google Cloud project id that holds everything."
+  type        = string
+}
+
+variable "region" {
+  description = "Region for the bucket, the registry, the jobs, the function and the scheduler."
+  type        = string
+  default     = "europe-west1"
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (service accounts, jobs, function, dataset)."
+  type        = string
+  default     = "fakenews"
+
+  validation {
+    # Service account ids are 6-30 characters; the longest suffix used is "-scheduler" (10).
+    condition     = can(regex("^[a-z][a-z0-9-]{2,18}[a-z0-9]$", var.name_prefix))
+    error_message = "name_prefix: 4-20 lowercase letters, digits or dashes, starting with a letter."
+  }
+}
+
+variable "labels" {
+  description = "Extra labels added to every resource."
+  type        = map(string)
+  default     = {}
+}
+
+variable "enable_apis" {
+  description = "Enable the Google APIs this configuration needs (needs serviceusage.services.enable)."
+  type        = bool
+  default     = true
+}
+
+variable "deletion_protection" {
+  description = "Protect the prediction log table and the jobs from `terraform destroy`."
+  type        = bool
+  default     = true
+}
+
+# ---------------------------------------------------------------- artifact store
+
+variable "bucket_name" {
+  description = "Artifact store bucket (models, runs, dead letters, function sources). Default: <project>-<name_prefix>-artifacts."
+  type        = string
+  default     = null
+}
+
+variable "checkpoint_retention_days" {
+  description = "Objects under runs/ (training checkpoints and logs) are deleted after this many days. Promoted bundles live under models/ and are kept."
+  type        = number
+  default     = 30
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Overwritten or deleted object versions (e.g. an earlier models/production.json) are kept this long, for rollback."
+  type        = number
+  default     = 90
+}
+
+# ---------------------------------------------------------------- BigQuery
+
+variable "dataset_id" {
+  description = "BigQuery dataset for the prediction log, the baselines and the dashboard views. Default: <name_prefix with _>_monitoring."
+  type        = string
+  default     = null
+}
+
+variable "bigquery_location" {
+  description = "BigQuery location. Default: the region."
+  type        = string
+  default     = null
+}
+
+variable "prediction_log_partition_expiration_days" {
+  description = "Days a day-partition of the prediction log is kept; null keeps them forever."
+  type        = number
+  default     = 400
+}
+
+# ---------------------------------------------------------------- train job (Cloud Run v2 job)
+
+variable "image" {
+  description = "Train job image. Default: <region>-docker.pkg.dev/<project>/<name_prefix>/train-job:<image_tag> (what `make image` pushes)."
+  type        = string
+  default     = null
+}
+
+variable "image_tag" {
+  description = "Tag of the default image; `make image` tags with the git commit."
+  type        = string
+  default     = "latest"
+}
+
+variable "job_cpu" {
+  description = "vCPUs of a train job task (Cloud Run: 1, 2, 4, 6 or 8)."
+  type        = string
+  default     = "4"
+}
+
+variable "job_memory" {
+  description = "Memory of a train job task."
+  type        = string
+  default     = "16Gi"
+}
+
+variable "job_gpu_count" {
+  description = "GPUs per train job task (0 = CPU only; 1 needs the CUDA image, see train_job/Dockerfile.cuda, and a region with Cloud Run GPUs)."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = contains([0, 1], var.job_gpu_count)
+    error_message = "job_gpu_count: Cloud Run jobs take 0 or 1 GPU per task."
+  }
+}
+
+variable "job_gpu_type" {
+  description = "Accelerator when job_gpu_count = 1."
+  type        = string
+  default     = "nvidia-l4"
+}
+
+variable "job_task_timeout" {
+  description = "Longest a train job task may run (duration, e.g. 3600s)."
+  type        = string
+  default     = "7200s"
+}
+
+variable "job_max_retries" {
+  description = "Retries of a failed train job task."
+  type        = number
+  default     = 1
+}
+
+variable "train_profile" {
+  description = "train_job profile (FND_PROFILE): full = every training row, early stopping; quick = a smoke run."
+  type        = string
+  default     = "full"
+}
+
+variable "train_args" {
+  description = "Extra arguments of `python -m train_job` (e.g. [\"--epochs\", \"3\"])."
+  type        = list(string)
+  default     = []
+}
+
+# ---------------------------------------------------------------- monitor (Cloud Run v2 job + Cloud Scheduler)
+
+variable "monitor_args" {
+  description = "Arguments of `python -m monitoring` in the scheduled monitor job. --retrain executes the train job when PSI is above the threshold."
+  type        = list(string)
+  default     = ["monitor", "--window", "24h", "--retrain"]
+}
+
+variable "schedule" {
+  description = "When the monitor runs (cron, in schedule_time_zone)."
+  type        = string
+  default     = "0 6 * * *"
+}
+
+variable "schedule_time_zone" {
+  description = "Time zone of the schedule."
+  type        = string
+  default     = "Etc/UTC"
+}
+
+# ---------------------------------------------------------------- prediction function (Cloud Functions 2nd gen)
+
+variable "function_name" {
+  description = "Function name. Default: <name_prefix>-predict."
+  type        = string
+  default     = null
+}
+
+variable "function_zip" {
+  description = "Source zip of the function, built by `make function-zip` (functions/predict/ plus the prediction log schema)."
+  type        = string
+  default     = null
+}
+
+variable "function_entry_point" {
+  description = "Python function in functions/predict/main.py that serves requests."
+  type        = string
+  default     = "predict"
+}
+
+variable "function_memory" {
+  description = "Memory of a function instance."
+  type        = string
+  default     = "512Mi"
+}
+
+variable "function_cpu" {
+  description = "vCPUs of a function instance (at least 1 for concurrency > 1)."
+  type        = string
+  default     = "1"
+}
+
+variable "function_min_instances" {
+  description = "Instances kept warm (0 = scale to zero, pay nothing idle, accept cold starts)."
+  type        = number
+  default     = 0
+}
+
+variable "function_max_instances" {
+  description = "Upper bound on instances (caps cost and BigQuery insert rate)."
+  type        = number
+  default     = 5
+}
+
+variable "function_concurrency" {
+  description = "Requests Cloud Run sends to one instance at once (they queue for THREADS workers)."
+  type        = number
+  default     = 4
+}
+
+variable "function_threads" {
+  description = "functions-framework worker threads (THREADS). 1 measured best: onnxruntime parallelises one request over the vCPUs."
+  type        = number
+  default     = 1
+}
+
+variable "function_ort_threads" {
+  description = "onnxruntime intra-op threads (ORT_INTRA_OP_THREADS). Default: the whole vCPUs of function_cpu."
+  type        = number
+  default     = null
+}
+
+variable "function_timeout_seconds" {
+  description = "Request timeout of the function."
+  type        = number
+  default     = 60
+}
+
+variable "function_ingress" {
+  description = "Who can reach the function over the network (IAM still decides who may call it)."
+  type        = string
+  default     = "ALLOW_ALL"
+
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.function_ingress)
+    error_message = "function_ingress: ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
+}
+
+variable "log_text" {
+  description = "Store the text of each prediction in the log (LOG_TEXT). Off: only its sha256 is stored."
+  type        = bool
+  default     = false
+}
+
+variable "invoker_members" {
+  description = "Principals allowed to call the function, e.g. [\"user:me@example.com\", \"serviceAccount:client@p.iam.gserviceaccount.com\"]."
+  type        = list(string)
+  default     = []
+
+  validation {
+    # Public access has its own, explicit switch below.
+    condition     = length(setintersection(var.invoker_members, ["allUsers", "allAuthenticatedUsers"])) == 0
+    error_message = "invoker_members: use allow_unauthenticated = true for public access, not allUsers/allAuthenticatedUsers."
+  }
+}
+
+variable "allow_unauthenticated" {
+  description = "Let anyone on the internet call the function (adds allUsers as invoker). Off by default."
+  type        = bool
+  default     = false
+}

@@ -1,0 +1,66 @@
+"""Build the Cloud Function source zip: functions/predict/ plus the prediction log schema.
+
+`make function-zip` and the zip test both call this, so what is tested is what Terraform uploads.
+The zip is reproducible (sorted entries, fixed timestamps and permissions): the same sources give
+the same bytes, so Terraform's content hash (sources/predict-<md5>.zip) only changes, and the
+function only redeploys, when the code does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import zipfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+FUNCTION_DIR = REPO_ROOT / "functions" / "predict"
+# The function finds the schema next to its modules (functions/predict/_log_schema.py).
+CONTRACT_FILES = {REPO_ROOT / "sql" / "prediction_log.schema.json": "prediction_log.schema.json"}
+EXCLUDED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"})
+EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+_FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
+
+
+def function_files(source: Path = FUNCTION_DIR) -> dict[str, Path]:
+    """Archive name -> file, for everything the function needs and nothing else."""
+    files = {
+        path.relative_to(source).as_posix(): path
+        for path in source.rglob("*")
+        if path.is_file()
+        and not EXCLUDED_PARTS.intersection(path.relative_to(source).parts)
+        and not path.name.endswith(EXCLUDED_SUFFIXES)
+    }
+    for contract, name in CONTRACT_FILES.items():
+        files[name] = contract
+    if "main.py" not in files or "requirements.txt" not in files:
+        raise FileNotFoundError(f"{source} needs main.py and requirements.txt to deploy")
+    return files
+
+
+def build_zip(out: Path, source: Path = FUNCTION_DIR) -> Path:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_suffix(".zip.tmp")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for name, path in sorted(function_files(source).items()):
+            entry = zipfile.ZipInfo(name, date_time=_FIXED_TIME)
+            entry.compress_type = zipfile.ZIP_DEFLATED
+            entry.external_attr = 0o644 << 16
+            archive.writestr(entry, path.read_bytes())
+    partial.replace(out)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "build" / "function.zip")
+    parser.add_argument("--source", type=Path, default=FUNCTION_DIR)
+    args = parser.parse_args(argv)
+    out = build_zip(args.out, args.source)
+    names = sorted(function_files(args.source))
+    print(f"{out}: {len(names)} files, {out.stat().st_size} bytes")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,129 @@
+"""The second half of `make run`: serve the bundle just published, predict, show the log.
+
+1. starts the prediction function with functions-framework on 127.0.0.1 (production bundle of
+   the local store, prediction log in the local DuckDB file);
+2. sends a few requests (one text, a batch, a bad request) and prints the answers;
+3. stops the function with SIGTERM (as Cloud Run does: the logger flushes its buffer);
+4. prints the logged rows and the monitoring summary of this window.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+STORE = os.environ.get("FND_STORE", "local/store")
+LOG_URI = os.environ.get("PREDICTION_LOG", "duckdb://local/predictions.duckdb")
+
+EXAMPLES = [
+    "The WHO says washing hands with soap and water helps stop the spread of COVID-19.",
+    "BREAKING: drinking hot lemon water every morning kills the coronavirus, doctors hide it!",
+    "#IndiaFightsCorona: 1,524 testing laboratories in India as of 25th August 2020. @ICMRDELHI",
+    "Bill Gates admits the COVID vaccine will implant microchips to track everyone.",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _call(url: str, body: bytes | None = None) -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, data=body, headers={"Content-Type": "application/json"} if body else {}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def main() -> int:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}/"
+    env = {
+        **os.environ,
+        "MODEL_URI": f"{STORE}/models/production.json",
+        "PREDICTION_LOG": LOG_URI,
+        "PYTHONPATH": str(ROOT),
+    }
+    server = subprocess.Popen(
+        [sys.executable, "-m", "functions_framework", "--target", "predict",
+         "--source", "functions/predict/main.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    started = time.monotonic()
+    try:
+        while True:
+            try:
+                status, health = _call(url)
+                break
+            except (urllib.error.URLError, ConnectionError):
+                if server.poll() is not None or time.monotonic() - started > 60:
+                    print(server.stderr.read() if server.stderr else "", file=sys.stderr)
+                    print("error: the function did not start", file=sys.stderr)
+                    return 1
+                time.sleep(0.2)
+        print(f"\n== function on {url} (GET / -> {status}): {json.dumps(health)}")
+
+        t0 = time.monotonic()
+        status, answer = _call(url, json.dumps({"text": EXAMPLES[0]}).encode())
+        print(f"\n== POST one text -> {status} in {1000 * (time.monotonic() - t0):.0f} ms "
+              "(first request loads the model)")  # fmt: skip
+        print(json.dumps(answer, indent=1))
+        batch = {"instances": [{"text": t} for t in EXAMPLES]}
+        t0 = time.monotonic()
+        status, answer = _call(url, json.dumps(batch).encode())
+        print(f"\n== POST {len(EXAMPLES)} instances -> {status} in "
+              f"{1000 * (time.monotonic() - t0):.0f} ms")  # fmt: skip
+        for text, p in zip(EXAMPLES, answer.get("predictions", []), strict=False):
+            print(f"  {p['label']:>4} {p['score']:.3f} in_domain={p.get('in_domain')}  {text[:70]}")
+        status, answer = _call(url, b'{"instances": [{"text": ""}]}')
+        print(f"\n== POST an empty text -> {status}: {json.dumps(answer)}")
+    finally:
+        server.send_signal(signal.SIGTERM)  # the logger flushes on SIGTERM, as on Cloud Run
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+    print(f"\n== prediction log ({LOG_URI}), newest rows")
+    if LOG_URI.startswith("duckdb://"):
+        import duckdb
+
+        path = LOG_URI.removeprefix("duckdb://")
+        with duckdb.connect(path, read_only=True) as db:
+            db.execute("SET TimeZone='UTC'")
+            rows = db.execute(
+                "SELECT ts, request_id, instance_index, model_version, label,"
+                " round(fake_probability, 3), token_count, truncated, round(latency_ms, 1),"
+                " cold_start, in_domain FROM predictions ORDER BY ts DESC LIMIT 6"
+            ).fetchall()
+            total = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
+        for row in rows:
+            print("  " + " | ".join(str(v) for v in row))
+        print(f"  ({total} rows in the log)")
+
+    print("\n== monitoring summary (last hour)")
+    monitor = subprocess.run(
+        [sys.executable, "-m", "monitoring", "monitor", "--log", LOG_URI, "--store", STORE,
+         "--window", "1h"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    # Exit 3 means drift above the threshold: a finding to read, not a failure of the demo.
+    return 0 if monitor.returncode in (0, 3) else monitor.returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main())

