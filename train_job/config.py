@@ -72,6 +72,10 @@ class TrainConfig:
     work_dir: str = field(default="local/runs", metadata={"help": "local scratch for the run"})
     export: bool = field(default=True, metadata={"help": "export, gate and publish after training"})
     promote: bool = field(default=True, metadata={"help": "make the new bundle production"})
+    ood_eval_data: str = field(
+        default="data/liar/test.tsv",
+        metadata={"help": "LIAR TSV: out-of-domain text for the OOD report ('' = generated only)"},
+    )
     results_file: str = field(
         default="", metadata={"help": "also write a small JSON of the results here (no weights)"}
     )

@@ -204,8 +204,24 @@ def run(cfg: TrainConfig) -> dict:
         "run_id": run_id,
     }
     bundle.write_bundle(bundle_dir, files, manifest)
+    # The trust report (OOD ROC-AUC, robustness, calibration) scores the bundle as it is served,
+    # so it is made from the written bundle and then added to it.
+    from train_job.trust_eval import evaluate_bundle
+
+    test = dataset.splits["test"]
+    trust = evaluate_bundle(
+        bundle_dir,
+        test["text"].tolist(),
+        test["label"].to_numpy(),
+        Path(cfg.ood_eval_data) if cfg.ood_eval_data else None,
+    )
+    (work_dir / "trust_report.json").write_text(json.dumps(trust, indent=2))
+    files["trust_report.json"] = work_dir / "trust_report.json"
+    manifest["trust"] = {k: v for k, v in trust.items() if k != "bundle_version"}
+    bundle.write_bundle(bundle_dir, files, manifest)
     publish.publish(bundle_dir, store)
     summary.update(
+        trust=manifest["trust"],
         version=version,
         bundle_dir=str(bundle_dir),
         bundle_uri=f"{store.uri}/models/{version}",
@@ -229,16 +245,13 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
         "seconds": summary.get("seconds"),
         "train": summary["train"],
         "metrics": {
-            precision: {split: _drop_curves(m) for split, m in by_split.items()}
+            precision: by_split
             for precision, by_split in metrics.items()
             if precision in ("fp32", "int8")
         },
         "gate": metrics.get("gate"),
+        "trust": summary.get("trust"),
     }
-
-
-def _drop_curves(split_metrics: dict) -> dict:
-    return {k: v for k, v in split_metrics.items() if k != "reliability"}
 
 
 def headline(summary: dict) -> str:
@@ -260,6 +273,19 @@ def headline(summary: dict) -> str:
             f"gate: {'passed' if g['passed'] else 'FAILED'} (drop {g['drop_points']:.2f} points, "
             f"agreement {g['agreement']:.4f})"
         )
+    if trust := summary.get("trust"):
+        cal = trust["calibration"]
+        lines.append(
+            f"calibration: temperature {cal['temperature']:.3f}, test ECE "
+            f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f}"
+        )
+        if ood_report := trust.get("ood"):
+            lines.append(
+                f"out-of-domain flag: ROC-AUC {ood_report['roc_auc_all']:.3f} vs LIAR + probes, "
+                f"{ood_report['in_domain_flagged_share']:.1%} of in-domain test posts flagged"
+            )
+        rob = trust["robustness"]
+        lines.append("robustness (accuracy): " + ", ".join(f"{k} {v:.3f}" for k, v in rob.items()))
     if "bundle_uri" in summary:
         lines.append(f"bundle {summary['version']} ({summary['bundle_bytes'] / 1e6:.1f} MB)")
         lines.append(f"  at {summary['bundle_uri']}")

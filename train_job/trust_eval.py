@@ -1,0 +1,237 @@
+"""Evaluate a published bundle the way it is served: int8 ONNX + tokenizer.json + manifest.
+
+- Out-of-domain flag: ROC-AUC of the bundle's OOD score separating in-domain posts (the CONSTRAINT
+  test split) from out-of-domain text (LIAR political statements, evaluation use only, plus
+  generated probes: other languages, code, word salad, very long documents), and the share of
+  in-domain posts flagged.
+- Robustness: accuracy on the test split under typos, truncation and case changes.
+- Calibration: ECE before and after the bundle's temperature.
+
+    python -m train_job.trust_eval BUNDLE_DIR [--out reports/trust_eval.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from train_job.evaluate import expected_calibration_error, softmax
+
+
+class BundleScorer:
+    """The served model, read from the bundle alone (no torch, no training code)."""
+
+    def __init__(self, bundle: Path) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self.manifest = json.loads((bundle / "manifest.json").read_text())
+        self.tokenizer = Tokenizer.from_file(str(bundle / self.manifest["tokenizer_file"]))
+        self.tokenizer.no_padding()  # batches are padded below, to their own longest
+        self.session = ort.InferenceSession(str(bundle / self.manifest["model_file"]))
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        ood = self.manifest.get("ood")
+        self.ood = dict(np.load(bundle / ood["params_file"])) if ood else None
+
+    def logits_and_ood(self, texts: list[str], batch_size: int = 64):
+        encodings = self.tokenizer.encode_batch(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
+        logits = np.zeros((len(texts), 2), dtype=np.float32)
+        ood = np.full(len(texts), np.nan)
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            width = max(len(encodings[i].ids) for i in idx)
+            fields = {
+                "input_ids": "ids",
+                "attention_mask": "attention_mask",
+                "token_type_ids": "type_ids",
+            }
+            feed = {}
+            for name in self.inputs:
+                rows = [getattr(encodings[i], fields[name]) for i in idx]
+                feed[name] = np.array([r + [0] * (width - len(r)) for r in rows], dtype=np.int64)
+            outputs = dict(
+                zip(
+                    [o.name for o in self.session.get_outputs()],
+                    self.session.run(None, feed),
+                    strict=True,
+                )
+            )
+            logits[idx] = outputs["logits"]
+            if self.ood is not None:
+                centred = outputs["pooled"] - self.ood["mean"]
+                ood[idx] = np.einsum("ij,jk,ik->i", centred, self.ood["precision"], centred)
+        return logits, ood
+
+    def predict(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(calibrated P(fake), predicted label 0/1, ood score)."""
+        logits, ood = self.logits_and_ood(texts)
+        p_fake = softmax(logits, self.manifest["calibration"]["temperature"])[:, 1]
+        return p_fake, (p_fake >= self.manifest["decision"]["threshold"]).astype(int), ood
+
+
+# --- generated out-of-domain probes -----------------------------------------------------------
+
+_FOREIGN = [
+    "Der Bundestag hat heute über den Haushalt für das kommende Jahr abgestimmt.",
+    "Le gouvernement a annoncé une réforme des retraites pour le mois prochain.",
+    "El equipo ganó el campeonato después de un partido muy reñido en Madrid.",
+    "Il prezzo della benzina è aumentato di nuovo questa settimana in tutta Italia.",
+    "Het kabinet presenteert morgen de plannen voor de nieuwe woningbouw.",
+    "Prefeitura anuncia obras de pavimentação em três bairros da zona norte.",
+    "Правительство утвердило новый бюджет на следующий год.",
+    "東京で新しい美術館が来月オープンする予定です。",
+    "北京今天天气晴朗，气温将达到二十五度。",
+    "सरकार ने किसानों के लिए नई योजना की घोषणा की है।",
+]
+_CODE = [
+    "def add(a, b):\n    return a + b\n\nprint(add(2, 3))",
+    "for (int i = 0; i < n; i++) { sum += values[i]; }",
+    "SELECT name, COUNT(*) FROM orders GROUP BY name HAVING COUNT(*) > 10;",
+    "const server = http.createServer((req, res) => { res.end('ok'); });",
+    "import numpy as np\nx = np.linspace(0, 1, 100)\ny = np.sin(x)",
+    '#include <stdio.h>\nint main(void) { printf("hello\\n"); return 0; }',
+    "git commit -m 'fix flaky test' && git push origin main",
+    '<div class="row"><span id="total">{{ total }}</span></div>',
+]
+
+
+def generated_probes(
+    vocab: list[str], long_source: list[str], seed: int = 0
+) -> dict[str, list[str]]:
+    rng = random.Random(seed)
+    words = [w for w in vocab if w.isalpha() and len(w) > 2]
+    salad = [" ".join(rng.choice(words) for _ in range(rng.randint(8, 40))) for _ in range(100)]
+    long_docs = [" ".join(rng.sample(long_source, 40)) for _ in range(50)]  # off-topic and long
+    return {
+        "other_languages": _FOREIGN,
+        "code": _CODE,
+        "word_salad": salad,
+        "long_documents": long_docs,
+    }
+
+
+def read_liar(path: Path) -> list[str]:
+    frame = pd.read_csv(path, sep="\t", header=None, quoting=csv.QUOTE_NONE, dtype=str)
+    return frame[2].dropna().tolist()
+
+
+# --- perturbations for robustness -------------------------------------------------------------
+
+
+def typos(text: str, rng: random.Random, rate: float = 0.1) -> str:
+    """Swap two neighbouring letters in about `rate` of the words."""
+    out = []
+    for word in text.split(" "):
+        if len(word) > 3 and word.isalpha() and rng.random() < rate:
+            i = rng.randrange(len(word) - 1)
+            word = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
+        out.append(word)
+    return " ".join(out)
+
+
+def first_half(text: str) -> str:
+    words = text.split()
+    return " ".join(words[: max(len(words) // 2, 3)])
+
+
+def evaluate_bundle(bundle: Path, texts: list[str], labels: np.ndarray, liar: Path | None) -> dict:
+    """texts/labels: the in-domain test split; liar: LIAR TSV for out-of-domain text (optional)."""
+    scorer = BundleScorer(bundle)
+    logits, in_scores = scorer.logits_and_ood(texts)
+    temperature = scorer.manifest["calibration"]["temperature"]
+    p_fake = softmax(logits, temperature)[:, 1]
+    pred = (p_fake >= scorer.manifest["decision"]["threshold"]).astype(int)
+    report: dict = {
+        "bundle_version": scorer.manifest["version"],
+        "test_posts": len(texts),
+        "accuracy": float((pred == labels).mean()),
+        "calibration": {
+            "temperature": temperature,
+            "ece_before": expected_calibration_error(softmax(logits)[:, 1], labels),
+            "ece_after": expected_calibration_error(p_fake, labels),
+        },
+    }
+
+    rng = random.Random(0)
+    variants = {
+        "typos_10pct_words": [typos(t, rng) for t in texts],
+        "first_half_of_words": [first_half(t) for t in texts],
+        "lower_case": [t.lower() for t in texts],
+        "upper_case": [t.upper() for t in texts],
+    }
+    report["robustness"] = {"clean": report["accuracy"]}
+    for name, variant in variants.items():
+        _, variant_pred, _ = scorer.predict(variant)
+        report["robustness"][name] = float((variant_pred == labels).mean())
+
+    if scorer.ood is not None:
+        threshold = scorer.manifest["ood"]["threshold"]
+        vocab = list(scorer.tokenizer.get_vocab())
+        liar_texts = read_liar(liar) if liar is not None and liar.exists() else []
+        # Long documents are made of LIAR statements (off-topic), or of words when LIAR is absent.
+        sets = generated_probes(vocab, liar_texts or vocab)
+        if liar_texts:
+            sets = {"liar_statements": liar_texts, **sets}
+        out_scores = {name: scorer.logits_and_ood(t)[1] for name, t in sets.items()}
+        all_out = np.concatenate(list(out_scores.values()))
+        y = np.r_[np.zeros(len(in_scores)), np.ones(len(all_out))]
+        report["ood"] = {
+            "method": scorer.manifest["ood"]["method"],
+            "threshold": threshold,
+            "in_domain_flagged_share": float((in_scores >= threshold).mean()),
+            "roc_auc_all": float(roc_auc_score(y, np.r_[in_scores, all_out])),
+            "by_set": {
+                name: {
+                    "n": len(scores),
+                    "roc_auc_vs_in_domain": float(
+                        roc_auc_score(
+                            np.r_[np.zeros(len(in_scores)), np.ones(len(scores))],
+                            np.r_[in_scores, scores],
+                        )
+                    ),
+                    "flagged_share": float((scores >= threshold).mean()),
+                }
+                for name, scores in out_scores.items()
+            },
+        }
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m train_job.trust_eval", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("bundle", type=Path, help="bundle folder (models/<version>/)")
+    parser.add_argument("--data", type=Path, default=Path("data/constraint-covid19-fakenews"))
+    parser.add_argument("--liar", type=Path, default=Path("data/liar/test.tsv"))
+    parser.add_argument("--out", type=Path, default=None, help="write the report (JSON) here")
+    args = parser.parse_args(argv)
+    if not (args.bundle / "manifest.json").is_file():
+        print(f"error: {args.bundle} is not a bundle (no manifest.json)", file=sys.stderr)
+        return 2
+    from train_job.config import TrainConfig
+    from train_job.data import load_dataset
+
+    test = load_dataset(TrainConfig(data=str(args.data))).splits["test"]
+    report = evaluate_bundle(
+        args.bundle, test["text"].tolist(), test["label"].to_numpy(), args.liar
+    )
+    text = json.dumps(report, indent=2)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
