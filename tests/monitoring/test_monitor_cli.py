@@ -115,3 +115,26 @@ def test_dashboard_page_has_every_plot(log: str, store: Path, tmp_path: Path) ->
     ):
         assert f"<h2>{title}</h2>" in page
     assert VERSION_A in page
+
+
+def test_replay_sets_invalid_rows_aside_and_loads_the_rest(tmp_path: Path, log: str) -> None:
+    from monitoring._function_log import DeadLetter
+
+    dead = DeadLetter(str(tmp_path / "dead"))
+    rows = make_rows(6, seed=21)
+    rows[2]["token_count"] = "many"
+    dead.write(rows)
+    args = ["replay", "--log", log, "--dead-letter", str(tmp_path / "dead")]
+    assert main(args) == 1  # someone has to look at the invalid row
+    engine = DuckDBEngine(tmp_path / "predictions.duckdb")
+    assert engine.query("SELECT COUNT(*) AS n FROM `main.predictions`") == [{"n": 5}]
+    (aside,) = (tmp_path / "dead").glob("rejected-*.jsonl")
+    assert '"many"' in aside.read_text()
+    assert list(dead.pending()) == []
+    assert main(args) == 0  # nothing left to do, and the rejected file is not retried
+    assert engine.query("SELECT COUNT(*) AS n FROM `main.predictions`") == [{"n": 5}]
+
+
+def test_report_only_never_fails_on_drift(log: str, store: Path) -> None:
+    _fill(log, shifted=True)
+    assert _monitor(log, store, "--report-only") == 0

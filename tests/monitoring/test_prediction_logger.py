@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _count(db: Path, where: str = "TRUE") -> int:
-    con = duckdb.connect(str(db), read_only=True)
+    con = duckdb.connect(str(db))  # same config as the writer: it may be open in this process
     try:
         return int(con.execute(f"SELECT COUNT(*) FROM predictions WHERE {where}").fetchone()[0])
     finally:
@@ -64,8 +64,11 @@ def test_rows_are_flushed_by_age_without_a_flush_call(tmp_path: Path) -> None:
     logger.log(make_rows(3))
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        if (tmp_path / "log.duckdb").exists() and _count(tmp_path / "log.duckdb") == 3:
-            break
+        try:
+            if _count(tmp_path / "log.duckdb") == 3:
+                break
+        except duckdb.Error:  # the writer has not created the file or table yet
+            pass
         time.sleep(0.1)
     assert _count(tmp_path / "log.duckdb") == 3
     logger.close()
@@ -207,3 +210,19 @@ def test_normal_exit_with_rows_buffered_loses_none(tmp_path: Path) -> None:
     assert proc.wait(timeout=30) == 0
     assert _count(tmp_path / "log.duckdb") == 50
     assert json.dumps(_dead_rows(tmp_path / "dead")) == "[]"
+
+
+def test_schema_file_from_env_then_next_to_module_then_repo(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import _log_schema
+
+    repo_schema = ROOT / "sql" / "prediction_log.schema.json"
+    monkeypatch.delenv(_log_schema.SCHEMA_ENV, raising=False)
+    # No copy next to the module in the repo checkout (the Makefile adds one to the zip).
+    assert _log_schema.find_schema_file() == repo_schema
+    custom = tmp_path / "schema.json"
+    custom.write_text('[{"name": "request_id", "type": "STRING", "mode": "REQUIRED"}]')
+    monkeypatch.setenv(_log_schema.SCHEMA_ENV, str(custom))
+    assert _log_schema.find_schema_file() == custom
+    assert [c.name for c in _log_schema.load_columns()] == ["request_id"]

@@ -1,0 +1,108 @@
+"""Dead letter for prediction-log rows that could not be written: JSONL files in a folder or
+objects under a gs:// prefix. `python -m monitoring replay` reads them back.
+
+Each spill is its own file (<prefix>/predictions-<utc>-<pid>-<random>.jsonl), written to a
+temporary name and renamed, so a reader never sees half a file and concurrent processes never
+append to the same one. Replayed files move to <prefix>/replayed/ (kept for audit).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+REPLAYED = "replayed"
+
+
+def _new_name(kind: str = "predictions") -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{kind}-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+
+
+def _encode(rows: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, separators=(",", ":"), default=str) + "\n" for r in rows).encode()
+
+
+def _decode(data: bytes) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+
+
+@dataclass(frozen=True)
+class DeadLetterFile:
+    name: str
+    rows: list[dict[str, Any]]
+
+
+class DeadLetter:
+    """A folder (local path) or gs://bucket/prefix holding spilled rows."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri.rstrip("/")
+        self._bucket_name: str | None = None
+        self._prefix = ""
+        if self.uri.startswith("gs://"):
+            bucket, _, prefix = self.uri[len("gs://") :].partition("/")
+            self._bucket_name, self._prefix = bucket, (prefix + "/" if prefix else "")
+            self._bucket: Any = None
+        else:
+            self._dir = Path(self.uri)
+
+    def _gcs_bucket(self) -> Any:
+        if self._bucket is None:
+            from google.cloud import storage  # lazy: only gs:// dead letters need it
+
+            self._bucket = storage.Client().bucket(self._bucket_name)
+        return self._bucket
+
+    def write(self, rows: list[dict[str, Any]], kind: str = "predictions") -> str:
+        """Persist rows; returns where. Raises OSError/API errors when even that fails.
+        kind="rejected" is for rows the backend refused as invalid during a replay: kept for a
+        person to look at, not picked up by the next replay."""
+        name = _new_name(kind)
+        data = _encode(rows)
+        if self._bucket_name is not None:
+            self._gcs_bucket().blob(self._prefix + name).upload_from_string(
+                data, content_type="application/x-ndjson"
+            )
+            return f"gs://{self._bucket_name}/{self._prefix}{name}"
+        self._dir.mkdir(parents=True, exist_ok=True)
+        tmp = self._dir / f".{name}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        final = self._dir / name
+        os.replace(tmp, final)
+        return str(final)
+
+    def pending(self) -> Iterator[DeadLetterFile]:
+        """Files not yet replayed, oldest first."""
+        if self._bucket_name is not None:
+            blobs = self._gcs_bucket().client.list_blobs(
+                self._bucket_name, prefix=self._prefix, delimiter="/"
+            )
+            for blob in sorted(blobs, key=lambda b: b.name):
+                base = blob.name.rsplit("/", 1)[-1]
+                if base.startswith("predictions-") and base.endswith(".jsonl"):
+                    yield DeadLetterFile(blob.name, _decode(blob.download_as_bytes()))
+            return
+        if not self._dir.is_dir():
+            return
+        for path in sorted(self._dir.glob("predictions-*.jsonl")):
+            yield DeadLetterFile(str(path), _decode(path.read_bytes()))
+
+    def mark_replayed(self, file: DeadLetterFile) -> None:
+        if self._bucket_name is not None:
+            bucket = self._gcs_bucket()
+            blob = bucket.blob(file.name)
+            bucket.rename_blob(blob, self._prefix + REPLAYED + "/" + file.name.rsplit("/", 1)[-1])
+            return
+        path = Path(file.name)
+        (path.parent / REPLAYED).mkdir(exist_ok=True)
+        os.replace(path, path.parent / REPLAYED / path.name)

@@ -1,0 +1,173 @@
+"""python -m monitoring {monitor,replay,dashboard,create-tables,load-baseline}
+
+Config order: flag, then environment (PREDICTION_LOG, DEAD_LETTER_URI, STORE, RETRAIN_COMMAND),
+then default. Exit codes: 0 ok, 1 error (replay: some file failed or some rows were invalid),
+2 bad usage, 3 drift above the PSI threshold, 4 drift and the retrain command failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from monitoring import monitor as _monitor
+from monitoring._engines import Engine, engine_from_uri
+
+DEFAULT_LOG = "duckdb://local/predictions.duckdb"
+DEFAULT_DEAD_LETTER = "local/dead_letter"
+DEFAULT_DASHBOARD = "local/dashboard.html"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitoring", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_log(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument(
+            "--log",
+            default=os.environ.get("PREDICTION_LOG", DEFAULT_LOG),
+            help="duckdb://path or bq://project.dataset[.table] (env PREDICTION_LOG)",
+        )
+        return p
+
+    def with_window(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--window", default="24h", help="length of the window ending at --end (24h)")
+        p.add_argument("--start", help="window start, ISO time (UTC if no offset)")
+        p.add_argument("--end", help="window end, ISO time (default: now)")
+        p.add_argument(
+            "--store",
+            default=os.environ.get("STORE", "local/store"),
+            help="artifact store whose production bundle's baseline is loaded (env STORE)",
+        )
+        p.add_argument("--psi-threshold", type=float, default=0.2)
+        p.add_argument(
+            "--min-rows", type=int, default=100, help="PSI on fewer rows is noise: no verdict"
+        )
+
+    mon = with_log(sub.add_parser("monitor", help="drift report; exit 3 above the PSI threshold"))
+    with_window(mon)
+    mon.add_argument("--retrain", action="store_true", help="on drift, run the retrain command")
+    mon.add_argument(
+        "--retrain-command",
+        default=os.environ.get("RETRAIN_COMMAND", _monitor.DEFAULT_RETRAIN_COMMAND),
+        help="(env RETRAIN_COMMAND; default: python -m train_job)",
+    )
+    mon.add_argument("--dashboard", help="also write the HTML dashboard here")
+    mon.add_argument(
+        "--report-only", action="store_true", help="print the report and exit 0 even on drift"
+    )
+
+    dash = with_log(sub.add_parser("dashboard", help="write the static HTML dashboard"))
+    with_window(dash)
+    dash.set_defaults(window="7d")
+    dash.add_argument("--out", default=DEFAULT_DASHBOARD)
+
+    rep = with_log(sub.add_parser("replay", help="load dead-letter rows into the log, once each"))
+    rep.add_argument(
+        "--dead-letter",
+        default=os.environ.get("DEAD_LETTER_URI", DEFAULT_DEAD_LETTER),
+        help="folder or gs:// prefix (env DEAD_LETTER_URI)",
+    )
+
+    with_log(sub.add_parser("create-tables", help="create the tables and views from sql/"))
+
+    base = with_log(sub.add_parser("load-baseline", help="load a bundle's baseline.json"))
+    base.add_argument("--store", default=os.environ.get("STORE", "local/store"))
+    base.add_argument(
+        "--bundle", help="bundle folder or gs:// prefix (default: the store's production bundle)"
+    )
+    base.add_argument(
+        "--replace", action="store_true", help="DuckDB only: reload an existing baseline"
+    )
+    return parser
+
+
+def _window(args: argparse.Namespace) -> tuple[datetime, datetime]:
+    end = _monitor.parse_time(args.end) if args.end else datetime.now(UTC)
+    start = (
+        _monitor.parse_time(args.start) if args.start else end - _monitor.parse_window(args.window)
+    )
+    if start >= end:
+        raise ValueError("--start must be before --end")
+    return start, end
+
+
+def _ensure_baseline(engine: Engine, store: str) -> None:
+    """Load the production bundle's baseline if it is not in the tables yet (idempotent)."""
+    from monitoring.baseline import load_baseline, production_bundle, read_bundle_baseline
+
+    try:
+        baseline = read_bundle_baseline(production_bundle(store))
+    except FileNotFoundError:
+        print(f"note: no production bundle in {store}; PSI only for versions already loaded")
+        return
+    if load_baseline(engine, baseline):
+        print(f"loaded baseline of {baseline.model_version}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    engine = engine_from_uri(args.log)
+    if args.command == "create-tables":
+        engine.create_tables()
+        engine.create_views()
+        print(f"tables and views ready in {args.log}")
+        return 0
+    if args.command == "replay":
+        from monitoring.replay import replay
+
+        result = replay(args.log, args.dead_letter)
+        print(
+            f"replay: {result.files} files, {result.rows} rows, {result.inserted} inserted, "
+            f"{result.rows - result.inserted - result.rejected} already present, "
+            f"{result.rejected} invalid (set aside as rejected-*.jsonl), "
+            f"{result.failed_files} files failed"
+        )
+        return 1 if result.failed_files or result.rejected else 0
+    if args.command == "load-baseline":
+        from monitoring.baseline import load_baseline, production_bundle, read_bundle_baseline
+
+        engine.create_tables()
+        baseline = read_bundle_baseline(args.bundle or production_bundle(args.store))
+        added = load_baseline(engine, baseline, replace=args.replace)
+        print(f"baseline of {baseline.model_version}: {'loaded' if added else 'already loaded'}")
+        return 0
+
+    # monitor / dashboard
+    start, end = _window(args)
+    if args.log.startswith("duckdb://"):
+        engine.create_tables()  # the logger makes only `predictions`
+    _ensure_baseline(engine, args.store)
+    report = _monitor.check_drift(engine, start, end, args.psi_threshold, args.min_rows)
+    print(report.text())
+    out = args.out if args.command == "dashboard" else args.dashboard
+    if out:
+        from monitoring.dashboard import write_dashboard
+
+        print(f"dashboard: {write_dashboard(engine, start, end, report, Path(out))}")
+    if args.command == "dashboard" or args.report_only or not report.drifted:
+        return 0
+    if args.retrain:
+        code = _monitor.start_retrain(args.retrain_command)
+        print(f"retrain exited with {code}")
+        if code != 0:
+            return _monitor.EXIT_RETRAIN_FAILED
+    return _monitor.EXIT_DRIFT
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    args = _parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2 if isinstance(exc, ValueError) else 1
+    except Exception as exc:  # a clear line for the scheduler's log, not a stack trace
+        print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,80 @@
+-- daily_drift: the drift signal per model version and day, against that version's training
+-- baseline: population stability index (PSI) of the score and of the token length, truncation
+-- rate, fake rate and out-of-domain share next to their baseline values.
+-- PSI = sum over bins of (live - base) * ln(live / base), with both shares floored at 1e-4 so an
+-- empty bin adds a large but finite term. Rule of thumb: < 0.1 stable, 0.1-0.2 moderate, > 0.2
+-- shifted (monitor's default threshold). Keep in step with sql/queries/window_drift.sql.
+WITH live AS (
+  SELECT model_version, DATE(ts) AS day, fake_probability, token_count, truncated, label, in_domain
+  FROM `${dataset}.predictions`
+),
+live_totals AS (
+  SELECT
+    model_version,
+    day,
+    COUNT(*) AS n_predictions,
+    AVG(IF(label = 'fake', 1.0, 0.0)) AS fake_rate,
+    AVG(IF(truncated, 1.0, 0.0)) AS truncation_rate,
+    AVG(token_count) AS mean_token_count,
+    SAFE_DIVIDE(SUM(IF(in_domain = FALSE, 1, 0)), COUNTIF(in_domain IS NOT NULL)) AS ood_share
+  FROM live
+  GROUP BY model_version, day
+),
+live_values AS (
+  SELECT model_version, day, 'score' AS distribution, fake_probability AS value FROM live
+  UNION ALL
+  SELECT model_version, day, 'token_length' AS distribution, CAST(token_count AS FLOAT64) AS value
+  FROM live
+),
+live_binned AS (
+  SELECT v.model_version, v.day, b.distribution, b.bin_index, COUNT(*) AS n_live
+  FROM live_values AS v
+  JOIN `${dataset}.baseline_bins` AS b
+    ON b.model_version = v.model_version
+    AND b.distribution = v.distribution
+    AND v.value >= b.bin_lower
+    AND (v.value < b.bin_upper OR (b.upper_inclusive AND v.value = b.bin_upper))
+  GROUP BY v.model_version, v.day, b.distribution, b.bin_index
+),
+psi_terms AS (
+  SELECT
+    t.model_version,
+    t.day,
+    b.distribution,
+    GREATEST(COALESCE(c.n_live, 0) / t.n_predictions, 0.0001) AS live_share,
+    GREATEST(b.proportion, 0.0001) AS baseline_share
+  FROM live_totals AS t
+  JOIN `${dataset}.baseline_bins` AS b
+    ON b.model_version = t.model_version
+  LEFT JOIN live_binned AS c
+    ON c.model_version = t.model_version
+    AND c.day = t.day
+    AND c.distribution = b.distribution
+    AND c.bin_index = b.bin_index
+),
+psi AS (
+  SELECT
+    model_version,
+    day,
+    SUM(IF(distribution = 'score', (live_share - baseline_share) * LN(live_share / baseline_share), NULL)) AS score_psi,
+    SUM(IF(distribution = 'token_length', (live_share - baseline_share) * LN(live_share / baseline_share), NULL)) AS token_length_psi
+  FROM psi_terms
+  GROUP BY model_version, day
+)
+SELECT
+  t.model_version,
+  t.day,
+  t.n_predictions,
+  p.score_psi,
+  p.token_length_psi,
+  t.fake_rate,
+  base.fake_ratio AS baseline_fake_rate,
+  t.truncation_rate,
+  base.truncation_rate AS baseline_truncation_rate,
+  t.mean_token_count,
+  t.ood_share
+FROM live_totals AS t
+LEFT JOIN psi AS p
+  ON p.model_version = t.model_version AND p.day = t.day
+LEFT JOIN `${dataset}.baselines` AS base
+  ON base.model_version = t.model_version
