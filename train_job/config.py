@@ -127,6 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
             f"the environment variable {ENV_PREFIX}<FLAG NAME IN UPPER CASE>; flags win."
         ),
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,  # a misspelt flag is an error, never a silent prefix match
     )
     for f in fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")

@@ -17,7 +17,7 @@ from _config import ServeConfig
 from _errors import ModelUnavailable
 from _service import ModelHolder, PredictionLogHook
 
-from tests.functions.conftest import FUNCTION_DIR, ROOT
+from tests.functions._served import FUNCTION_DIR, ROOT
 
 LOG_SCHEMA = json.loads((ROOT / "sql" / "prediction_log.schema.json").read_text())
 

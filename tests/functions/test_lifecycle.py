@@ -94,3 +94,31 @@ def test_model_swap_after_promotion(start_function, store_copy: Path) -> None:
     body = requests.post(new.url, json={"text": "a"}, timeout=30).json()
     assert body["model_version"] == new_version
     assert requests.get(new.url, timeout=5).json()["model_version"] == new_version
+
+
+def test_predictions_reach_the_prediction_log(start_function, tiny_store: Path, tmp_path) -> None:
+    """Through the real logger (prediction_log.py) into DuckDB; flushed when the instance stops."""
+    import duckdb
+
+    database = tmp_path / "predictions.duckdb"
+    served = start_function(
+        {
+            "MODEL_URI": str(tiny_store / "models" / "production.json"),
+            "PREDICTION_LOG": f"duckdb://{database}",
+            "DEAD_LETTER_URI": str(tmp_path / "dead_letter"),
+        }
+    )
+    body = {"instances": [{"text": "first"}, {"text": "second"}]}
+    response = requests.post(
+        served.url, json=body, headers={"X-Request-Id": "logged-1"}, timeout=30
+    )
+    assert response.status_code == 200
+    served.stop()  # SIGTERM: the logger flushes what it buffered
+    with duckdb.connect(str(database), read_only=True) as con:
+        rows = con.execute(
+            "SELECT instance_index, label, text FROM predictions WHERE request_id = 'logged-1' "
+            "ORDER BY instance_index"
+        ).fetchall()
+    labels = [p["label"] for p in response.json()["predictions"]]
+    assert [(r[0], r[1]) for r in rows] == [(0, labels[0]), (1, labels[1])]
+    assert all(r[2] is None for r in rows)  # LOG_TEXT is off by default: no text stored

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from tests.functions.conftest import FUNCTION_DIR
+from tests.functions._served import FUNCTION_DIR
 
 pytestmark = pytest.mark.slow
 README_URL = "http://127.0.0.1:8080/"

@@ -25,6 +25,7 @@ def test_environment_overrides_defaults() -> None:
         "THREADS": "7",
         "LOAD_RETRY_SECONDS": "0",
         "PREDICTION_LOG": "none",
+        "ORT_ALLOW_SPINNING": "true",
     }
     config = ServeConfig.from_env(env)
     assert config.model_uri == "gs://b/models/production.json"
@@ -32,6 +33,8 @@ def test_environment_overrides_defaults() -> None:
     assert (config.ort_intra_op_threads, config.threads) == (3, 7)
     assert config.load_retry_seconds == 0.0
     assert config.prediction_log == "none"
+    assert config.ort_allow_spinning is True
+    assert ServeConfig.from_env({}).ort_allow_spinning is False
 
 
 def test_blank_value_means_default() -> None:
@@ -47,6 +50,7 @@ def test_blank_value_means_default() -> None:
         ("MAX_TEXT_CHARS", "0"),
         ("THREADS", "-1"),
         ("LOAD_RETRY_SECONDS", "-2"),
+        ("ORT_ALLOW_SPINNING", "maybe"),
     ],
 )
 def test_bad_values_are_refused(name: str, value: str) -> None:
