@@ -1,0 +1,279 @@
+"""Find the model bundle MODEL_URI names, fetch it to local disk and prove it is intact.
+
+MODEL_URI is one of:
+  - a local bundle folder (holding manifest.json),
+  - a ``gs://bucket/prefix`` bundle prefix,
+  - a production pointer ``.../models/production.json``, local or ``gs://``; the bundle it names
+    is ``<folder of the pointer>/<version>/``.
+
+A ``gs://`` bundle is downloaded with google-cloud-storage (it honours STORAGE_EMULATOR_HOST)
+into ``<cache>/<version>/`` and renamed into place only once every file has been checked, so two
+processes on one instance never see half a bundle. A local bundle is read in place. Either way every
+file listed in ``manifest.files`` must match its size and sha256, or the bundle is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+log = logging.getLogger("predict.bundle")
+
+MANIFEST = "manifest.json"
+# Keys the function itself relies on; the full contract is export/manifest.schema.json.
+_REQUIRED_KEYS = (
+    "version",
+    "labels",
+    "positive_label",
+    "max_length",
+    "model_file",
+    "tokenizer_file",
+    "calibration",
+    "decision",
+    "files",
+)
+_SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# Bounded so that an unreachable store gives a 503 within seconds instead of hanging the request
+# behind the client's default two-minute retry deadline.
+_GCS_CALL_TIMEOUT_S = 10.0
+_GCS_RETRY_DEADLINE_S = 20.0
+_HASH_CHUNK = 1 << 20
+
+
+class BundleError(Exception):
+    """The bundle is missing, incomplete, corrupt or not a bundle at all."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    directory: Path
+    manifest: dict[str, Any]
+    source: str
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest["version"])
+
+    def path(self, name: str) -> Path:
+        return self.directory / name
+
+
+def fetch_bundle(model_uri: str, cache_dir: Path) -> Bundle:
+    """Resolve ``model_uri`` to a verified bundle on local disk, or raise BundleError."""
+    if model_uri.startswith("gs://"):
+        return _fetch_gcs(model_uri, cache_dir)
+    return _open_local(Path(model_uri.removeprefix("file://")))
+
+
+# ---- local -------------------------------------------------------------------------------------
+
+
+def _open_local(path: Path) -> Bundle:
+    expected_version = None
+    if path.suffix == ".json" and path.name != MANIFEST:
+        pointer = _parse_pointer(_read_local(path), str(path))
+        expected_version = pointer
+        path = path.parent / pointer
+    elif path.name == MANIFEST:
+        path = path.parent
+    manifest = _parse_manifest(_read_local(path / MANIFEST), str(path), expected_version)
+    _verify_files(path, manifest)
+    return Bundle(directory=path, manifest=manifest, source=str(path))
+
+
+def _read_local(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise BundleError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise BundleError(f"cannot read {path}: {exc}") from None
+
+
+# ---- gs:// -------------------------------------------------------------------------------------
+
+
+def _split_gs(uri: str) -> tuple[str, str]:
+    bucket, _, name = uri.removeprefix("gs://").partition("/")
+    if not bucket:
+        raise BundleError(f"{uri!r} names no bucket")
+    return bucket, name.strip("/")
+
+
+def _join(*parts: str) -> str:
+    """Join object-name parts, dropping empty and "." parts (a bundle at the bucket root)."""
+    return "/".join(part.strip("/") for part in parts if part.strip("/") not in ("", "."))
+
+
+def _fetch_gcs(uri: str, cache_dir: Path) -> Bundle:
+    # Imported here, not at module import: it costs ~0.3 s and local bundles never need it.
+    from google.api_core import exceptions as gexc
+    from google.cloud import storage
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    retry = DEFAULT_RETRY.with_deadline(_GCS_RETRY_DEADLINE_S)
+    bucket_name, name = _split_gs(uri)
+    try:
+        client = storage.Client()
+        bucket = client.bucket(bucket_name)
+
+        def read(blob_name: str) -> bytes:
+            try:
+                return bucket.blob(blob_name).download_as_bytes(
+                    timeout=_GCS_CALL_TIMEOUT_S, retry=retry
+                )
+            except gexc.NotFound:
+                raise BundleError(f"gs://{bucket_name}/{blob_name} does not exist") from None
+
+        expected_version = None
+        prefix = name
+        if name.endswith(".json") and PurePosixPath(name).name != MANIFEST:
+            expected_version = _parse_pointer(read(name), f"gs://{bucket_name}/{name}")
+            prefix = _join(str(PurePosixPath(name).parent), expected_version)
+        elif PurePosixPath(name).name == MANIFEST:
+            prefix = _join(str(PurePosixPath(name).parent))
+        bundle_uri = f"gs://{bucket_name}/{prefix}"
+        manifest_bytes = read(_join(prefix, MANIFEST))
+        manifest = _parse_manifest(manifest_bytes, bundle_uri, expected_version)
+
+        target = cache_dir / manifest["version"]
+        if _cached_copy_matches(target, manifest_bytes, manifest):
+            log.info("bundle %s already in %s", manifest["version"], target)
+            return Bundle(directory=target, manifest=manifest, source=bundle_uri)
+
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{manifest['version']}.", dir=cache_dir))
+        try:
+
+            def download(file_name: str) -> None:
+                local = staging / file_name
+                local.parent.mkdir(parents=True, exist_ok=True)
+                blob_name = _join(prefix, file_name)
+                try:
+                    bucket.blob(blob_name).download_to_filename(
+                        str(local), timeout=_GCS_CALL_TIMEOUT_S, retry=retry
+                    )
+                except gexc.NotFound:
+                    raise BundleError(
+                        f"gs://{bucket_name}/{blob_name} is listed in the manifest but missing"
+                    ) from None
+                # Verified in its download thread: hashlib releases the GIL, files hash in parallel.
+                _verify_file(staging, file_name, manifest["files"][file_name])
+
+            # Parallel downloads: the model dominates, but the small files then cost no extra time.
+            with ThreadPoolExecutor(max_workers=4) as pool:
+                for done in [pool.submit(download, f) for f in manifest["files"]]:
+                    done.result()
+            (staging / MANIFEST).write_bytes(manifest_bytes)
+            _move_into_place(staging, target)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        return Bundle(directory=target, manifest=manifest, source=bundle_uri)
+    except BundleError:
+        raise
+    except gexc.GoogleAPIError as exc:
+        raise BundleError(f"cannot fetch {uri}: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # auth, network, disk: all mean "no bundle now, try again later"
+        raise BundleError(f"cannot fetch {uri}: {type(exc).__name__}: {exc}") from exc
+
+
+def _cached_copy_matches(target: Path, manifest_bytes: bytes, manifest: dict[str, Any]) -> bool:
+    try:
+        if (target / MANIFEST).read_bytes() != manifest_bytes:
+            return False
+        _verify_files(target, manifest)
+        return True
+    except (OSError, BundleError):
+        return False
+
+
+def _move_into_place(staging: Path, target: Path) -> None:
+    try:
+        os.replace(staging, target)
+    except OSError:
+        # Another process won the race (the target is a non-empty folder) or a stale copy is in the
+        # way: a stale copy failed _cached_copy_matches, so replace it.
+        old = target.with_name(f".{target.name}.old.{os.getpid()}")
+        with contextlib.suppress(OSError):
+            os.replace(target, old)
+        os.replace(staging, target)
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ---- shared checks -----------------------------------------------------------------------------
+
+
+def _parse_pointer(raw: bytes, where: str) -> str:
+    try:
+        pointer = json.loads(raw)
+    except ValueError as exc:
+        raise BundleError(f"{where} is not valid JSON: {exc}") from None
+    version = pointer.get("version") if isinstance(pointer, dict) else None
+    if not isinstance(version, str) or not _SAFE_VERSION.match(version):
+        raise BundleError(f"{where} has no valid 'version' (got {version!r})")
+    return version
+
+
+def _parse_manifest(raw: bytes, where: str, expected_version: str | None) -> dict[str, Any]:
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise BundleError(f"{where}/{MANIFEST} is not valid JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{where}/{MANIFEST} is not a JSON object")
+    missing = [key for key in _REQUIRED_KEYS if key not in manifest]
+    if missing:
+        raise BundleError(f"{where}/{MANIFEST} lacks {', '.join(missing)}")
+    version = manifest["version"]
+    if not isinstance(version, str) or not _SAFE_VERSION.match(version):
+        raise BundleError(f"{where}/{MANIFEST} has an invalid version {version!r}")
+    if expected_version is not None and version != expected_version:
+        raise BundleError(
+            f"{where}/{MANIFEST} is version {version}, but the pointer names {expected_version}"
+        )
+    files = manifest["files"]
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{where}/{MANIFEST} lists no files")
+    for name in files:
+        parts = PurePosixPath(name).parts
+        if not parts or PurePosixPath(name).is_absolute() or ".." in parts:
+            raise BundleError(f"{where}/{MANIFEST} lists an unsafe file name {name!r}")
+    needed = [manifest["model_file"], manifest["tokenizer_file"]]
+    ood = manifest.get("ood")
+    if isinstance(ood, dict) and ood.get("params_file"):
+        needed.append(ood["params_file"])
+    unlisted = [name for name in needed if name not in files]
+    if unlisted:
+        raise BundleError(f"{where}/{MANIFEST} does not list {', '.join(unlisted)} in files")
+    return manifest
+
+
+def _verify_files(directory: Path, manifest: dict[str, Any]) -> None:
+    for name, expected in manifest["files"].items():
+        _verify_file(directory, name, expected)
+
+
+def _verify_file(directory: Path, name: str, expected: dict[str, Any]) -> None:
+    path = directory / name
+    try:
+        size = path.stat().st_size
+    except FileNotFoundError:
+        raise BundleError(f"{path} is listed in the manifest but missing") from None
+    if "bytes" in expected and size != expected["bytes"]:
+        raise BundleError(f"{path} has {size} bytes, the manifest says {expected['bytes']}")
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(_HASH_CHUNK):
+            digest.update(chunk)
+    if digest.hexdigest() != expected.get("sha256"):
+        raise BundleError(f"{path} does not match its sha256 in the manifest (corrupt bundle)")

@@ -1,0 +1,123 @@
+"""Settings of the function, read from the environment once per process.
+
+Order: environment variable, then the documented default (the function has no command line).
+Defaults for the thread counts were measured on a 2-vCPU machine (see benchmarks/bench_serve.py
+and reports/bench_serve.md); set both together when the instance size changes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+# Measured on 2 vCPUs (reports/bench_serve.md, thread sweep): requests in parallel, each on one
+# onnxruntime thread, beat one request on both cores at concurrency 1 and 16 (that lost badly
+# whenever anything else wanted a core). 4 threads gave more throughput in a noisy sweep, but 2
+# bound the memory of concurrent long-text batches: peak RSS 457 MiB vs 606 MiB with 4, measured
+# with 4 concurrent requests of 16 long texts (a 512 MiB instance).
+DEFAULT_THREADS = 2
+DEFAULT_ORT_INTRA_OP_THREADS = 1
+
+DEFAULTS: dict[str, str] = {
+    "MODEL_URI": "local/store/models/production.json",
+    "BUNDLE_CACHE_DIR": str(Path(tempfile.gettempdir()) / "fakenews-bundles"),
+    "PREDICTION_LOG": "duckdb://local/predictions.duckdb",
+    "MAX_INSTANCES": "64",
+    "MAX_TEXT_CHARS": "20000",
+    "MAX_BODY_BYTES": str(1024 * 1024),
+    "MAX_BATCH_SIZE": "32",
+    # Padded tokens per onnxruntime call: bounds a call's activation memory (~12 MiB per 512-token
+    # text); batching wider gains nothing on 2 vCPUs.
+    "MAX_BATCH_TOKENS": "1024",
+    "ORT_INTRA_OP_THREADS": str(DEFAULT_ORT_INTRA_OP_THREADS),
+    "THREADS": str(DEFAULT_THREADS),
+    # Busy-waiting onnxruntime workers (>1 intra-op thread) steal the core a concurrent request or
+    # the log flusher needs: measured 2-3x slower p50 with spinning on a busy 2-vCPU machine.
+    "ORT_ALLOW_SPINNING": "0",
+    # After a failed load, requests within this many seconds get 503 at once instead of refetching.
+    "LOAD_RETRY_SECONDS": "2",
+}
+
+
+class ConfigError(ValueError):
+    """A setting has a value the function cannot use; raised at startup so the deploy fails."""
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    model_uri: str
+    bundle_cache_dir: Path
+    prediction_log: str
+    max_instances: int
+    max_text_chars: int
+    max_body_bytes: int
+    max_batch_size: int
+    max_batch_tokens: int
+    ort_intra_op_threads: int
+    threads: int
+    ort_allow_spinning: bool
+    load_retry_seconds: float
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
+        env = os.environ if env is None else env
+
+        def text(name: str) -> str:
+            value = env.get(name, "").strip()
+            return value or DEFAULTS[name]
+
+        def positive_int(name: str) -> int:
+            raw = text(name)
+            try:
+                value = int(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not an integer") from None
+            if value < 1:
+                raise ConfigError(f"{name}={raw!r} must be >= 1")
+            return value
+
+        def flag(name: str) -> bool:
+            raw = text(name).lower()
+            if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
+                raise ConfigError(f"{name}={raw!r} is not a boolean (0/1, true/false)")
+            return raw in ("1", "true", "yes", "on")
+
+        def non_negative_float(name: str) -> float:
+            raw = text(name)
+            try:
+                value = float(raw)
+            except ValueError:
+                raise ConfigError(f"{name}={raw!r} is not a number") from None
+            if not value >= 0:
+                raise ConfigError(f"{name}={raw!r} must be >= 0")
+            return value
+
+        return cls(
+            model_uri=text("MODEL_URI"),
+            bundle_cache_dir=Path(text("BUNDLE_CACHE_DIR")),
+            prediction_log=text("PREDICTION_LOG"),
+            max_instances=positive_int("MAX_INSTANCES"),
+            max_text_chars=positive_int("MAX_TEXT_CHARS"),
+            max_body_bytes=positive_int("MAX_BODY_BYTES"),
+            max_batch_size=positive_int("MAX_BATCH_SIZE"),
+            max_batch_tokens=positive_int("MAX_BATCH_TOKENS"),
+            ort_intra_op_threads=positive_int("ORT_INTRA_OP_THREADS"),
+            threads=positive_int("THREADS"),
+            ort_allow_spinning=flag("ORT_ALLOW_SPINNING"),
+            load_retry_seconds=non_negative_float("LOAD_RETRY_SECONDS"),
+        )
+
+
+def apply_server_defaults(env: dict[str, str] | None = None) -> None:
+    """Give functions-framework our measured THREADS default unless the deployer set one.
+
+    functions-framework reads THREADS when it builds the gunicorn server, which happens after it
+    imports main.py, so setting the default at import time is early enough. Its own default
+    (4 x CPUs) oversubscribes a 2-vCPU instance once onnxruntime uses both cores per request.
+    """
+    env = os.environ if env is None else env
+    if not env.get("THREADS", "").strip():
+        env["THREADS"] = DEFAULTS["THREADS"]

@@ -1,0 +1,290 @@
+"""The model: tokenizer + onnxruntime session + calibration + out-of-domain score.
+
+Built lazily by ``main`` on the first request of the serving process. functions-framework imports
+main.py and then gunicorn forks the worker; an onnxruntime session created before that fork loses
+its thread pool, so nothing here runs at import time.
+
+Batching: the texts of a request are tokenized without padding, sorted by length and cut into
+chunks; each chunk is one onnxruntime call padded only to its own longest text, so a request of one
+long and many short texts does not pay for padding every short one to the long one's length.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+from _bundle import Bundle, BundleError
+
+INPUT_IDS = "input_ids"
+ATTENTION_MASK = "attention_mask"
+TOKEN_TYPE_IDS = "token_type_ids"
+KNOWN_INPUTS = (INPUT_IDS, ATTENTION_MASK, TOKEN_TYPE_IDS)
+LOGITS = "logits"
+POOLED = "pooled"
+
+
+class Session(Protocol):
+    """The slice of onnxruntime.InferenceSession the model uses (tests pass a recording proxy)."""
+
+    def get_inputs(self) -> Sequence[Any]: ...
+
+    def get_outputs(self) -> Sequence[Any]: ...
+
+    def run(
+        self, output_names: list[str] | None, input_feed: dict[str, np.ndarray]
+    ) -> list[np.ndarray]: ...
+
+
+@dataclass(frozen=True)
+class Encoded:
+    ids: list[int]
+    type_ids: list[int]
+    token_count: int  # before truncation, special tokens included
+    truncated: bool
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float  # probability of ``label``
+    probabilities: dict[str, float]
+    truncated: bool
+    token_count: int
+    ood_score: float | None
+    in_domain: bool | None
+
+
+def plan_batches(
+    lengths: Sequence[int], max_batch_size: int, max_batch_tokens: int
+) -> list[list[int]]:
+    """Indices of ``lengths`` sorted by length, cut into onnxruntime calls.
+
+    A call holds at most ``max_batch_size`` texts and at most ``max_batch_tokens`` padded tokens
+    (texts x longest), except that a single text always gets a call of its own.
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for index in order:
+        # Sorted ascending, so the newcomer is the longest: it sets the padded width.
+        padded = (len(current) + 1) * lengths[index]
+        if current and (len(current) >= max_batch_size or padded > max_batch_tokens):
+            batches.append(current)
+            current = []
+        current.append(index)
+    if current:
+        batches.append(current)
+    return batches
+
+
+def softmax(logits: np.ndarray, temperature: float) -> np.ndarray:
+    scaled = logits.astype(np.float64) / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    exp = np.exp(scaled)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+class OodDetector:
+    """Out-of-domain score from the bundle: higher means further from the training data."""
+
+    def __init__(self, method: str, threshold: float, params: dict[str, np.ndarray]) -> None:
+        self.method = method
+        self.threshold = float(threshold)
+        if method == "mahalanobis":
+            self.mean = params["mean"].astype(np.float32).reshape(-1)
+            self.precision = params["precision"].astype(np.float32)
+            hidden = self.mean.shape[0]
+            if self.precision.shape != (hidden, hidden):
+                raise BundleError(
+                    f"ood precision has shape {self.precision.shape}, expected {(hidden, hidden)}"
+                )
+        elif method != "energy":
+            raise BundleError(f"unknown ood method {method!r}")
+
+    @property
+    def needs_pooled(self) -> bool:
+        return self.method == "mahalanobis"
+
+    def score(self, logits: np.ndarray, pooled: np.ndarray | None) -> np.ndarray:
+        if self.method == "mahalanobis":
+            assert pooled is not None
+            centred = pooled.astype(np.float32) - self.mean
+            return np.einsum("ij,jk,ik->i", centred, self.precision, centred).astype(np.float64)
+        # Energy score (Liu et al. 2020): -logsumexp of the raw logits; low energy = in domain.
+        raw = logits.astype(np.float64)
+        top = raw.max(axis=1)
+        return -(top + np.log(np.exp(raw - top[:, None]).sum(axis=1)))
+
+
+class Model:
+    def __init__(
+        self,
+        session: Session,
+        tokenizer: Any,
+        manifest: dict[str, Any],
+        ood: OodDetector | None,
+        max_batch_size: int,
+        max_batch_tokens: int,
+    ) -> None:
+        self.session = session
+        self.manifest = manifest
+        self.version = str(manifest["version"])
+        self.labels = [str(label) for label in manifest["labels"]]
+        self.max_length = int(manifest["max_length"])
+        self.temperature = float(manifest["calibration"]["temperature"])
+        self.threshold = float(manifest["decision"]["threshold"])
+        positive = str(manifest.get("positive_label", "fake"))
+        if positive not in self.labels or len(self.labels) != 2:
+            raise BundleError(f"labels {self.labels} must be two and include {positive!r}")
+        self.positive_label = positive
+        self.positive_index = self.labels.index(positive)
+        self.negative_label = self.labels[1 - self.positive_index]
+        self.ood = ood
+        self.max_batch_size = max_batch_size
+        self.max_batch_tokens = max_batch_tokens
+
+        self._truncating = tokenizer
+        self._truncating.no_padding()  # padding happens per onnxruntime call, to its longest text
+        truncation = self._truncating.truncation
+        if not truncation or truncation.get("max_length") != self.max_length:
+            self._truncating.enable_truncation(max_length=self.max_length)
+        # A second instance without truncation counts the tokens of texts that were cut.
+        from tokenizers import Tokenizer
+
+        self._counting = Tokenizer.from_str(self._truncating.to_str())
+        self._counting.no_truncation()
+
+        inputs = [i.name for i in session.get_inputs()]
+        unknown = [name for name in inputs if name not in KNOWN_INPUTS]
+        if unknown or INPUT_IDS not in inputs:
+            raise BundleError(
+                f"model inputs {inputs} are not input_ids/attention_mask/token_type_ids"
+            )
+        self.input_names = inputs
+        outputs = [o.name for o in session.get_outputs()]
+        self.output_names = [LOGITS] + ([POOLED] if ood and ood.needs_pooled else [])
+        absent = [name for name in self.output_names if name not in outputs]
+        if absent:
+            raise BundleError(f"model has outputs {outputs}; needs {', '.join(absent)}")
+        pad = self._truncating.token_to_id("[PAD]")
+        self.pad_id = 0 if pad is None else int(pad)
+
+    @classmethod
+    def load(
+        cls,
+        bundle: Bundle,
+        intra_op_threads: int,
+        max_batch_size: int,
+        max_batch_tokens: int,
+    ) -> Model:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        manifest = bundle.manifest
+        options = ort.SessionOptions()
+        # Explicit, because onnxruntime's default (all cores) ignores the instance's other threads.
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = 1
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Shapes change with every call (batch x longest text): a growing arena and memory patterns
+        # do not pay off, and the arena kept the peak of the largest call forever (measured: 2.1 GiB
+        # after 4 concurrent batches of long texts, versus a 512 MiB instance).
+        options.enable_cpu_mem_arena = False
+        options.enable_mem_pattern = False
+        try:
+            session = ort.InferenceSession(
+                str(bundle.path(manifest["model_file"])),
+                sess_options=options,
+                providers=["CPUExecutionProvider"],
+            )
+            tokenizer = Tokenizer.from_file(str(bundle.path(manifest["tokenizer_file"])))
+            ood = None
+            spec = manifest.get("ood")
+            if isinstance(spec, dict):
+                params: dict[str, np.ndarray] = {}
+                if spec.get("params_file"):
+                    with np.load(bundle.path(spec["params_file"]), allow_pickle=False) as npz:
+                        params = {key: npz[key] for key in npz.files}
+                ood = OodDetector(str(spec.get("method")), float(spec["threshold"]), params)
+        except BundleError:
+            raise
+        except Exception as exc:  # onnxruntime/tokenizers raise their own types on bad files
+            raise BundleError(f"cannot load bundle {bundle.version}: {exc}") from exc
+        return cls(session, tokenizer, manifest, ood, max_batch_size, max_batch_tokens)
+
+    # ---- inference ------------------------------------------------------------------------------
+
+    def encode(self, texts: Sequence[str]) -> list[Encoded]:
+        encodings = (
+            [self._truncating.encode(texts[0])]
+            if len(texts) == 1
+            else self._truncating.encode_batch(list(texts))
+        )
+        result = []
+        for text, enc in zip(texts, encodings, strict=True):
+            count = len(enc.ids)
+            # Only a text that filled max_length can have been cut: count it in full.
+            if count >= self.max_length:
+                count = len(self._counting.encode(text).ids)
+            result.append(
+                Encoded(
+                    ids=enc.ids,
+                    type_ids=enc.type_ids,
+                    token_count=count,
+                    truncated=count > self.max_length,
+                )
+            )
+        return result
+
+    def _run(self, batch: Sequence[Encoded]) -> tuple[np.ndarray, np.ndarray | None]:
+        width = max(len(e.ids) for e in batch)
+        ids = np.full((len(batch), width), self.pad_id, dtype=np.int64)
+        mask = np.zeros((len(batch), width), dtype=np.int64)
+        types = np.zeros((len(batch), width), dtype=np.int64)
+        for row, enc in enumerate(batch):
+            n = len(enc.ids)
+            ids[row, :n] = enc.ids
+            mask[row, :n] = 1
+            types[row, :n] = enc.type_ids
+        available = {INPUT_IDS: ids, ATTENTION_MASK: mask, TOKEN_TYPE_IDS: types}
+        feeds = {name: available[name] for name in self.input_names}
+        outputs = self.session.run(self.output_names, feeds)
+        return outputs[0], (outputs[1] if len(outputs) > 1 else None)
+
+    def predict(self, texts: Sequence[str]) -> list[Prediction]:
+        encoded = self.encode(texts)
+        logits = np.zeros((len(texts), 2), dtype=np.float32)
+        ood_scores = np.zeros(len(texts), dtype=np.float64)
+        lengths = [len(e.ids) for e in encoded]
+        for indices in plan_batches(lengths, self.max_batch_size, self.max_batch_tokens):
+            batch_logits, pooled = self._run([encoded[i] for i in indices])
+            logits[indices] = batch_logits
+            if self.ood is not None:
+                ood_scores[indices] = self.ood.score(batch_logits, pooled)
+        probabilities = softmax(logits, self.temperature)
+        predictions = []
+        for i, enc in enumerate(encoded):
+            p_positive = float(probabilities[i, self.positive_index])
+            positive = p_positive >= self.threshold
+            by_label = {
+                self.positive_label: p_positive,
+                self.negative_label: float(probabilities[i, 1 - self.positive_index]),
+            }
+            label = self.positive_label if positive else self.negative_label
+            ood_score = float(ood_scores[i]) if self.ood is not None else None
+            predictions.append(
+                Prediction(
+                    label=label,
+                    score=by_label[label],
+                    probabilities={name: by_label[name] for name in self.labels},
+                    truncated=enc.truncated,
+                    token_count=enc.token_count,
+                    ood_score=ood_score,
+                    in_domain=None if ood_score is None else bool(ood_score < self.ood.threshold),
+                )
+            )
+        return predictions

@@ -1,0 +1,212 @@
+"""Process-wide state behind the HTTP handler: the lazily loaded model, the prediction-log hook."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from _bundle import BundleError, fetch_bundle
+from _config import ServeConfig
+from _errors import ModelUnavailable
+from _model import Model, Prediction
+
+log = logging.getLogger("predict")
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line: Cloud Logging reads ``severity`` and ``message`` from it."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        message = record.getMessage()
+        if record.exc_info:
+            message += "\n" + self.formatException(record.exc_info)
+        return json.dumps({"severity": record.levelname, "logger": record.name, "message": message})
+
+
+class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is at the time (servers and test runners swap it)."""
+
+    def __init__(self) -> None:
+        super().__init__(sys.stderr)
+
+    @property  # type: ignore[override]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
+def configure_logging() -> None:
+    # functions-framework leaves the root logger unconfigured (WARNING, no handler); our own
+    # logger gets a handler so that load events at INFO reach the instance's log.
+    if not log.handlers:
+        handler = _CurrentStderrHandler()
+        handler.setFormatter(JsonLogFormatter())
+        log.addHandler(handler)
+        log.setLevel(logging.INFO)
+        log.propagate = False
+
+
+class ModelHolder:
+    """Loads the model on first use, once per process; after a failure, retries on a later request.
+
+    A failed load is remembered for ``retry_after_s`` so that a broken bundle is not fetched
+    again by every request of a burst; requests in that window get 503 at once.
+    """
+
+    def __init__(
+        self,
+        config: ServeConfig,
+        retry_after_s: float = 2.0,
+        loader: Callable[[ServeConfig], Model] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config
+        self.retry_after_s = retry_after_s
+        self._loader = loader or _load_model
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._model: Model | None = None
+        self._error: str | None = None
+        self._failed_at: float | None = None
+
+    @property
+    def model(self) -> Model | None:
+        return self._model
+
+    @property
+    def error(self) -> str | None:
+        return self._error
+
+    def get(self) -> tuple[Model, bool]:
+        """The model and whether this call loaded it (the request is a cold start)."""
+        model = self._model
+        if model is not None:
+            return model, False
+        with self._lock:
+            if self._model is not None:
+                return self._model, False
+            now = self._clock()
+            if self._failed_at is not None and now - self._failed_at < self.retry_after_s:
+                raise ModelUnavailable("the model bundle could not be loaded; retry later")
+            started = time.perf_counter()
+            try:
+                model = self._loader(self.config)
+            except Exception as exc:
+                self._error = str(exc)
+                self._failed_at = self._clock()
+                detail = exc if isinstance(exc, BundleError) else repr(exc)
+                log.error(
+                    "model bundle unavailable (MODEL_URI=%s): %s; answering 503, retrying on a "
+                    "request after %.1f s",
+                    self.config.model_uri,
+                    detail,
+                    self.retry_after_s,
+                    exc_info=not isinstance(exc, BundleError),
+                )
+                raise ModelUnavailable(
+                    "the model bundle could not be loaded; retry later"
+                ) from None
+            self._model, self._error, self._failed_at = model, None, None
+            log.info(
+                "loaded model %s from %s in %.0f ms",
+                model.version,
+                self.config.model_uri,
+                (time.perf_counter() - started) * 1000,
+            )
+            return model, True
+
+
+def _load_model(config: ServeConfig) -> Model:
+    started = time.perf_counter()
+    bundle = fetch_bundle(config.model_uri, config.bundle_cache_dir)
+    log.info(
+        "bundle %s fetched and verified from %s in %.0f ms",
+        bundle.version,
+        bundle.source,
+        (time.perf_counter() - started) * 1000,
+    )
+    return Model.load(
+        bundle,
+        intra_op_threads=config.ort_intra_op_threads,
+        max_batch_size=config.max_batch_size,
+        max_batch_tokens=config.max_batch_tokens,
+    )
+
+
+class PredictionLogHook:
+    """Hands each request's rows to the prediction logger (prediction_log.get_logger()).
+
+    PREDICTION_LOG=none skips the logger entirely. The logger is created on first use, inside the
+    serving process, because its flush thread would not survive functions-framework's fork. Logging
+    must never fail a prediction: errors are logged here and the prediction is still answered.
+    """
+
+    def __init__(self, destination: str) -> None:
+        self.enabled = destination.strip().lower() != "none"
+        self._logger: Any = None
+        self._lock = threading.Lock()
+
+    def __call__(self, rows: list[dict[str, Any]]) -> None:
+        if not self.enabled:
+            return
+        try:
+            logger = self._logger or self._create()
+            if logger is not None:
+                logger.log(rows)
+        except Exception:
+            log.exception("prediction log hook failed; %d rows not handed over", len(rows))
+
+    def _create(self) -> Any:
+        with self._lock:
+            if self._logger is None and self.enabled:
+                try:
+                    from prediction_log import get_logger
+                except ImportError:
+                    log.error("prediction_log module missing: predictions are NOT being logged")
+                    self.enabled = False
+                    return None
+                self._logger = get_logger()
+            return self._logger
+
+
+def log_rows(
+    request_id: str,
+    texts: Sequence[str],
+    predictions: Sequence[Prediction],
+    model: Model,
+    latency_ms: float,
+    cold_start: bool,
+) -> list[dict[str, Any]]:
+    """Rows shaped by sql/prediction_log.schema.json, one per instance (text dropped by the logger
+    unless LOG_TEXT is on)."""
+    ts = datetime.now(UTC).isoformat()
+    return [
+        {
+            "request_id": request_id,
+            "instance_index": index,
+            "ts": ts,
+            "model_version": model.version,
+            "label": prediction.label,
+            "fake_probability": prediction.probabilities[model.positive_label],
+            "text_sha256": hashlib.sha256(text.encode("utf-8")).hexdigest(),
+            "char_count": len(text),
+            "token_count": prediction.token_count,
+            "truncated": prediction.truncated,
+            "latency_ms": latency_ms,
+            "cold_start": cold_start,
+            "ood_score": prediction.ood_score,
+            "in_domain": prediction.in_domain,
+            "text": text,
+        }
+        for index, (text, prediction) in enumerate(zip(texts, predictions, strict=True))
+    ]

