@@ -3,7 +3,7 @@
 # uploaded under a content hash so every change of the code redeploys and nothing else does.
 
 locals {
-  function_ort_threads = coalesce(var.function_ort_threads, max(1, floor(tonumber(var.function_cpu))))
+  function_ort_threads = coalesce(var.function_ort_threads, max(1, floor(tonumber(var.function_cpu) / var.function_threads)))
 }
 
 resource "google_storage_bucket_object" "function_source" {

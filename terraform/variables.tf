@@ -219,13 +219,13 @@ variable "function_concurrency" {
 }
 
 variable "function_threads" {
-  description = "functions-framework worker threads (THREADS). 1 measured best: onnxruntime parallelises one request over the vCPUs."
+  description = "functions-framework worker threads (THREADS). Size with ORT threads so THREADS x ORT threads = vCPUs (measured on 2 vCPUs: 2 x 1 best; see reports/bench_serve.md)."
   type        = number
   default     = 1
 }
 
 variable "function_ort_threads" {
-  description = "onnxruntime intra-op threads (ORT_INTRA_OP_THREADS). Default: the whole vCPUs of function_cpu."
+  description = "onnxruntime intra-op threads (ORT_INTRA_OP_THREADS). Default: vCPUs of function_cpu divided by function_threads (at least 1)."
   type        = number
   default     = null
 }
