@@ -1,10 +1,12 @@
-"""The README's curl example, run with bash against the served function."""
+"""The README curl examples (the project README and the function's own), run with bash against the
+served function."""
 
 from __future__ import annotations
 
 import json
 import re
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -12,17 +14,18 @@ from tests.functions._served import FUNCTION_DIR
 
 pytestmark = pytest.mark.slow
 README_URL = "http://127.0.0.1:8080/"
+READMES = [FUNCTION_DIR / "README.md", FUNCTION_DIR.parents[1] / "README.md"]
 
 
-def _curl_snippet() -> str:
-    readme = (FUNCTION_DIR / "README.md").read_text()
-    found = re.search(r"<!-- test: curl -->\n```bash\n(.*?)\n```", readme, re.DOTALL)
-    assert found, "README.md has no ```bash block marked <!-- test: curl -->"
+def _curl_snippet(readme: Path) -> str:
+    found = re.search(r"<!-- test: curl -->\n```bash\n(.*?)\n```", readme.read_text(), re.DOTALL)
+    assert found, f"{readme} has no ```bash block marked <!-- test: curl -->"
     return found.group(1)
 
 
-def test_readme_curl_snippet_works(served_tiny) -> None:
-    snippet = _curl_snippet()
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(p.parents[2])))
+def test_readme_curl_snippet_works(served_tiny, readme: Path) -> None:
+    snippet = _curl_snippet(readme)
     assert README_URL in snippet
     result = subprocess.run(
         ["bash", "-c", snippet.replace(README_URL, served_tiny.url)],
@@ -32,6 +35,6 @@ def test_readme_curl_snippet_works(served_tiny) -> None:
         check=True,
     )
     body = json.loads(result.stdout)
-    assert len(body["predictions"]) == 2
+    assert len(body["predictions"]) == snippet.count('"text"')
     assert all(p["label"] in ("real", "fake") for p in body["predictions"])
     assert body["model_version"]
