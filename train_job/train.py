@@ -150,6 +150,7 @@ class TrainResult:
     best_val_macro_f1: float = -1.0
     examples_per_second: float = 0.0
     resumed_from_epoch: int | None = None
+    averaged: dict | None = None  # weight averaging: epochs averaged, its val macro-F1, kept or not
 
 
 class _Progress:
@@ -204,6 +205,9 @@ def train(
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     result = TrainResult()
     start_epoch = 0
+    # Running mean of the epoch-end weights (Izmailov et al., 2018: flatter, steadier optimum).
+    average: dict[str, torch.Tensor] | None = None
+    averaged_epochs = 0
 
     ckpt_key = f"{run_prefix}/{CHECKPOINT_KEY}"
     if store.exists(ckpt_key):
@@ -216,6 +220,7 @@ def train(
         result = TrainResult(**state["result"])
         start_epoch = state["epoch"] + 1
         result.resumed_from_epoch = state["epoch"]
+        average, averaged_epochs = state.get("average"), state.get("averaged_epochs", 0)
         random.setstate(state["python_rng"])
         torch.set_rng_state(state["torch_rng"])
         log.info("resuming run %s after epoch %d", run_prefix, state["epoch"])
@@ -275,6 +280,14 @@ def train(
         else:
             epochs_without_gain += 1
         result.examples_per_second = seen / seconds if seconds else 0.0
+        if cfg.average_from_epoch and epoch + 1 >= cfg.average_from_epoch:
+            current = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
+            if average is None:
+                average = current
+            else:
+                for key, value in current.items():
+                    average[key] += (value - average[key]) / (averaged_epochs + 1)
+            averaged_epochs += 1
 
         local = work_dir / "state.pt"
         torch.save(
@@ -286,6 +299,8 @@ def train(
                 "result": result.__dict__,
                 "python_rng": random.getstate(),
                 "torch_rng": torch.get_rng_state(),
+                "average": average,
+                "averaged_epochs": averaged_epochs,
             },
             local,
         )
@@ -297,6 +312,19 @@ def train(
         store.download_file(key, best_local / key.rsplit("/", 1)[-1])
     from safetensors.torch import load_file
 
-    model.load_state_dict(load_file(best_local / "model.safetensors"), strict=False)
+    best_weights = load_file(best_local / "model.safetensors")
+    if average is not None and averaged_epochs >= 2:
+        from train_job.evaluate import classification_metrics
+
+        dtypes = {k: v.dtype for k, v in model.state_dict().items()}
+        model.load_state_dict({k: v.to(dtypes[k]) for k, v in average.items()})
+        val = classification_metrics(predict_logits(model, val_enc, pad_id, device), val_enc.labels)
+        kept = val["macro_f1"] >= result.best_val_macro_f1
+        result.averaged = {"epochs": averaged_epochs, "val_macro_f1": val["macro_f1"], "kept": kept}
+        log.info("weight average of %d epochs: %s", averaged_epochs, json.dumps(result.averaged))
+        if kept:
+            model.to(device)
+            return result
+    model.load_state_dict(best_weights, strict=False)
     model.to(device)
     return result
