@@ -59,6 +59,10 @@ class TrainConfig:
     layer_lr_decay: float = field(
         default=1.0, metadata={"help": "lr multiplier per layer below the top (1 = off)"}
     )
+    link_augmentation: float = field(
+        default=0.3,
+        metadata={"help": "share of train posts whose links are toggled (added or removed)"},
+    )
     label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy smoothing"})
     average_from_epoch: int = field(
         default=0,

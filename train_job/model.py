@@ -45,10 +45,27 @@ def resolve_base_model(spec: str, cache_dir: Path) -> Path:
     return path
 
 
+# Links and user handles carry no meaning in their exact text (t.co ids are random), so they are
+# replaced by placeholders, as CT-BERT and BERTweet do. The rule lives in the tokenizer's own
+# normalizer, so it is saved into tokenizer.json and the function applies it with no extra code.
+URL_PATTERN = r"https?://\S+|www\.\S+"
+HANDLE_PATTERN = r"@\w+"
+
+
 def load_tokenizer(path: Path):
+    from tokenizers import Regex, normalizers
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path, use_fast=True)
+    tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    backend = tokenizer.backend_tokenizer
+    steps = [
+        normalizers.Replace(Regex(URL_PATTERN), " http "),
+        normalizers.Replace(Regex(HANDLE_PATTERN), "@user"),
+    ]
+    if backend.normalizer is not None:
+        steps.append(backend.normalizer)
+    backend.normalizer = normalizers.Sequence(steps)
+    return tokenizer
 
 
 def load_classifier(path: Path, fresh_head: bool = True):

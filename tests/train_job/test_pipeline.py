@@ -53,6 +53,9 @@ def test_tokenizer_truncates_and_pads_only_to_the_longest(tiny_bundle: Path) -> 
     assert len(short.ids) == len(long.ids) == manifest["max_length"]
     (alone,) = tok.encode_batch(["fake news"])
     assert len(alone.ids) == 4  # [CLS] fake news [SEP]: no padding for a batch of one
+    # Links and handles are normalised inside the tokenizer, so serving needs no extra code.
+    a, b = tok.encode_batch(["@CDCgov says https://t.co/Ab12", "@who says http://x.org/y?z=1"])
+    assert a.tokens == b.tokens == ["[CLS]", "@", "user", "says", "http", "[SEP]"]
 
 
 def test_onnx_model_has_dynamic_axes_and_both_outputs(tiny_bundle: Path) -> None:
