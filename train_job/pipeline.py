@@ -237,6 +237,7 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
     """What a committed results file keeps of a run: configuration, metrics, sizes. No weights."""
     metrics = summary.get("metrics", {})
     return {
+        "git_commit": _git_commit(),
         "command": "python -m train_job "
         + " ".join(f"--{k.replace('_', '-')}={v}" for k, v in sorted(cfg.to_dict().items())),
         "run_id": summary["run_id"],
@@ -252,6 +253,18 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
         "gate": metrics.get("gate"),
         "trust": summary.get("trust"),
     }
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None  # e.g. the container image, which has no .git
+    return out.stdout.strip()
 
 
 def headline(summary: dict) -> str:
