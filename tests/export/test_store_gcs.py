@@ -4,13 +4,13 @@ client: the same code path production uses with gs://."""
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 
 import pytest
 
 from export import publish
-from export.store import GcsStore, PreconditionFailed, open_store
+from export.store import GcsStore, open_store
+from tests.export.promotion_race import race_two_promotions
 from tests.tiny_model import clone_bundle
 
 
@@ -44,32 +44,7 @@ def test_two_concurrent_promotions_exactly_one_wins(gcs_bucket: str, tiny_bundle
     version = publish.publish(tiny_bundle, store)
     publish.promote(store, version)
 
-    # Both promoters read the pointer's generation before either writes.
-    both_read = threading.Barrier(2)
-    original = store.read_with_generation
-
-    def read_then_wait(key: str):
-        result = original(key)
-        both_read.wait(timeout=10)
-        return result
-
-    store.read_with_generation = read_then_wait  # type: ignore[method-assign]
-    outcomes: list[str] = []
-
-    def promoter() -> None:
-        try:
-            publish.promote(store, version)
-            outcomes.append("won")
-        except PreconditionFailed:
-            outcomes.append("lost")
-
-    threads = [threading.Thread(target=promoter) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert sorted(outcomes) == ["lost", "won"]
-    store.read_with_generation = original  # type: ignore[method-assign]
+    assert race_two_promotions(store, version) == ["lost", "won"]
     pointer = publish.read_pointer(store)
     assert pointer["history"] == [version]  # the loser's write left no trace
 

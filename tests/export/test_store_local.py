@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +12,7 @@ import pytest
 from export import publish
 from export.store import LocalStore, PreconditionFailed
 from tests.conftest import ROOT
+from tests.export.promotion_race import race_two_promotions
 from tests.tiny_model import clone_bundle
 
 
@@ -62,30 +62,7 @@ def test_local_pointer_is_compare_and_set(tiny_bundle: Path, tmp_path: Path) -> 
 def test_concurrent_local_promotions_exactly_one_wins(tiny_bundle: Path, tmp_path: Path) -> None:
     store = LocalStore(tmp_path / "store")
     version = publish.publish(tiny_bundle, store)
-    both_read = threading.Barrier(2)
-    original = store.read_with_generation
-
-    def read_then_wait(key: str):
-        result = original(key)
-        both_read.wait(timeout=10)
-        return result
-
-    store.read_with_generation = read_then_wait  # type: ignore[method-assign]
-    outcomes: list[str] = []
-
-    def promoter() -> None:
-        try:
-            publish.promote(store, version)
-            outcomes.append("won")
-        except PreconditionFailed:
-            outcomes.append("lost")
-
-    threads = [threading.Thread(target=promoter) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert sorted(outcomes) == ["lost", "won"]
+    assert race_two_promotions(store, version) == ["lost", "won"]
 
 
 def test_version_without_manifest_is_invisible(tiny_bundle: Path, tmp_path: Path) -> None:
