@@ -133,3 +133,13 @@ def test_views_are_created_in_the_duckdb_file(duck: DuckDBEngine, tmp_path: Path
     rows = duck.query("SELECT SUM(n_predictions) AS n FROM `main.hourly_metrics`")
     assert rows == [{"n": 10}]
     assert not math.isnan(duck.query("SELECT MAX(score_psi) AS p FROM `main.daily_drift`")[0]["p"])
+
+
+def test_window_ending_now_counts_rows_logged_this_second(duck: DuckDBEngine) -> None:
+    # The window literals hold whole seconds; rows from the last fraction of a second (the
+    # predictions just made, when a monitor runs right after them) must still count.
+    end = DAY + timedelta(hours=1, microseconds=250_000)
+    rows = make_rows(4, start=end - timedelta(microseconds=200_000), span=timedelta(microseconds=1))
+    _write(duck, rows)
+    (window,) = window_drift(duck, DAY, end)
+    assert window["n_predictions"] == 4
