@@ -42,6 +42,14 @@ run: $(STAMP) ## the main job: train (quick), export, gate, publish, serve, pred
 train-full: $(STAMP) ## the real training run (full profile) on CONSTRAINT
 	$(PY) -m train_job --profile full
 
+SEEDS ?= 42 43 44
+train-seeds: $(STAMP) ## full profile once per seed in SEEDS -> reports/train_full_seed<N>.json + summary
+	set -e; for seed in $(SEEDS); do \
+	  $(PY) -m train_job --profile full --seed $$seed --no-promote \
+	    --results-file reports/train_full_seed$$seed.json; \
+	done
+	$(PY) tools/seed_summary.py $(foreach s,$(SEEDS),reports/train_full_seed$(s).json)
+
 test: $(STAMP) $(CHECKOV_STAMP) ## run the test suite
 	$(PY) -m pytest
 
@@ -64,4 +72,4 @@ clean: ## remove local state (store, runs, logs); keeps .venv
 
 -include mk/*.mk
 
-.PHONY: help venv run train-full test lint format bench-train list-models clean
+.PHONY: help venv run train-full train-seeds test lint format bench-train list-models clean

@@ -102,20 +102,25 @@ def choose_threshold(
 ) -> float:
     """Decision threshold on calibrated P(fake), chosen on validation.
 
-    balanced: maximise macro-F1 (the two kinds of error weigh the same);
+    balanced: maximise macro-F1 (the two kinds of error weigh the same), with the one-standard-
+    error rule: of the thresholds whose validation macro-F1 is within one standard error of the
+    best, the one nearest 0.5 wins. Without it a gain of one or two validation posts moved the
+    threshold to 0.08-0.35 and cost 0.05-0.15 test F1 points in three full runs.
     precision: the lowest threshold whose fake precision is >= 0.98 (flag only when sure).
-    Ties go to the threshold nearest 0.5, so an already balanced model keeps 0.5.
     """
     p_fake = softmax(logits, temperature)[:, 1]
     candidates = np.unique(np.round(np.concatenate([[0.5], np.linspace(0.05, 0.95, 91)]), 4))
-    best, best_score = 0.5, -1.0
-    for t in sorted(candidates, key=lambda c: abs(c - 0.5)):
-        pred = (p_fake >= t).astype(int)
-        if objective == "precision":
-            chosen = pred == 1
-            score = -t if chosen.any() and labels[chosen].mean() >= 0.98 else -2.0
-        else:
-            score = f1_score(labels, pred, average="macro", zero_division=0)
-        if score > best_score + 1e-9:
-            best, best_score = float(t), score
-    return best
+    by_nearness = sorted(candidates, key=lambda c: abs(c - 0.5))
+    if objective == "precision":
+        for t in sorted(candidates):
+            chosen = p_fake >= t
+            if chosen.any() and labels[chosen].mean() >= 0.98:
+                return float(t)
+        return 0.5
+    scores = {
+        float(t): f1_score(labels, (p_fake >= t).astype(int), average="macro", zero_division=0)
+        for t in by_nearness
+    }
+    best = max(scores.values())
+    standard_error = float(np.sqrt(best * (1 - best) / max(len(labels), 1)))
+    return next(float(t) for t in by_nearness if scores[float(t)] >= best - standard_error - 1e-9)

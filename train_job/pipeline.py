@@ -191,7 +191,7 @@ def run(cfg: TrainConfig) -> dict:
             "quantization": quantization,
         },
         "calibration": {"temperature": temperature},
-        "decision": {"threshold": threshold, "objective": "balanced (max val macro-F1)"},
+        "decision": {"threshold": threshold, "objective": "balanced (val macro-F1, one-SE rule)"},
         "ood": ood_manifest,
         "baseline_file": "baseline.json",
         "report_file": "report.png",
