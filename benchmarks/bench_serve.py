@@ -338,27 +338,34 @@ def bench_http(
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    main = report["in_process"]
+    """Every target, the in-process ones once per measured onnxruntime thread count: issue 3's
+    reference numbers were taken with 2 threads, the function's default is 1 thread per worker
+    (THREADS=2 workers x 1), so both are shown and neither hides the other."""
     http = report["http"]
-    p50 = main["onnx_int8"]["~120"]["p50_ms"]
-    measured = {
-        "p50_120_ms": p50,
-        "speedup_120": main.get("speedup_p50", {}).get("~120"),
-        "http_p99_c1_ms": http["c1"]["p99_ms"],
-        "errors_c16": http["c16"]["errors"],
-        "cold_start_s": http["cold_start"]["first_200_s_median"],
-        "rss_mib": http["memory"]["all_processes_pss_mib"],
-    }
+    measured: dict[str, tuple[str, Any]] = {}
+    for threads, run in report["in_process_by_threads"].items():
+        measured[f"p50_120_ms ({threads} ORT thread(s))"] = (
+            "p50_120_ms",
+            run["onnx_int8"]["~120"]["p50_ms"],
+        )
+        measured[f"speedup_120 ({threads} thread(s), PyTorch same)"] = (
+            "speedup_120",
+            run.get("speedup_p50", {}).get("~120"),
+        )
+    measured["http_p99_c1_ms"] = ("http_p99_c1_ms", http["c1"]["p99_ms"])
+    measured["errors_c16"] = ("errors_c16", http["c16"]["errors"])
+    measured["cold_start_s"] = ("cold_start_s", http["cold_start"]["first_200_s_median"])
+    measured["rss_mib"] = ("rss_mib", http["memory"]["all_processes_pss_mib"])
     out = {}
-    for key, target in TARGETS.items():
-        value = measured[key]
+    for label, (key, value) in measured.items():
+        target = TARGETS[key]
         if value is None:
             ok = None
         elif key == "speedup_120":
             ok = value >= target
         else:
             ok = value <= target
-        out[key] = {"measured": value, "target": target, "met": ok}
+        out[label] = {"measured": value, "target": target, "met": ok}
     return out
 
 
@@ -373,8 +380,9 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "(the machine is shared: other jobs inflate the numbers). "
         f"Bundle {report['bundle_version']} (max_length {report['bundle_max_length']}; the "
         "in-process length groups lift it to 512 to measure the model at those lengths). "
-        f"Targets are checked at the function's default of {main['threads']} onnxruntime "
-        "thread(s), with PyTorch on the same thread count.",
+        "In-process targets are checked at each measured onnxruntime thread count (issue 3's "
+        f"reference used 2; the function's default is {main['threads']} per worker), with "
+        "PyTorch on the same thread count.",
         "",
         "## Targets",
         "",
