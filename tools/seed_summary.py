@@ -1,0 +1,125 @@
+"""Summarise full training runs of one recipe over several seeds (`make train-seeds`).
+
+Reads the results files the train job itself wrote (`--results-file`), one per seed, and writes
+reports/train_full_seeds.{json,md}: each seed's int8 scores, the median over seeds, and issue 6's
+targets checked on the median (not on the luckiest seed).
+
+    python tools/seed_summary.py reports/train_full_seed42.json reports/train_full_seed43.json ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+# Issue 6 (and issue 2's floor for the official test split).
+TARGETS = {
+    "int8_weighted_f1_official_test_median": (">=", 0.975),
+    "ece_after_median": ("<=", 0.02),
+    "ood_roc_auc_median": (">=", 0.90),
+    "in_domain_flagged_median": ("<=", 0.05),
+}
+
+
+def seed_row(results: dict[str, Any]) -> dict[str, Any]:
+    int8 = results["metrics"]["int8"]
+    trust = results.get("trust") or {}
+    ood = trust.get("ood") or {}
+    command = results["command"]
+    seed = next(part.split("=", 1)[1] for part in command.split() if part.startswith("--seed="))
+    return {
+        "seed": int(seed),
+        "version": results["version"],
+        "best_epoch": results["train"]["best_epoch"] + 1,
+        "val_macro_f1": results["train"]["best_val_macro_f1"],
+        "int8_weighted_f1_official_test": int8["test_official"]["weighted_f1"],
+        "int8_weighted_f1_dedup_test": int8["test"]["weighted_f1"],
+        "threshold": int8["test"]["threshold"],
+        "ece_before": trust.get("calibration", {}).get("ece_before"),
+        "ece_after": trust.get("calibration", {}).get("ece_after"),
+        "ood_roc_auc": ood.get("roc_auc_all"),
+        "in_domain_flagged": ood.get("in_domain_flagged_share"),
+        "gate_drop_points": results["gate"]["drop_points"],
+        "gate_agreement": results["gate"]["agreement"],
+        "seconds": results["seconds"],
+    }
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def median(key: str) -> float | None:
+        values = [r[key] for r in rows if r[key] is not None]
+        return statistics.median(values) if values else None
+
+    medians = {
+        "int8_weighted_f1_official_test_median": median("int8_weighted_f1_official_test"),
+        "int8_weighted_f1_dedup_test_median": median("int8_weighted_f1_dedup_test"),
+        "ece_after_median": median("ece_after"),
+        "ood_roc_auc_median": median("ood_roc_auc"),
+        "in_domain_flagged_median": median("in_domain_flagged"),
+    }
+    verdicts = {}
+    for key, (op, target) in TARGETS.items():
+        value = medians[key]
+        met = None if value is None else (value >= target if op == ">=" else value <= target)
+        verdicts[key] = {"measured": value, "target": f"{op} {target}", "met": met}
+    return {"seeds": rows, "medians": medians, "verdicts": verdicts}
+
+
+def markdown(summary: dict[str, Any], commands: list[str]) -> str:
+    def fmt(value: Any) -> str:
+        return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+    lines = [
+        "# Full-profile runs over seeds (`make train-seeds`)",
+        "",
+        "Each row is one run of the train job (full profile) on CONSTRAINT; int8 = the published "
+        "model. Official test = all 2,140 test posts; dedup test = without the posts that have a "
+        "near twin in train. The epoch and threshold were chosen on validation only.",
+        "",
+        "| seed | best epoch | val macro-F1 | int8 wF1 official test | int8 wF1 dedup test "
+        "| threshold | ECE before | ECE after | OOD ROC-AUC | in-domain flagged | minutes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in summary["seeds"]:
+        lines.append(
+            f"| {r['seed']} | {r['best_epoch']} | {fmt(r['val_macro_f1'])} | "
+            f"{fmt(r['int8_weighted_f1_official_test'])} | {fmt(r['int8_weighted_f1_dedup_test'])} "
+            f"| {r['threshold']} | {fmt(r['ece_before'])} | {fmt(r['ece_after'])} | "
+            f"{fmt(r['ood_roc_auc'])} | {fmt(r['in_domain_flagged'])} | "
+            f"{r['seconds'] / 60:.1f} |"
+        )
+    lines += ["", "## Targets, on the median over seeds", "", "| what | median | target | met |"]
+    lines.append("|---|---|---|---|")
+    for key, v in summary["verdicts"].items():
+        lines.append(f"| {key} | {fmt(v['measured'])} | {v['target']} | {v['met']} |")
+    lines += ["", "Commands (from the results files):", ""]
+    lines += [f"- `{c}`" for c in commands]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", nargs="+", type=Path, help="results files, one per seed")
+    parser.add_argument("--out", type=Path, default=Path("reports/train_full_seeds"))
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.results if not p.is_file()]
+    if missing:
+        print(f"missing results files: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    results = [json.loads(p.read_text()) for p in args.results]
+    summary = summarise([seed_row(r) for r in results])
+    summary["files"] = [str(p) for p in args.results]
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")
+    text = markdown(summary, [r["command"] for r in results])
+    args.out.with_suffix(".md").write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
