@@ -42,13 +42,17 @@ run: $(STAMP) ## the main job: train (quick), export, gate, publish, serve, pred
 train-full: $(STAMP) ## the real training run (full profile) on CONSTRAINT
 	$(PY) -m train_job --profile full
 
+# make train-seeds [SEEDS="42 43 44"] [SEED_NAME=train_full] [SEED_FLAGS="--label-smoothing 0"]
 SEEDS ?= 42 43 44
-train-seeds: $(STAMP) ## full profile once per seed in SEEDS -> reports/train_full_seed<N>.json + summary
+SEED_NAME ?= train_full
+SEED_FLAGS ?=
+train-seeds: $(STAMP) ## full profile once per seed -> reports/<SEED_NAME>_seed<N>.json + <SEED_NAME>_seeds.md
 	set -e; for seed in $(SEEDS); do \
-	  $(PY) -m train_job --profile full --seed $$seed --no-promote \
-	    --results-file reports/train_full_seed$$seed.json; \
+	  $(PY) -m train_job --profile full $(SEED_FLAGS) --seed $$seed --no-promote \
+	    --results-file reports/$(SEED_NAME)_seed$$seed.json; \
 	done
-	$(PY) tools/seed_summary.py $(foreach s,$(SEEDS),reports/train_full_seed$(s).json)
+	$(PY) tools/seed_summary.py --out reports/$(SEED_NAME)_seeds \
+	  $(foreach s,$(SEEDS),reports/$(SEED_NAME)_seed$(s).json)
 
 test: $(STAMP) $(CHECKOV_STAMP) ## run the test suite
 	$(PY) -m pytest

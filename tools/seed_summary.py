@@ -1,7 +1,8 @@
 """Summarise full training runs of one recipe over several seeds (`make train-seeds`).
 
 Reads the results files the train job itself wrote (`--results-file`), one per seed, and writes
-reports/train_full_seeds.{json,md}: each seed's int8 scores, the median over seeds, and issue 6's
+reports/train_full_seeds.{json,md}: each seed's int8 scores, the behavioural tests run against
+each seed's published bundle (when it is in a local store), the median over seeds, and issue 6's
 targets checked on the median (not on the luckiest seed).
 
     python tools/seed_summary.py reports/train_full_seed42.json reports/train_full_seed43.json ...
@@ -11,10 +12,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
+import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
 
 # Issue 6 (and issue 2's floor for the official test split).
 TARGETS = {
@@ -49,6 +56,40 @@ def seed_row(results: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def bundle_folder(results: dict[str, Any]) -> Path | None:
+    """The run's published bundle, when its store is a local folder that still holds it."""
+    flags = dict(part.split("=", 1) for part in results["command"].split() if "=" in part)
+    store = flags.get("--store", "")
+    if not store or store.startswith("gs://"):
+        return None
+    folder = (ROOT / store / "models" / results["version"]).resolve()
+    return folder if (folder / "manifest.json").is_file() else None
+
+
+def behaviour_tests(bundle: Path) -> dict[str, Any]:
+    """tests/behaviour against one published bundle: passed count and the failing tests."""
+    with tempfile.TemporaryDirectory() as tmp:
+        report = Path(tmp) / "junit.xml"
+        subprocess.run(
+            [
+                *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
+                *("tests/behaviour", f"--junitxml={report}"),
+            ],
+            cwd=ROOT,
+            env={**os.environ, "FND_BEHAVIOUR_BUNDLE": str(bundle)},
+            capture_output=True,
+            check=False,
+        )
+        cases = ET.parse(report).getroot().iter("testcase")
+        failed, passed = [], 0
+        for case in cases:
+            if case.find("failure") is not None or case.find("error") is not None:
+                failed.append(case.get("name"))
+            elif case.find("skipped") is None:
+                passed += 1
+    return {"passed": passed, "failed": failed}
+
+
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     def median(key: str) -> float | None:
         values = [r[key] for r in rows if r[key] is not None]
@@ -69,6 +110,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     return {"seeds": rows, "medians": medians, "verdicts": verdicts}
 
 
+def behaviour_cell(result: dict[str, Any] | None) -> str:
+    if result is None:
+        return "not run (bundle not in a local store)"
+    failed = result["failed"]
+    total = result["passed"] + len(failed)
+    return f"{result['passed']}/{total} pass" + (f"; failed: {', '.join(failed)}" if failed else "")
+
+
 def markdown(summary: dict[str, Any], commands: list[str]) -> str:
     def fmt(value: Any) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
@@ -81,8 +130,9 @@ def markdown(summary: dict[str, Any], commands: list[str]) -> str:
         "near twin in train. The epoch and threshold were chosen on validation only.",
         "",
         "| seed | best epoch | val macro-F1 | int8 wF1 official test | int8 wF1 dedup test "
-        "| threshold | ECE before | ECE after | OOD ROC-AUC | in-domain flagged | minutes |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| threshold | ECE before | ECE after | OOD ROC-AUC | in-domain flagged | minutes "
+        "| behavioural tests |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["seeds"]:
         lines.append(
@@ -90,7 +140,7 @@ def markdown(summary: dict[str, Any], commands: list[str]) -> str:
             f"{fmt(r['int8_weighted_f1_official_test'])} | {fmt(r['int8_weighted_f1_dedup_test'])} "
             f"| {r['threshold']} | {fmt(r['ece_before'])} | {fmt(r['ece_after'])} | "
             f"{fmt(r['ood_roc_auc'])} | {fmt(r['in_domain_flagged'])} | "
-            f"{r['seconds'] / 60:.1f} |"
+            f"{r['seconds'] / 60:.1f} | {behaviour_cell(r.get('behaviour'))} |"
         )
     lines += ["", "## Targets, on the median over seeds", "", "| what | median | target | met |"]
     lines.append("|---|---|---|---|")
@@ -105,13 +155,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", nargs="+", type=Path, help="results files, one per seed")
     parser.add_argument("--out", type=Path, default=Path("reports/train_full_seeds"))
+    parser.add_argument(
+        "--no-behaviour", action="store_true", help="skip tests/behaviour on each seed's bundle"
+    )
     args = parser.parse_args(argv)
     missing = [str(p) for p in args.results if not p.is_file()]
     if missing:
         print(f"missing results files: {', '.join(missing)}", file=sys.stderr)
         return 2
     results = [json.loads(p.read_text()) for p in args.results]
-    summary = summarise([seed_row(r) for r in results])
+    rows = [seed_row(r) for r in results]
+    if not args.no_behaviour:
+        for row, result in zip(rows, results, strict=True):
+            bundle = bundle_folder(result)
+            row["behaviour"] = None if bundle is None else behaviour_tests(bundle)
+    summary = summarise(rows)
     summary["files"] = [str(p) for p in args.results]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -27,6 +27,7 @@ def run_summary(tmp_path: Path, files: list[Path]) -> subprocess.CompletedProces
             *map(str, files),
             "--out",
             str(tmp_path / "summary"),
+            "--no-behaviour",  # the template's bundle is not in this checkout's store
         ],
         capture_output=True,
         text=True,
@@ -56,3 +57,29 @@ def test_a_missing_results_file_is_a_clear_error(tmp_path):
     assert done.returncode == 2
     assert "missing results files" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_each_seed_bundle_gets_the_behavioural_tests(tmp_path, tiny_run, tiny_store):
+    # A results file pointing at a bundle in a local store: the tiny random model, which has no
+    # reason to pass the behavioural tests; the summary must say which ones failed.
+    results = copy.deepcopy(TEMPLATE)
+    results["version"] = tiny_run["version"]
+    results["command"] = results["command"].replace("--store=local/store", f"--store={tiny_store}")
+    path = tmp_path / "seed42.json"
+    path.write_text(json.dumps(results))
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "tools" / "seed_summary.py"),
+            str(path),
+            "--out",
+            str(tmp_path / "summary"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr
+    behaviour = json.loads((tmp_path / "summary.json").read_text())["seeds"][0]["behaviour"]
+    assert behaviour["passed"] + len(behaviour["failed"]) == 10
+    assert behaviour["failed"], "a random tiny model passed every behavioural test"
