@@ -103,17 +103,18 @@ PROFILES: dict[str, dict[str, Any]] = {
     # A few minutes on 2 CPU cores: enough to prove the whole path and beat the SVM baseline.
     "quick": {"epochs": 1, "max_train_examples": 2000, "max_length": 64},
     # The real run: every training row, early stopping picks the epoch on validation.
-    # Recipe: layer-wise lr decay, label smoothing 0.1 (test ECE 0.037 -> 0.017 and +0.05 F1
-    # points in one seed, reports/train_full_labelsmoothing_seed42.json; it needs a sixth epoch)
-    # and the average of the epoch-end weights from epoch 3 on, kept only if it beats the best
-    # single epoch on validation. Three seeds: `make train-seeds`.
+    # Recipe: layer-wise lr decay, 6 epochs, and the average of the epoch-end weights from epoch 3
+    # on, kept only if it is at least as good as the best single epoch on validation. Chosen over
+    # label smoothing 0.1 by three seeds each, on validation and the behavioural tests only:
+    # val macro-F1 median 0.9711 vs 0.9697, and every bundle passes tests/behaviour (2 of 3
+    # smoothed ones failed the hoax-framing direction). reports/train_full_{nols,ls}_seeds.md.
     "full": {
         "epochs": 6,
         "max_train_examples": 0,
         "max_length": 128,
         "patience": 3,
         "layer_lr_decay": 0.9,
-        "label_smoothing": 0.1,
+        "label_smoothing": 0.0,
         "average_from_epoch": 3,
     },
 }
