@@ -1,9 +1,9 @@
 """Summarise full training runs of one recipe over several seeds (`make train-seeds`).
 
 Reads the results files the train job itself wrote (`--results-file`), one per seed, and writes
-reports/train_full_seeds.{json,md}: each seed's int8 scores, the behavioural tests run against
-each seed's published bundle (when it is in a local store), the median over seeds, and issue 6's
-targets checked on the median (not on the luckiest seed).
+<--out>.{json,md} (default reports/train_full_seeds): each seed's int8 scores, the behavioural
+tests run against each seed's published bundle (when it is in a local store), the median over
+seeds, and issue 6's targets checked on the median (not on the luckiest seed).
 
     python tools/seed_summary.py reports/train_full_seed42.json reports/train_full_seed43.json ...
 """
@@ -70,7 +70,7 @@ def behaviour_tests(bundle: Path) -> dict[str, Any]:
     """tests/behaviour against one published bundle: passed count and the failing tests."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "junit.xml"
-        subprocess.run(
+        done = subprocess.run(
             [
                 *(sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"),
                 *("tests/behaviour", f"--junitxml={report}"),
@@ -78,8 +78,12 @@ def behaviour_tests(bundle: Path) -> dict[str, Any]:
             cwd=ROOT,
             env={**os.environ, "FND_BEHAVIOUR_BUNDLE": str(bundle)},
             capture_output=True,
+            text=True,
             check=False,
         )
+        if not report.is_file():  # pytest stopped before running anything: say so, not crash
+            last_line = (done.stdout or done.stderr).strip().splitlines()[-1:] or ["no output"]
+            return {"passed": 0, "failed": [f"pytest did not run: {last_line[0]}"]}
         cases = ET.parse(report).getroot().iter("testcase")
         failed, passed = [], 0
         for case in cases:
