@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.emulators import free_port, stop_process
 from tools.build_function_zip import build_zip
 
 INSTALL_TIMEOUT_S = 600  # pip mostly hits its cache; a cold cache downloads ~100 MB of wheels
@@ -35,12 +35,6 @@ def test_zip_is_reproducible(tmp_path: Path) -> None:
     first = build_zip(tmp_path / "a.zip").read_bytes()
     second = build_zip(tmp_path / "b.zip").read_bytes()
     assert first == second
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _request(url: str, body: dict | None = None) -> tuple[int, dict]:
@@ -88,7 +82,7 @@ def test_zip_installs_in_a_clean_venv_and_serves_a_prediction(
     assert "functions-framework" in packages and "onnxruntime" in packages
     assert not {"torch", "transformers", "scikit-learn", "pandas"} & packages
 
-    port = _free_port()
+    port = free_port()
     # Nothing from the repository: no PYTHONPATH, the unzipped folder as working directory.
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     env.update(
@@ -134,9 +128,4 @@ def test_zip_installs_in_a_clean_venv_and_serves_a_prediction(
         assert prediction["label"] in ("real", "fake")
         assert abs(sum(prediction["probabilities"].values()) - 1.0) < 1e-5
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(timeout=10)
+        stop_process(server)
