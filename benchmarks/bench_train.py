@@ -69,7 +69,8 @@ def main() -> int:
     for name in ("bucketed_dynamic_padding", "padded_to_max_length"):
         torch.manual_seed(0)
         model = load_classifier(path).to(device)
-        batches = bucketed_batches(enc.lengths, args.batch_size, random.Random(0))
+        # The batches the job trains on: length buckets that keep the label mix.
+        batches = bucketed_batches(enc.lengths, args.batch_size, random.Random(0), enc.labels)
         if name == "padded_to_max_length":
             padded = dict(enc.features)
             for key, rows in padded.items():

@@ -77,10 +77,20 @@ def toggle_links(texts: list[str], rate: float, seed: int) -> list[str]:
 
 
 def bucketed_batches(
-    lengths: np.ndarray, batch_size: int, rng: random.Random | None
+    lengths: np.ndarray,
+    batch_size: int,
+    rng: random.Random | None,
+    labels: np.ndarray | None = None,
 ) -> list[list[int]]:
     """Batches of similar length. With rng: shuffled inside length buckets and across batches,
-    so every epoch sees a new order but padding stays small."""
+    so every epoch sees a new order but padding stays small.
+
+    With labels too, every batch keeps the chunk's label mix: each class is sorted by length on
+    its own and batch k takes the k-th slice of each. On CONSTRAINT fake posts are shorter than
+    real ones (median 27 vs 47 tokens), so plain length buckets make batches of mostly one label
+    (share of fake per batch: std 0.25, against 0.09 for random batches and 0.015 here), which
+    pushes the classifier's bias back and forth from step to step. The price is more padding
+    (tokens computed / real tokens 1.21 vs 1.04; random batches: 2.25)."""
     order = list(range(len(lengths)))
     if rng is None:
         order.sort(key=lambda i: lengths[i])
@@ -89,8 +99,18 @@ def bucketed_batches(
     chunk = batch_size * 50  # sort within chunks: still random across the epoch
     batches = []
     for start in range(0, len(order), chunk):
-        part = sorted(order[start : start + chunk], key=lambda i: lengths[i])
-        batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+        part = order[start : start + chunk]
+        if labels is None:
+            part.sort(key=lambda i: lengths[i])
+            batches += [part[i : i + batch_size] for i in range(0, len(part), batch_size)]
+            continue
+        n_batches = -(-len(part) // batch_size)
+        slices: list[list[int]] = [[] for _ in range(n_batches)]
+        for label in np.unique(labels[part]):
+            same = sorted((i for i in part if labels[i] == label), key=lambda i: lengths[i])
+            for k in range(n_batches):
+                slices[k] += same[k * len(same) // n_batches : (k + 1) * len(same) // n_batches]
+        batches += [b for b in slices if b]
     rng.shuffle(batches)
     return batches
 
@@ -248,7 +268,7 @@ def train(
 
     rng = random.Random(cfg.seed)
     for _ in range(start_epoch):  # the same data order as an uninterrupted run
-        bucketed_batches(train_enc.lengths, cfg.batch_size, rng)
+        bucketed_batches(train_enc.lengths, cfg.batch_size, rng, train_enc.labels)
     epochs_without_gain = start_epoch - 1 - result.best_epoch if start_epoch else 0
     seen, seconds = 0, 0.0
     for epoch in range(start_epoch, cfg.epochs):
@@ -256,7 +276,7 @@ def train(
             log.info("early stop: no val macro-F1 gain for %d epoch(s)", epochs_without_gain)
             break
         model.train()
-        batches = bucketed_batches(train_enc.lengths, cfg.batch_size, rng)
+        batches = bucketed_batches(train_enc.lengths, cfg.batch_size, rng, train_enc.labels)
         progress = _Progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every)
         started, loss_sum = time.perf_counter(), 0.0
         for idx in batches:
