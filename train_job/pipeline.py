@@ -256,15 +256,24 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
 
 
 def _git_commit() -> str | None:
+    """HEAD, with "-dirty" when tracked files differ from it: then HEAD alone is not the code
+    that ran."""
     import subprocess
 
     try:
-        out = subprocess.run(
+        head = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        )
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         )
     except (OSError, subprocess.SubprocessError):
         return None  # e.g. the container image, which has no .git
-    return out.stdout.strip()
+    return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 
 def headline(summary: dict) -> str:
