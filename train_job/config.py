@@ -63,6 +63,10 @@ class TrainConfig:
         default=0.3,
         metadata={"help": "share of train posts whose links are toggled (added or removed)"},
     )
+    handle_augmentation: float = field(
+        default=0.3,
+        metadata={"help": "share of train posts whose user handles are toggled (added or removed)"},
+    )
     label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy smoothing"})
     average_from_epoch: int = field(
         default=0,

@@ -54,3 +54,15 @@ def test_link_augmentation_toggles_links() -> None:
     texts = ["a https://t.co/1 b", "c d", "e www.who.int/x"]
     assert toggle_links(texts, 0.0, seed=0) == texts
     assert toggle_links(texts, 1.0, seed=0) == ["a b", "c d https://t.co/x", "e"]
+
+
+def test_handle_augmentation_toggles_handles() -> None:
+    from train_job.train import toggle_handles
+
+    texts = ["@CDCgov says wash hands", "masks work", "RT @WHO: stay home @all"]
+    assert toggle_handles(texts, 0.0, seed=0) == texts
+    assert toggle_handles(texts, 1.0, seed=0) == [
+        "says wash hands",
+        "@user masks work",
+        "RT : stay home",
+    ]
