@@ -79,9 +79,10 @@ def toggle_links(texts: list[str], rate: float, seed: int) -> list[str]:
 
 
 def toggle_handles(texts: list[str], rate: float, seed: int) -> list[str]:
-    """The same for user handles: replies ("@someone ...") are mostly fake in CONSTRAINT, so
-    without this a handle put in front of a confident real post can flip it (3.2% of them for one
-    full-profile seed, where tests/behaviour allows 3%)."""
+    """The same for user handles: 80% of the CONSTRAINT training posts that mention a handle are
+    real (official accounts tag and retweet each other), so without this a handle put in front of
+    a confident fake post can flip it (3.2% of them, all fake to real, for one full-profile seed,
+    where tests/behaviour allows 3%)."""
     return _toggle(texts, rate, seed, _HANDLE, lambda text: "@user " + text)
 
 
