@@ -54,10 +54,11 @@ train-seeds: $(STAMP) ## full profile once per seed -> reports/<SEED_NAME>_seed<
 	$(PY) tools/seed_summary.py --out reports/$(SEED_NAME)_seeds \
 	  $(foreach s,$(SEEDS),reports/$(SEED_NAME)_seed$(s).json)
 
-# make ensemble-ceiling [CEILING_RUNS="reports/train_full_nols_seed42.json ..."]
+# make ensemble-ceiling [CEILING_RUNS="reports/train_full_nols_seed42.json ..."] [CEILING_OUT=...]
 CEILING_RUNS ?= $(foreach s,$(SEEDS),reports/$(SEED_NAME)_seed$(s).json)
+CEILING_OUT ?= reports/ensemble_ceiling
 ensemble-ceiling: $(STAMP) ## best F1 that combining the runs' bundles (+ TF-IDF) reaches -> reports/ensemble_ceiling.{json,md}
-	$(PY) tools/ensemble_ceiling.py $(CEILING_RUNS)
+	$(PY) tools/ensemble_ceiling.py --out $(CEILING_OUT) $(CEILING_RUNS)
 
 test: $(STAMP) $(CHECKOV_STAMP) ## run the test suite
 	$(PY) -m pytest
