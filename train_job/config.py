@@ -108,10 +108,10 @@ PROFILES: dict[str, dict[str, Any]] = {
     "quick": {"epochs": 1, "max_train_examples": 2000, "max_length": 64},
     # The real run: every training row, early stopping picks the epoch on validation.
     # Recipe: layer-wise lr decay, 6 epochs, and the average of the epoch-end weights from epoch 3
-    # on, kept only if it is at least as good as the best single epoch on validation. Chosen over
-    # label smoothing 0.1 by three seeds each, on validation and the behavioural tests only:
-    # val macro-F1 median 0.9711 vs 0.9697, and every bundle passes tests/behaviour (2 of 3
-    # smoothed ones failed the hoax-framing direction). reports/train_full_{nols,ls}_seeds.md.
+    # on, kept only if it is at least as good as the best single epoch on validation; no label
+    # smoothing; link and handle augmentation (the defaults above). Chosen by three seeds per
+    # recipe, on the validation median among recipes whose bundles all pass tests/behaviour
+    # (README "Results", reports/train_full*_seeds.md).
     "full": {
         "epochs": 6,
         "max_train_examples": 0,
