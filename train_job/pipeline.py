@@ -21,7 +21,7 @@ from train_job.config import TrainConfig
 from train_job.data import LABELS, load_dataset
 from train_job.model import load_classifier, load_tokenizer, resolve_base_model
 from train_job.report import write_report
-from train_job.train import encode, train
+from train_job.train import encode, set_seed, train
 
 log = logging.getLogger("train_job")
 
@@ -52,6 +52,9 @@ def run(cfg: TrainConfig) -> dict:
 
     base_path = resolve_base_model(cfg.base_model, work_dir)
     tokenizer = load_tokenizer(base_path)
+    # Seeded before the new head is initialised: otherwise its weights depend on whatever used
+    # torch's global generator earlier in the process (a test session, a notebook).
+    set_seed(cfg.seed)
     model = load_classifier(base_path)
     log.info("run %s: base model %s, %s", run_id, base_path, dataset.fingerprint["rows"])
     result = train(cfg, model, tokenizer, dataset, store, run_prefix, work_dir)

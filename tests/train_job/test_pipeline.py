@@ -96,6 +96,28 @@ def test_a_restarted_run_resumes_from_its_checkpoint(tiny_base_model: Path, tmp_
     assert again["train"]["history"][0] == first["train"]["history"][0]
 
 
+def test_same_seed_same_model_whatever_used_the_generator_before(
+    tiny_base_model: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    import torch
+    from transformers import BertModel
+
+    # Like the packaged MiniLM: an encoder without a classification head, so the job makes one.
+    headless = tmp_path / "headless"
+    shutil.copytree(tiny_base_model, headless)
+    BertModel.from_pretrained(tiny_base_model).save_pretrained(headless)
+
+    first = run(tiny_config(headless, tmp_path / "a", epochs=1, export=False))
+    torch.rand(1000)  # an earlier test, a notebook cell: the global generator has moved on
+    second = run(tiny_config(headless, tmp_path / "b", epochs=1, export=False))
+    # The new classification head is initialised from the run's seed too, not from whatever
+    # state the process was in.
+    assert second["train"]["history"][0]["train_loss"] == first["train"]["history"][0]["train_loss"]
+    assert second["train"]["best_val_macro_f1"] == first["train"]["best_val_macro_f1"]
+
+
 def _job(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "train_job", *args],
