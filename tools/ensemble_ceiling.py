@@ -102,9 +102,8 @@ def measure(results_files: list[Path]) -> dict[str, Any]:
         if folder is None:
             raise SystemExit(f"{path}: bundle {results['version']} is not in a local store here")
         scorer = BundleScorer(folder)
-        members[path.stem] = tuple(  # type: ignore[assignment]
-            log_odds(scorer.predict(frame["text"].tolist())[0]) for frame in (val, test)
-        )
+        p_val, p_test = (scorer.predict(frame["text"].tolist())[0] for frame in (val, test))
+        members[path.stem] = (log_odds(p_val), log_odds(p_test))
     tfidf_val, tfidf_test, tfidf_params = tfidf_log_odds(
         (train["text"].tolist(), train["label"].to_numpy()),
         val["text"].tolist(),
@@ -112,10 +111,11 @@ def measure(results_files: list[Path]) -> dict[str, Any]:
         test["text"].tolist(),
     )
     tfidf = (tfidf_val, tfidf_test)
-    ensemble = tuple(
-        log_odds(np.mean([1 / (1 + np.exp(-m[i])) for m in members.values()], axis=0))
-        for i in (0, 1)
-    )
+
+    def mean_probability(split: int) -> np.ndarray:
+        return np.mean([1 / (1 + np.exp(-scores[split])) for scores in members.values()], axis=0)
+
+    ensemble = (log_odds(mean_probability(0)), log_odds(mean_probability(1)))
     rows = []
     for name, scores in [*members.items(), ("ensemble (mean P(fake))", ensemble)]:
         rows.append(
@@ -123,7 +123,7 @@ def measure(results_files: list[Path]) -> dict[str, Any]:
                 "model": name,
                 "val_weighted_f1": weighted_f1(val_y, scores[0]),
                 "test_weighted_f1": weighted_f1(test_y, scores[1]),
-                "blend_with_tfidf": best_blend(scores, tfidf, val_y, test_y),  # type: ignore[arg-type]
+                "blend_with_tfidf": best_blend(scores, tfidf, val_y, test_y),
             }
         )
     return {
