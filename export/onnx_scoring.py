@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,8 @@ def score(
     import onnxruntime as ort
 
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads  # 0 = one per core, fine for a batch job
+    # 0 = OMP_NUM_THREADS when set (jobs sharing a machine set it), else one thread per core.
+    options.intra_op_num_threads = threads or int(os.environ.get("OMP_NUM_THREADS") or 0)
     session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
     wanted = [i.name for i in session.get_inputs()]
     outputs = [o.name for o in session.get_outputs()]

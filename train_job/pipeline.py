@@ -260,7 +260,9 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
 
 def _git_commit() -> str | None:
     """HEAD, with "-dirty" when tracked files differ from it: then HEAD alone is not the code
-    that ran."""
+    that ran. Where there is no repository (a container image, a copied tree) SOURCE_COMMIT, if
+    whoever built or copied the tree set it."""
+    import os
     import subprocess
 
     try:
@@ -275,7 +277,7 @@ def _git_commit() -> str | None:
             check=True,
         )
     except (OSError, subprocess.SubprocessError):
-        return None  # e.g. the container image, which has no .git
+        return os.environ.get("SOURCE_COMMIT") or None
     return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 

@@ -149,6 +149,45 @@ def predict_logits(
     return out
 
 
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    if device.type != "cuda":
+        return batch
+    # Pinned host memory lets the copy run alongside the GPU's work on the last step.
+    return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
+
+
+def train_step(
+    model: nn.Module,
+    enc: Encoded,
+    idx: list[int],
+    pad_id: int,
+    device: torch.device,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler=None,
+) -> torch.Tensor:
+    """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced)."""
+    batch = to_device(collate(enc, idx, pad_id), device)
+    labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
+    with _autocast(device):
+        logits = model(**batch).logits
+    loss = loss_fn(logits.float(), labels)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
+    # On CUDA the fused kernel updates every tensor in a few launches instead of a dozen per
+    # parameter group; the CPU path keeps the default implementation (and its exact numbers).
+    fused = {"fused": True} if device.type == "cuda" else {}
+    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, **fused)
+
+
 def _autocast(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
@@ -214,13 +253,16 @@ class _Progress:
 
             self.bar = tqdm(total=total, desc=desc, leave=False)
 
-    def update(self, loss: float) -> None:
+    def update(self, loss: torch.Tensor) -> None:
+        # loss.item() waits for the GPU, so it is read only when shown: on CUDA a read every step
+        # would stop the CPU from queueing the next step while the GPU runs this one.
         self.n += 1
         if self.bar is not None:
             self.bar.update(1)
-            self.bar.set_postfix(loss=f"{loss:.4f}")
+            if self.n % self.every == 0 or self.n == self.total:
+                self.bar.set_postfix(loss=f"{loss.item():.4f}")
         elif self.n % self.every == 0 or self.n == self.total:
-            log.info("%s step %d/%d loss %.4f", self.desc, self.n, self.total, loss)
+            log.info("%s step %d/%d loss %.4f", self.desc, self.n, self.total, loss.item())
 
     def close(self) -> None:
         if self.bar is not None:
@@ -248,7 +290,7 @@ def train(
     val_enc = encode(tokenizer, val_df["text"].tolist(), val_df["label"], cfg.max_length)
 
     steps_per_epoch = -(-len(train_df) // cfg.batch_size)
-    optimizer = torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate)
+    optimizer = make_optimizer(model, cfg, device)
     from transformers import get_linear_schedule_with_warmup
 
     total_steps = steps_per_epoch * cfg.epochs
@@ -290,21 +332,14 @@ def train(
         model.train()
         batches = bucketed_batches(train_enc.lengths, cfg.batch_size, rng, train_enc.labels)
         progress = _Progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every)
-        started, loss_sum = time.perf_counter(), 0.0
+        started = time.perf_counter()
+        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
         for idx in batches:
-            batch = {k: v.to(device) for k, v in collate(train_enc, idx, pad_id).items()}
-            labels = torch.as_tensor(train_enc.labels[idx], device=device)
-            with _autocast(device):
-                logits = model(**batch).logits
-            loss = loss_fn(logits.float(), labels)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            loss_sum += loss.item()
-            progress.update(loss.item())
+            loss = train_step(model, train_enc, idx, pad_id, device, loss_fn, optimizer, scheduler)
+            loss_sum += loss
+            progress.update(loss)
         progress.close()
+        train_loss = float(loss_sum) / max(len(batches), 1)  # also waits for the GPU's last step
         elapsed = time.perf_counter() - started
         seen, seconds = seen + len(train_enc.labels), seconds + elapsed
 
@@ -315,7 +350,7 @@ def train(
         val_loss = float(loss_fn(torch.tensor(val_logits), torch.tensor(val_enc.labels)))
         entry = {
             "epoch": epoch + 1,
-            "train_loss": loss_sum / max(len(batches), 1),
+            "train_loss": train_loss,
             "val_loss": val_loss,
             "val_macro_f1": val["macro_f1"],
             "val_accuracy": val["accuracy"],

@@ -31,7 +31,16 @@ def test_commit_is_marked_dirty_when_tracked_files_changed(tmp_path, monkeypatch
 def test_no_repository_means_no_commit(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    monkeypatch.delenv("SOURCE_COMMIT", raising=False)
     assert _git_commit() is None
+
+
+def test_a_copied_tree_names_the_commit_it_was_told(tmp_path, monkeypatch) -> None:
+    """A tree copied without .git (a container image, a lent GPU machine) says SOURCE_COMMIT."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    monkeypatch.setenv("SOURCE_COMMIT", "abc123")
+    assert _git_commit() == "abc123"
 
 
 @pytest.fixture(autouse=True)
