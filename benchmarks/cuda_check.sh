@@ -5,9 +5,9 @@
 #   .whl/            the pinned wheels the GPU image lacks, for its Python 3.12: transformers,
 #                    tokenizers, huggingface_hub, accelerate, optimum, optimum-onnx, jsonschema
 #                    and its three helpers (pip download --no-deps ..., see reports/cuda/README.md)
-#   .gpu/minilm/     the packaged MiniLM-L6 with its weights stored as fp16, so tree + wheels fit
-#                    the 64 MiB the machine takes; made back into fp32 there. fp16 keeps 11
-#                    mantissa bits, more than the bf16 autocast the CUDA path computes in.
+#   .gpu/minilm/     the packaged MiniLM-L6 with its weights stored as fp16 and gzipped, so tree
+#                    and wheels fit the 64 MiB the machine takes; made back into fp32 there.
+#                    fp16 keeps 11 mantissa bits, more than the bf16 autocast the job uses on CUDA.
 # Steps, each bounded in time, each writing to $OUT what it has even when the next one fails:
 #   1. bench: the job's step (bucketed, padded) and a plain PyTorch loop, batch 128, length 64;
 #   2. tools/recipe_sweep.py: recipes x 3 seeds trained whole on the GPU, several at a time,
@@ -36,9 +36,9 @@ BASE=${BASE:-$WORK/minilm}
 if [ ! -f "$BASE/model.safetensors" ]; then
   mkdir -p "$BASE" && cp .gpu/minilm/*.json .gpu/minilm/*.txt "$BASE"/
   "$PY" - "$BASE" <<'EOF' || exit 4
-import sys
-from safetensors.torch import load_file, save_file
-weights = load_file(".gpu/minilm/model.safetensors")
+import gzip, sys
+from safetensors.torch import load, save_file
+weights = load(gzip.decompress(open(".gpu/minilm/model.safetensors.gz", "rb").read()))
 save_file(
     {k: (v.float() if v.is_floating_point() else v).contiguous() for k, v in weights.items()},
     sys.argv[1] + "/model.safetensors",
