@@ -13,8 +13,9 @@
 #   2. tools/recipe_sweep.py: recipes x 3 seeds trained whole on the GPU, several at a time,
 #      the best on validation and the current recipe then run end to end (export, gate, publish);
 #   3. tools/seed_summary.py per recipe run end to end: test scores and the behavioural tests.
+# MODE=job: steps 1 and one end-to-end run of the job (SEED) instead of 2 and 3.
 # Overrides for a rehearsal on a CPU box: PY, WHEELS=none, BASE, JOB_EXTRA, SWEEP_MINUTES,
-# FINAL_MINUTES, PARALLEL, BENCH_EXAMPLES.
+# FINAL_MINUTES, PARALLEL, BENCH_EXAMPLES, BENCH_WARMUPS, JOB_SECONDS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/cuda_check_out}
@@ -64,9 +65,26 @@ print("cuda:", torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch
 EOF
 
 echo "== 1. bench ($(date -u +%T))"
-timeout "${BENCH_SECONDS:-120}" "$PY" benchmarks/bench_train.py --batch-size 128 --max-length 64 \
-  --examples "${BENCH_EXAMPLES:-8192}" --warmup-steps 5 --base-model "$BASE" \
-  --out "$OUT/bench_train_cuda" || echo "bench failed: $?"
+# Cold: timing starts after 5 steps, so first uses of each batch shape are in it (as in a job's
+# first epoch). Warm: after one untimed pass over the same batches (the job's later epochs).
+for warmup in ${BENCH_WARMUPS:-5 64}; do
+  timeout "${BENCH_SECONDS:-120}" "$PY" benchmarks/bench_train.py --batch-size 128 \
+    --max-length 64 --examples "${BENCH_EXAMPLES:-8192}" --warmup-steps "$warmup" \
+    --base-model "$BASE" --out "$OUT/bench_train_cuda_warmup$warmup" || echo "bench failed: $?"
+done
+
+if [ "${MODE:-sweep}" = job ]; then
+  # One run of the job itself, end to end, alone on the GPU; its bundle comes back in parts.
+  echo "== 2. the job, full profile, seed ${SEED:-42} ($(date -u +%T))"
+  # shellcheck disable=SC2086
+  timeout "${JOB_SECONDS:-200}" "$PY" -m train_job --profile full --base-model "$BASE" \
+    --seed "${SEED:-42}" --store "$WORK/store" --work-dir "$WORK/runs" --log-every 1000 \
+    --results-file "$OUT/train_full_cuda_seed${SEED:-42}.json" ${JOB_EXTRA:-} || echo "job failed: $?"
+  bundle=$(ls -d "$WORK"/store/models/*/ 2>/dev/null | head -1)
+  [ -z "$bundle" ] || tar cf - -C "$bundle" . | split -b 15m - "$OUT/bundle.tar.part-"
+  echo "== done ($(date -u +%T))"
+  exit 0
+fi
 
 echo "== 2. recipes ($(date -u +%T))"
 # shellcheck disable=SC2086  # JOB_EXTRA is a list of flags

@@ -125,8 +125,15 @@ def bucketed_batches(
     return batches
 
 
-def collate(enc: Encoded, idx: list[int], pad_id: int) -> dict[str, torch.Tensor]:
+def collate(
+    enc: Encoded, idx: list[int], pad_id: int, multiple: int = 1
+) -> dict[str, torch.Tensor]:
+    """Pads the posts `idx` to their longest, rounded up to `multiple`. On CUDA the job rounds
+    to 8: every new tensor shape costs the GPU path a first-use price (kernel choice, a new
+    pinned host block), and with one shape per length 8,192 posts ran at 1,339 examples/s on an
+    H100 against 7,698 padded to 64 (reports/cuda/); multiples of 8 also suit the tensor cores."""
     width = max(int(enc.lengths[i]) for i in idx)
+    width = -(-width // multiple) * multiple
     batch = {}
     for key, rows in enc.features.items():
         pad = pad_id if key == "input_ids" else 0
@@ -143,10 +150,14 @@ def predict_logits(
     model.eval()
     out = np.zeros((len(enc.labels), 2), dtype=np.float32)
     for idx in bucketed_batches(enc.lengths, batch_size, rng=None):
-        batch = {k: v.to(device) for k, v in collate(enc, idx, pad_id).items()}
+        batch = to_device(collate(enc, idx, pad_id, pad_multiple(device)), device)
         with _autocast(device):
             out[idx] = model(**batch).logits.float().cpu().numpy()
     return out
+
+
+def pad_multiple(device: torch.device) -> int:
+    return 8 if device.type == "cuda" else 1  # why: see collate
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
@@ -167,7 +178,7 @@ def train_step(
     scheduler=None,
 ) -> torch.Tensor:
     """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced)."""
-    batch = to_device(collate(enc, idx, pad_id), device)
+    batch = to_device(collate(enc, idx, pad_id, pad_multiple(device)), device)
     labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
     with _autocast(device):
         logits = model(**batch).logits
