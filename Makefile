@@ -74,6 +74,9 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 bench-train: $(STAMP) ## training examples/s on this CPU -> reports/bench_train.{json,md}
 	$(PY) benchmarks/bench_train.py
 
+gpu-carry: $(STAMP) ## wheels and fp16 base weights a lent GPU machine needs -> .whl/ .gpu/ (docs/gpu.md)
+	$(PY) tools/gpu_carry.py
+
 list-models: $(STAMP) ## versions in the local store (* = production)
 	$(PY) -m export list
 
@@ -82,4 +85,4 @@ clean: ## remove local state (store, runs, logs); keeps .venv
 
 -include mk/*.mk
 
-.PHONY: help venv run train-full train-seeds ensemble-ceiling test lint format bench-train list-models clean
+.PHONY: help venv run train-full train-seeds ensemble-ceiling test lint format bench-train gpu-carry list-models clean

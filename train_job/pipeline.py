@@ -260,11 +260,14 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
 
 def _git_commit() -> str | None:
     """HEAD, with "-dirty" when tracked files differ from it: then HEAD alone is not the code
-    that ran. Where there is no repository (a container image, a copied tree) SOURCE_COMMIT, if
-    whoever built or copied the tree set it."""
+    that ran. SOURCE_COMMIT wins when set: whoever built or copied the tree (a container image,
+    a lent GPU machine) knows its commit, and a copy may carry a stale .git (one did: a GPU
+    machine's copy reported the session's first commit, dirty)."""
     import os
     import subprocess
 
+    if os.environ.get("SOURCE_COMMIT"):
+        return os.environ["SOURCE_COMMIT"]
     try:
         head = subprocess.run(
             ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
@@ -277,7 +280,7 @@ def _git_commit() -> str | None:
             check=True,
         )
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("SOURCE_COMMIT") or None
+        return None  # no git, or not a repository
     return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 

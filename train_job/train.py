@@ -1,7 +1,8 @@
 """Train stage: a plain PyTorch loop, readable in one sitting.
 
 - Dynamic padding with length-bucketed batches: each batch holds texts of similar length and is
-  padded only to its longest (about 4x the examples/s of padding to 128 on 2 CPU cores).
+  padded only to its longest (2.7x the examples/s of padding to 128 on 2 CPU cores,
+  reports/bench_train.md; no gain on a GPU at this size, docs/gpu.md).
 - AdamW with linear warm-up and decay, optional layer-wise learning-rate decay, fixed seeds.
 - Early stopping on validation macro-F1; the best epoch's weights are the result.
 - A checkpoint per epoch in the artifact store; a job started again with the same run id resumes

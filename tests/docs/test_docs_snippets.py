@@ -1,7 +1,7 @@
 """Docs cannot rot: every shell command in the README and docs/ is checked against the project.
 
 - the quick start is exactly the two commands, and .ci/run calls the same test command;
-- every `make TARGET` names a real target;
+- every `make TARGET` names a real target, every `bash|python SCRIPT` a real file;
 - every `python -m train_job ...` parses with the job's real argument parser;
 - every `python -m export|monitoring SUBCOMMAND` names a real subcommand;
 - every `terraform ... output NAME` names a real Terraform output;
@@ -77,6 +77,10 @@ def test_quick_start_is_the_two_commands_and_ci_runs_the_test_one() -> None:
 @pytest.mark.parametrize("command", ALL_COMMANDS)
 def test_documented_command_is_real(command: str) -> None:
     words = shlex.split(command.replace("$(", "(").replace(")", " ) "), comments=False)
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=\S*", words[0]):
+        words = words[1:]  # VAR=value before the command
+    if words[:1] in (["bash"], ["python"]) and len(words) > 1 and words[1].endswith((".sh", ".py")):
+        assert (ROOT / words[1]).is_file(), f"no script {words[1]} in: {command}"
     if words[:1] == ["make"]:
         targets = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
         assert targets, command

@@ -63,3 +63,23 @@ def test_same_rng_same_batches_so_a_resumed_run_sees_the_same_order() -> None:
     again = bucketed_batches(lengths, 32, random.Random(7), labels)
     assert first == again
     assert first != bucketed_batches(lengths, 32, random.Random(8), labels)
+
+
+def test_cuda_batches_are_padded_to_a_multiple_of_8_and_cpu_ones_to_their_longest() -> None:
+    import torch
+
+    from train_job.train import Encoded, collate, pad_multiple
+
+    rows = [[101, 7, 102], [101, 7, 8, 9, 10, 102]]
+    enc = Encoded(
+        {"input_ids": rows, "attention_mask": [[1] * len(r) for r in rows]},
+        np.array([0, 1]),
+        np.array([3, 6]),
+        np.array([3, 6]),
+    )
+    cpu = collate(enc, [0, 1], pad_id=0, multiple=pad_multiple(torch.device("cpu")))
+    assert cpu["input_ids"].shape == (2, 6)
+    cuda = collate(enc, [0, 1], pad_id=0, multiple=pad_multiple(torch.device("cuda")))
+    assert cuda["input_ids"].shape == (2, 8)
+    assert cuda["attention_mask"][:, 6:].sum() == 0  # the extra columns are padding
+    assert cuda["input_ids"][1, :6].tolist() == rows[1]

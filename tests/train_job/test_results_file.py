@@ -20,6 +20,7 @@ def test_commit_is_marked_dirty_when_tracked_files_changed(tmp_path, monkeypatch
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x")
     head = _git(tmp_path, "rev-parse", "HEAD")
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SOURCE_COMMIT", raising=False)
 
     assert _git_commit() == head
     (tmp_path / "scratch.txt").write_text("untracked files do not count\n")
@@ -36,10 +37,16 @@ def test_no_repository_means_no_commit(tmp_path, monkeypatch) -> None:
 
 
 def test_a_copied_tree_names_the_commit_it_was_told(tmp_path, monkeypatch) -> None:
-    """A tree copied without .git (a container image, a lent GPU machine) says SOURCE_COMMIT."""
+    """A copied tree (a container image, a lent GPU machine) says SOURCE_COMMIT, even when the
+    copy brought a .git along: that one may be stale."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     monkeypatch.setenv("SOURCE_COMMIT", "abc123")
+    assert _git_commit() == "abc123"
+    _git(tmp_path, "init", "-q")
+    (tmp_path / "train.py").write_text("lr = 8e-5\n")
+    _git(tmp_path, "add", "train.py")
+    _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x")
     assert _git_commit() == "abc123"
 
 
