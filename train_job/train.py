@@ -130,9 +130,10 @@ def collate(
     enc: Encoded, idx: list[int], pad_id: int, multiple: int = 1
 ) -> dict[str, torch.Tensor]:
     """Pads the posts `idx` to their longest, rounded up to `multiple`. On CUDA the job rounds
-    to 8: every new tensor shape costs the GPU path a first-use price (kernel choice, a new
-    pinned host block), and with one shape per length 8,192 posts ran at 1,339 examples/s on an
-    H100 against 7,698 padded to 64 (reports/cuda/); multiples of 8 also suit the tensor cores."""
+    to 8: new tensor shapes cost extra on first use there, and with one width per length the
+    bench ran at 1,339 examples/s on an H100 against 7,698 padded to 64; rounding cut the new
+    widths met in its timed batches from 35 to 2 (docs/gpu.md). Multiples of 8 also suit the
+    tensor cores."""
     width = max(int(enc.lengths[i]) for i in idx)
     width = -(-width // multiple) * multiple
     batch = {}
