@@ -103,7 +103,9 @@ def measure_plain(model, enc, batches, pad_id, device, warmup: int) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--examples", type=int, default=384, help="training posts per setting")
+    parser.add_argument(
+        "--examples", type=int, default=384, help="examples timed per setting (at least)"
+    )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--warmup-steps", type=int, default=2, help="steps left out of the timing")
@@ -166,7 +168,8 @@ def main() -> int:
         f"# Training throughput (`{record['command']}`)\n\n"
         f"{record['device_type']} ({record['device']}), {record['precision']}, "
         f"{record['torch_threads']} torch threads, torch {record['torch']}; {record['model']}; "
-        f"{args.examples} CONSTRAINT training posts per setting, batch {args.batch_size}, "
+        f"at least {args.examples} examples timed per setting, from {len(frame)} CONSTRAINT "
+        f"training posts, batch {args.batch_size}, "
         f"max length {args.max_length} (mean {record['mean_tokens_per_post']:.1f} tokens/post).\n\n"
         f"| setting | examples/s |\n|---|---|\n{rows}\n\n"
         f"Bucketed dynamic padding is {record['speedup_bucketed_vs_padded']}x the job's step on "
