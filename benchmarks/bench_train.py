@@ -37,6 +37,7 @@ from train_job.train import (  # noqa: E402
     collate,
     encode,
     make_optimizer,
+    pad_multiple,
     pick_device,
     train_step,
 )
@@ -126,6 +127,11 @@ def main() -> int:
     while sum(map(len, batches)) < args.examples + args.warmup_steps * args.batch_size:
         batches += bucketed_batches(enc.lengths, args.batch_size, rng, enc.labels)
     padded = padded_to(enc, args.max_length, pad_id)
+    # Batch widths as the job pads them here (rounded to 8 on CUDA): how many distinct, and how
+    # many are first met while timing (each new shape costs extra on first use on CUDA).
+    multiple = pad_multiple(device)
+    widths = [-(-max(int(enc.lengths[i]) for i in b) // multiple) * multiple for b in batches]
+    first_seen_timed = len(set(widths[args.warmup_steps :]) - set(widths[: args.warmup_steps]))
     results = {}
     for name in SETTINGS:
         torch.manual_seed(0)
@@ -152,6 +158,7 @@ def main() -> int:
         "batch_size": args.batch_size,
         "max_length": args.max_length,
         "mean_tokens_per_post": float(enc.lengths.mean()),
+        "bucketed_widths": {"distinct": len(set(widths)), "first_seen_timed": first_seen_timed},
         "examples_per_second": {k: round(v, 1) for k, v in results.items()},
         "speedup_bucketed_vs_padded": round(
             results["job_bucketed"] / results["job_padded_to_max"], 2

@@ -86,6 +86,18 @@ def write_fp16_model(source: Path, target: Path) -> Path:
     return out
 
 
+def relative_l2_change(source: Path, sent: Path) -> float:
+    """||fp16 - fp32|| / ||fp32|| over all float weights: what the round trip costs."""
+    from safetensors.torch import load, load_file
+
+    original = load_file(source / "model.safetensors")
+    half = load(gzip.decompress(sent.read_bytes()))
+    floats = [k for k, v in original.items() if v.is_floating_point()]
+    diff = sum(float((half[k].double() - original[k].double()).pow(2).sum()) for k in floats)
+    norm = sum(float(original[k].double().pow(2).sum()) for k in floats)
+    return (diff / norm) ** 0.5
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--no-wheels", action="store_true", help="only the base weights")
@@ -97,7 +109,10 @@ def main(argv: list[str] | None = None) -> int:
 
     source = Path(args.base_model) if args.base_model else packaged_minilm()
     out = write_fp16_model(source, ROOT / ".gpu" / "minilm")
-    print(f"{out.relative_to(ROOT)}: {out.stat().st_size / 1e6:.1f} MB")
+    print(
+        f"{out.relative_to(ROOT)}: {out.stat().st_size / 1e6:.1f} MB, weights changed by "
+        f"{relative_l2_change(source, out):.1e} (relative L2)"
+    )
     return 0
 
 

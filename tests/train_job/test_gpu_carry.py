@@ -8,7 +8,7 @@ import shutil
 import torch
 from safetensors.torch import load, load_file, save_file
 
-from tools.gpu_carry import pinned, write_fp16_model
+from tools.gpu_carry import pinned, relative_l2_change, write_fp16_model
 
 
 def test_fp16_weights_round_trip_and_integer_buffers_stay_exact(tiny_base_model, tmp_path) -> None:
@@ -30,6 +30,7 @@ def test_fp16_weights_round_trip_and_integer_buffers_stay_exact(tiny_base_model,
     assert (tmp_path / "minilm" / "config.json").is_file()
     assert (tmp_path / "minilm" / "tokenizer.json").is_file()
     assert out.read_bytes() == write_fp16_model(base, tmp_path / "again").read_bytes()
+    assert 0 < relative_l2_change(base, out) < 1e-3  # fp16 keeps 11 mantissa bits
 
 
 def test_the_wheels_sent_are_the_pinned_versions(tmp_path) -> None:
