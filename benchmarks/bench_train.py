@@ -9,7 +9,7 @@ Runs on CUDA (bf16 autocast, as the job) when present.
 
     make bench-train            # CPU: batch 32, max length 128
     python benchmarks/bench_train.py --batch-size 128 --max-length 64 --examples 8192 \
-        --out reports/bench_train_cuda     # what ran on the lent GPU (benchmarks/cuda_check.sh)
+        --warmup-steps 5 --out reports/cuda/bench_train_cuda_warmup5   # the lent GPU (docs/gpu.md)
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from train_job.train import (  # noqa: E402
     encode,
     make_optimizer,
     pad_multiple,
+    padded_width,
     pick_device,
     train_step,
 )
@@ -130,7 +131,7 @@ def main() -> int:
     # Batch widths as the job pads them here (rounded to 8 on CUDA): how many distinct, and how
     # many are first met while timing (each new shape costs extra on first use on CUDA).
     multiple = pad_multiple(device)
-    widths = [-(-max(int(enc.lengths[i]) for i in b) // multiple) * multiple for b in batches]
+    widths = [padded_width(enc, b, multiple) for b in batches]
     first_seen_timed = len(set(widths[args.warmup_steps :]) - set(widths[: args.warmup_steps]))
     results = {}
     for name in SETTINGS:

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# The train job on a lent CUDA machine, in one call (issue 2's GPU check; see reports/cuda/).
+# The train job on a lent CUDA machine, in one call (issue 2's GPU check; docs/gpu.md).
 #
 # What it needs beside the tree (both ignored by git, carried to the machine):
 #   .whl/            the pinned wheels the GPU image lacks, for its Python 3.12: transformers,
 #                    tokenizers, huggingface_hub, accelerate, optimum, optimum-onnx, jsonschema
-#                    and its three helpers (pip download --no-deps ..., see reports/cuda/README.md)
+#                    and its three helpers (made by `make gpu-carry`, tools/gpu_carry.py)
 #   .gpu/minilm/     the packaged MiniLM-L6 with its weights stored as fp16 and gzipped, so tree
 #                    and wheels fit the 64 MiB the machine takes; made back into fp32 there.
 #                    fp16 keeps 11 mantissa bits, more than the bf16 autocast the job uses on CUDA.

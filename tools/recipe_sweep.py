@@ -1,7 +1,7 @@
 """Compare training recipes by their validation score over seeds, then run the best ones whole.
 
-Made for a lent GPU, where a full-profile run takes seconds and several share the card, but it
-runs anywhere the train job does. Two phases, both the job itself (`python -m train_job`):
+Made for a lent GPU, where a full-profile run takes about a minute and several share the card,
+but it runs anywhere the train job does. Two phases, both the job itself (`python -m train_job`):
 
 1. every variant x seed trains with --no-export; its final model's validation macro-F1 (the
    epoch average when that was kept, else the best epoch) comes from the job's results file;
