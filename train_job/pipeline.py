@@ -217,6 +217,7 @@ def run(cfg: TrainConfig) -> dict:
         test["text"].tolist(),
         test["label"].to_numpy(),
         Path(cfg.ood_eval_data) if cfg.ood_eval_data else None,
+        Path(cfg.cross_source_eval_data) if cfg.cross_source_eval_data else None,
     )
     (work_dir / "trust_report.json").write_text(json.dumps(trust, indent=2))
     files["trust_report.json"] = work_dir / "trust_report.json"
@@ -313,6 +314,13 @@ def headline(summary: dict) -> str:
             lines.append(
                 f"out-of-domain flag: ROC-AUC {ood_report['roc_auc_all']:.3f} vs LIAR + probes, "
                 f"{ood_report['in_domain_flagged_share']:.1%} of in-domain test posts flagged"
+            )
+        if cross := trust.get("cross_source"):
+            lines.append(
+                f"cross-source ({cross['file']}, n={cross['n']}): ROC-AUC {cross['roc_auc']:.3f}, "
+                f"real called fake {cross['real_called_fake_share']:.1%} "
+                f"({cross['real_called_fake_in_domain_share']:.1%} while in domain), "
+                f"{cross['flagged_out_of_domain_share']:.1%} flagged out of domain"
             )
         rob = trust["robustness"]
         lines.append("robustness (accuracy): " + ", ".join(f"{k} {v:.3f}" for k, v in rob.items()))

@@ -1,13 +1,24 @@
 """Train stage: a plain PyTorch loop, readable in one sitting.
 
-- Dynamic padding with length-bucketed batches: each batch holds texts of similar length and is
-  padded only to its longest (2.7x the examples/s of padding to 128 on 2 CPU cores,
-  reports/bench_train.md; no gain on a GPU at this size, docs/gpu.md).
-- AdamW with linear warm-up and decay, optional layer-wise learning-rate decay, fixed seeds.
-- Early stopping on validation macro-F1; the best epoch's weights are the result.
-- A checkpoint per epoch in the artifact store; a job started again with the same run id resumes
-  from it (Cloud Run retries a failed task with the same execution id).
-- CUDA with bf16 autocast when a GPU is present.
+`train` reads as a table of contents:
+
+1. inputs: validation token ids once; the training posts perturbed afresh every epoch;
+2. optimizer and schedule: AdamW, linear warm-up and decay, optional layer-wise lr decay;
+3. resume after the last finished epoch when the run already has a checkpoint (Cloud Run retries
+   a failed task with the same execution id);
+4. each epoch: train on length-bucketed, dynamically padded batches, score validation, keep the
+   best epoch, update the weight average, write a checkpoint;
+5. the result: the best epoch's weights, or the epoch average when it is at least as good.
+
+Invariance to links and user handles (the behavioural tests ask that adding either does not flip a
+confident label) is taught in one of two ways, both drawn afresh every epoch:
+
+- replace (consistency weight 0): a share of the posts is trained on in perturbed form;
+- consistency (weight > 0): every post is trained on as written; a perturbed twin of a share of
+  them joins the same batch, and a KL term pulls its prediction towards the original's. The label
+  loss then sees the data's own link and handle shares, and the twin teaches the invariance.
+
+CUDA with bf16 autocast when a GPU is present.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from export.store import Store
 from train_job.config import TrainConfig
@@ -57,13 +69,14 @@ def encode(tokenizer, texts: list[str], labels: np.ndarray, max_length: int) -> 
     )
 
 
+# --- perturbations for invariance ----------------------------------------------------------------
+
 _URL = re.compile(r"https?://\S+|www\.\S+")
 _HANDLE = re.compile(r"@\w+")
 
 
-def _toggle(texts: list[str], rate: float, seed: int, pattern: re.Pattern, add) -> list[str]:
+def _toggle(texts: list[str], rate: float, rng: random.Random, pattern: re.Pattern, add):
     """In `rate` of the posts: remove every match of `pattern` if there is one, else add one."""
-    rng = random.Random(seed)
     out = []
     for text in texts:
         if rng.random() < rate:
@@ -72,19 +85,50 @@ def _toggle(texts: list[str], rate: float, seed: int, pattern: re.Pattern, add) 
     return out
 
 
-def toggle_links(texts: list[str], rate: float, seed: int) -> list[str]:
-    """Training-time augmentation: in `rate` of the posts, drop the links if there are any, else
-    append one. Real posts from official accounts usually carry a link, so without this the model
-    learns "has a link" as evidence of "real", and appending a link flips confident fakes."""
-    return _toggle(texts, rate, seed, _URL, lambda text: text + " https://t.co/x")
+def toggle_links(texts: list[str], rate: float, rng: random.Random) -> list[str]:
+    """In `rate` of the posts, drop the links if there are any, else append one. Official
+    accounts' posts usually carry a link (70% of the training posts with a link are real), so
+    without this the model takes "has a link" as evidence of "real"."""
+    return _toggle(texts, rate, rng, _URL, lambda text: text + " https://t.co/x")
 
 
-def toggle_handles(texts: list[str], rate: float, seed: int) -> list[str]:
-    """The same for user handles: 80% of the CONSTRAINT training posts that mention a handle are
-    real (official accounts tag and retweet each other), so without this a handle put in front of
-    a confident fake post can flip it (3.2% of them, all fake to real, for one full-profile seed,
-    where tests/behaviour allows 3%)."""
-    return _toggle(texts, rate, seed, _HANDLE, lambda text: "@user " + text)
+def toggle_handles(texts: list[str], rate: float, rng: random.Random) -> list[str]:
+    """The same for user handles: 80% of the training posts that mention one are real (official
+    accounts tag and retweet each other)."""
+    return _toggle(texts, rate, rng, _HANDLE, lambda text: "@user " + text)
+
+
+def perturb(texts: list[str], cfg: TrainConfig, epoch: int) -> list[str]:
+    """The epoch's perturbed copy of the training posts. A fresh draw per epoch (seeded by seed
+    and epoch, so a resumed run draws the same), so no post stays altered for the whole run; links
+    and handles have their own streams."""
+    texts = toggle_links(texts, cfg.link_augmentation, random.Random(f"links/{cfg.seed}/{epoch}"))
+    return toggle_handles(
+        texts, cfg.handle_augmentation, random.Random(f"handles/{cfg.seed}/{epoch}")
+    )
+
+
+@dataclass
+class EpochInputs:
+    """What one epoch trains on: the posts, and in consistency mode their perturbed twins."""
+
+    enc: Encoded
+    twins: Encoded | None = None
+    has_twin: np.ndarray | None = None  # bool per post: its twin differs from it
+
+
+def epoch_inputs(cfg: TrainConfig, tokenizer, texts: list[str], labels, epoch: int) -> EpochInputs:
+    perturbed = perturb(texts, cfg, epoch)
+    if cfg.consistency_weight <= 0:
+        return EpochInputs(encode(tokenizer, perturbed, labels, cfg.max_length))
+    return EpochInputs(
+        enc=encode(tokenizer, texts, labels, cfg.max_length),
+        twins=encode(tokenizer, perturbed, labels, cfg.max_length),
+        has_twin=np.array([a != b for a, b in zip(texts, perturbed, strict=True)]),
+    )
+
+
+# --- batches --------------------------------------------------------------------------------------
 
 
 def bucketed_batches(
@@ -98,10 +142,9 @@ def bucketed_batches(
 
     With labels too, every batch keeps the chunk's label mix: each class is sorted by length on
     its own and batch k takes the k-th slice of each. On CONSTRAINT fake posts are shorter than
-    real ones (median 27 vs 47 tokens), so plain length buckets make batches of mostly one label
-    (share of fake per batch: std 0.25, against 0.09 for random batches and 0.015 here), which
-    pushes the classifier's bias back and forth from step to step. The price is more padding
-    (tokens computed / real tokens 1.21 vs 1.04; random batches: 2.25)."""
+    real ones (median 27 vs 47 tokens), so plain length buckets make batches of mostly one label,
+    which pushes the classifier's bias back and forth from step to step
+    (tests/train_job/test_batches.py). The price is a little more padding."""
     order = list(range(len(lengths)))
     if rng is None:
         order.sort(key=lambda i: lengths[i])
@@ -133,20 +176,22 @@ def padded_width(enc: Encoded, idx: list[int], multiple: int = 1) -> int:
 
 
 def collate(
-    enc: Encoded, idx: list[int], pad_id: int, multiple: int = 1
+    enc: Encoded,
+    idx: list[int],
+    pad_id: int,
+    multiple: int = 1,
+    extra: tuple[Encoded, list[int]] | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Pads the posts `idx` to their longest, rounded up to `multiple`. On CUDA the job rounds
-    to 8: new tensor shapes cost extra on first use there, and with one width per length the
-    bench ran at 1,339 examples/s on an H100 against 7,698 padded to 64; rounding cut the new
-    widths met in its timed batches from 35 to 2 (docs/gpu.md). Multiples of 8 also suit the
-    tensor cores."""
-    width = padded_width(enc, idx, multiple)
+    """Pads the posts `idx` (then the `extra` rows, if any) to their longest, rounded up to
+    `multiple`. On CUDA the job rounds to 8: new tensor shapes cost extra on first use there
+    (docs/gpu.md), and multiples of 8 suit the tensor cores."""
+    parts = [(enc, idx)] + ([extra] if extra and extra[1] else [])
+    width = max(padded_width(e, rows, multiple) for e, rows in parts)
     batch = {}
-    for key, rows in enc.features.items():
+    for key in enc.features:
         pad = pad_id if key == "input_ids" else 0
-        batch[key] = torch.tensor(
-            [rows[i] + [pad] * (width - len(rows[i])) for i in idx], dtype=torch.long
-        )
+        rows = [e.features[key][i] for e, chosen in parts for i in chosen]
+        batch[key] = torch.tensor([r + [pad] * (width - len(r)) for r in rows], dtype=torch.long)
     return batch
 
 
@@ -174,6 +219,9 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
     return {k: v.pin_memory().to(device, non_blocking=True) for k, v in batch.items()}
 
 
+# --- one step -------------------------------------------------------------------------------------
+
+
 def train_step(
     model: nn.Module,
     enc: Encoded,
@@ -183,13 +231,29 @@ def train_step(
     loss_fn: nn.Module,
     optimizer: torch.optim.Optimizer,
     scheduler=None,
+    inputs: EpochInputs | None = None,
+    consistency_weight: float = 0.0,
 ) -> torch.Tensor:
-    """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced)."""
-    batch = to_device(collate(enc, idx, pad_id, pad_multiple(device)), device)
+    """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced).
+
+    With `inputs` carrying twins, the twins of `idx` run in the same forward pass, and
+    KL(original || twin) (the original's prediction held fixed, as in UDA, Xie et al. 2020) is
+    added with `consistency_weight`."""
+    twin_idx: list[int] = []
+    if inputs is not None and inputs.twins is not None and inputs.has_twin is not None:
+        twin_idx = [i for i in idx if inputs.has_twin[i]]
+    extra = (inputs.twins, twin_idx) if twin_idx and inputs and inputs.twins else None
+    batch = to_device(collate(enc, idx, pad_id, pad_multiple(device), extra), device)
     labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
     with _autocast(device):
-        logits = model(**batch).logits
-    loss = loss_fn(logits.float(), labels)
+        logits = model(**batch).logits.float()
+    loss = loss_fn(logits[: len(idx)], labels)
+    if twin_idx:
+        rows = torch.as_tensor([k for k, i in enumerate(idx) if inputs.has_twin[i]], device=device)
+        target = F.log_softmax(logits[rows].detach(), dim=-1)
+        twin = F.log_softmax(logits[len(idx) :], dim=-1)
+        kl = F.kl_div(twin, target, log_target=True, reduction="batchmean")
+        loss = loss + consistency_weight * kl
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
@@ -250,6 +314,9 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     return [{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()]
 
 
+# --- the loop's state -----------------------------------------------------------------------------
+
+
 @dataclass
 class TrainResult:
     history: list[dict] = field(default_factory=list)
@@ -258,6 +325,23 @@ class TrainResult:
     examples_per_second: float = 0.0
     resumed_from_epoch: int | None = None
     averaged: dict | None = None  # weight averaging: epochs averaged, its val macro-F1, kept or not
+
+
+@dataclass
+class LoopState:
+    """Everything a checkpoint restores besides model and optimizer."""
+
+    result: TrainResult = field(default_factory=TrainResult)
+    start_epoch: int = 0
+    # Running mean of the epoch-end weights (Izmailov et al., 2018: flatter, steadier optimum).
+    average: dict[str, torch.Tensor] | None = None
+    averaged_epochs: int = 0
+    seen: int = 0
+    seconds: float = 0.0
+
+    @property
+    def epochs_without_gain(self) -> int:
+        return len(self.result.history) - 1 - self.result.best_epoch if self.result.history else 0
 
 
 class _Progress:
@@ -287,6 +371,26 @@ class _Progress:
             self.bar.close()
 
 
+@dataclass
+class Trainer:
+    """The pieces every step of the loop needs."""
+
+    cfg: TrainConfig
+    model: nn.Module
+    tokenizer: object
+    device: torch.device
+    pad_id: int
+    optimizer: torch.optim.Optimizer
+    scheduler: object
+    loss_fn: nn.Module
+    store: Store
+    run_prefix: str
+    work_dir: Path
+
+
+# --- the loop: a table of contents ----------------------------------------------------------------
+
+
 def train(
     cfg: TrainConfig,
     model: nn.Module,
@@ -297,140 +401,197 @@ def train(
     work_dir: Path,
 ) -> TrainResult:
     set_seed(cfg.seed)
+    train_df, val_df = dataset.splits["train"], dataset.splits["val"]
+    val_enc = encode(tokenizer, val_df["text"].tolist(), val_df["label"], cfg.max_length)
+    trainer = make_trainer(cfg, model, tokenizer, len(train_df), store, run_prefix, work_dir)
+    state = resume(trainer)
+    for epoch in range(state.start_epoch, cfg.epochs):
+        if state.epochs_without_gain >= cfg.patience:
+            log.info("early stop: no val macro-F1 gain for %d epoch(s)", state.epochs_without_gain)
+            break
+        inputs = epoch_inputs(cfg, tokenizer, train_df["text"].tolist(), train_df["label"], epoch)
+        entry = train_one_epoch(trainer, inputs, epoch, state)
+        entry |= validate(trainer, val_enc)
+        record_epoch(trainer, state, entry)
+        update_average(trainer, state, epoch)
+        save_checkpoint(trainer, state, epoch)
+    return final_weights(trainer, state, val_enc)
+
+
+def make_trainer(
+    cfg: TrainConfig,
+    model: nn.Module,
+    tokenizer,
+    n_train: int,
+    store: Store,
+    run_prefix: str,
+    work_dir: Path,
+) -> Trainer:
     device = pick_device(cfg.device)
     model.to(device)
-    pad_id = tokenizer.pad_token_id or 0
-    train_df, val_df = dataset.splits["train"], dataset.splits["val"]
-    train_texts = toggle_links(train_df["text"].tolist(), cfg.link_augmentation, cfg.seed)
-    # Its own random stream, so the links toggled stay those of a run without handle toggling.
-    train_texts = toggle_handles(train_texts, cfg.handle_augmentation, cfg.seed + 1)
-    train_enc = encode(tokenizer, train_texts, train_df["label"], cfg.max_length)
-    val_enc = encode(tokenizer, val_df["text"].tolist(), val_df["label"], cfg.max_length)
-
-    steps_per_epoch = -(-len(train_df) // cfg.batch_size)
     optimizer = make_optimizer(model, cfg, device)
     from transformers import get_linear_schedule_with_warmup
 
-    total_steps = steps_per_epoch * cfg.epochs
+    total_steps = -(-n_train // cfg.batch_size) * cfg.epochs
     scheduler = get_linear_schedule_with_warmup(
         optimizer, int(cfg.warmup_ratio * total_steps), total_steps
     )
     loss_fn = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
-    result = TrainResult()
-    start_epoch = 0
-    # Running mean of the epoch-end weights (Izmailov et al., 2018: flatter, steadier optimum).
-    average: dict[str, torch.Tensor] | None = None
-    averaged_epochs = 0
+    pad_id = tokenizer.pad_token_id or 0
+    return Trainer(
+        cfg,
+        model,
+        tokenizer,
+        device,
+        pad_id,
+        optimizer,
+        scheduler,
+        loss_fn,
+        store,
+        run_prefix,
+        work_dir,
+    )
 
-    ckpt_key = f"{run_prefix}/{CHECKPOINT_KEY}"
-    if store.exists(ckpt_key):
-        local = work_dir / "resume_state.pt"
-        store.download_file(ckpt_key, local)
-        state = torch.load(local, map_location=device, weights_only=False)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        result = TrainResult(**state["result"])
-        start_epoch = state["epoch"] + 1
-        result.resumed_from_epoch = state["epoch"]
-        average, averaged_epochs = state.get("average"), state.get("averaged_epochs", 0)
-        random.setstate(state["python_rng"])
-        torch.set_rng_state(state["torch_rng"])
-        log.info("resuming run %s after epoch %d", run_prefix, state["epoch"])
 
-    rng = random.Random(cfg.seed)
-    for _ in range(start_epoch):  # the same data order as an uninterrupted run
-        bucketed_batches(train_enc.lengths, cfg.batch_size, rng, train_enc.labels)
-    epochs_without_gain = start_epoch - 1 - result.best_epoch if start_epoch else 0
-    seen, seconds = 0, 0.0
-    for epoch in range(start_epoch, cfg.epochs):
-        if epochs_without_gain >= cfg.patience:
-            log.info("early stop: no val macro-F1 gain for %d epoch(s)", epochs_without_gain)
-            break
-        model.train()
-        batches = bucketed_batches(train_enc.lengths, cfg.batch_size, rng, train_enc.labels)
-        progress = _Progress(len(batches), f"epoch {epoch + 1}/{cfg.epochs}", cfg.log_every)
-        started = time.perf_counter()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        for idx in batches:
-            loss = train_step(model, train_enc, idx, pad_id, device, loss_fn, optimizer, scheduler)
-            loss_sum += loss
-            progress.update(loss)
-        progress.close()
-        train_loss = float(loss_sum) / max(len(batches), 1)  # also waits for the GPU's last step
-        elapsed = time.perf_counter() - started
-        seen, seconds = seen + len(train_enc.labels), seconds + elapsed
+def resume(t: Trainer) -> LoopState:
+    """The state after the run's last finished epoch, or a fresh one."""
+    ckpt_key = f"{t.run_prefix}/{CHECKPOINT_KEY}"
+    if not t.store.exists(ckpt_key):
+        return LoopState()
+    local = t.work_dir / "resume_state.pt"
+    t.store.download_file(ckpt_key, local)
+    saved = torch.load(local, map_location=t.device, weights_only=False)
+    t.model.load_state_dict(saved["model"])
+    t.optimizer.load_state_dict(saved["optimizer"])
+    t.scheduler.load_state_dict(saved["scheduler"])
+    random.setstate(saved["python_rng"])
+    torch.set_rng_state(saved["torch_rng"])
+    result = TrainResult(**saved["result"])
+    result.resumed_from_epoch = saved["epoch"]
+    log.info("resuming run %s after epoch %d", t.run_prefix, saved["epoch"])
+    return LoopState(
+        result=result,
+        start_epoch=saved["epoch"] + 1,
+        average=saved.get("average"),
+        averaged_epochs=saved.get("averaged_epochs", 0),
+    )
 
-        from train_job.evaluate import classification_metrics
 
-        val_logits = predict_logits(model, val_enc, pad_id, device)
-        val = classification_metrics(val_logits, val_enc.labels)
-        val_loss = float(loss_fn(torch.tensor(val_logits), torch.tensor(val_enc.labels)))
-        entry = {
-            "epoch": epoch + 1,
-            "train_loss": train_loss,
-            "val_loss": val_loss,
-            "val_macro_f1": val["macro_f1"],
-            "val_accuracy": val["accuracy"],
-            "examples_per_second": len(train_enc.labels) / elapsed,
-        }
-        result.history.append(entry)
-        log.info("epoch %d %s", epoch + 1, json.dumps({k: round(v, 4) for k, v in entry.items()}))
-        if val["macro_f1"] > result.best_val_macro_f1:
-            result.best_val_macro_f1, result.best_epoch = val["macro_f1"], epoch
-            epochs_without_gain = 0
-            best_dir = work_dir / "best_model"
-            model.save_pretrained(best_dir)
-            for file in best_dir.iterdir():
-                store.upload_file(file, f"{run_prefix}/{BEST_MODEL_PREFIX}/{file.name}")
-        else:
-            epochs_without_gain += 1
-        result.examples_per_second = seen / seconds if seconds else 0.0
-        if cfg.average_from_epoch and epoch + 1 >= cfg.average_from_epoch:
-            current = {k: v.detach().float().clone() for k, v in model.state_dict().items()}
-            if average is None:
-                average = current
-            else:
-                for key, value in current.items():
-                    average[key] += (value - average[key]) / (averaged_epochs + 1)
-            averaged_epochs += 1
-
-        local = work_dir / "state.pt"
-        torch.save(
-            {
-                "epoch": epoch,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "result": result.__dict__,
-                "python_rng": random.getstate(),
-                "torch_rng": torch.get_rng_state(),
-                "average": average,
-                "averaged_epochs": averaged_epochs,
-            },
-            local,
+def train_one_epoch(t: Trainer, inputs: EpochInputs, epoch: int, state: LoopState) -> dict:
+    t.model.train()
+    enc = inputs.enc
+    # The batch order depends on seed and epoch only, so a resumed run sees the same order.
+    rng = random.Random(f"batches/{t.cfg.seed}/{epoch}")
+    batches = bucketed_batches(enc.lengths, t.cfg.batch_size, rng, enc.labels)
+    progress = _Progress(len(batches), f"epoch {epoch + 1}/{t.cfg.epochs}", t.cfg.log_every)
+    started = time.perf_counter()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=t.device)
+    for idx in batches:
+        loss = train_step(
+            t.model,
+            enc,
+            idx,
+            t.pad_id,
+            t.device,
+            t.loss_fn,
+            t.optimizer,
+            t.scheduler,
+            inputs,
+            t.cfg.consistency_weight,
         )
-        store.upload_file(local, ckpt_key)
+        loss_sum += loss
+        progress.update(loss)
+    progress.close()
+    train_loss = float(loss_sum) / max(len(batches), 1)  # also waits for the GPU's last step
+    elapsed = time.perf_counter() - started
+    state.seen, state.seconds = state.seen + len(enc.labels), state.seconds + elapsed
+    return {
+        "epoch": epoch + 1,
+        "train_loss": train_loss,
+        "examples_per_second": len(enc.labels) / elapsed,
+    }
 
-    # The result is the best epoch's weights, wherever they were saved (this run or the last).
-    best_local = work_dir / "best_model"
-    for key in store.list(f"{run_prefix}/{BEST_MODEL_PREFIX}"):
-        store.download_file(key, best_local / key.rsplit("/", 1)[-1])
+
+def validate(t: Trainer, val_enc: Encoded) -> dict:
+    from train_job.evaluate import classification_metrics
+
+    logits = predict_logits(t.model, val_enc, t.pad_id, t.device)
+    val = classification_metrics(logits, val_enc.labels)
+    val_loss = float(t.loss_fn(torch.tensor(logits), torch.tensor(val_enc.labels)))
+    return {"val_loss": val_loss, "val_macro_f1": val["macro_f1"], "val_accuracy": val["accuracy"]}
+
+
+def record_epoch(t: Trainer, state: LoopState, entry: dict) -> None:
+    """Adds the epoch to the history; a new best epoch's weights go to the store."""
+    result = state.result
+    result.history.append(entry)
+    log.info("epoch %d %s", entry["epoch"], json.dumps({k: round(v, 4) for k, v in entry.items()}))
+    result.examples_per_second = state.seen / state.seconds if state.seconds else 0.0
+    if entry["val_macro_f1"] <= result.best_val_macro_f1:
+        return
+    result.best_val_macro_f1, result.best_epoch = entry["val_macro_f1"], entry["epoch"] - 1
+    best_dir = t.work_dir / "best_model"
+    t.model.save_pretrained(best_dir)
+    for file in best_dir.iterdir():
+        t.store.upload_file(file, f"{t.run_prefix}/{BEST_MODEL_PREFIX}/{file.name}")
+
+
+def update_average(t: Trainer, state: LoopState, epoch: int) -> None:
+    if not t.cfg.average_from_epoch or epoch + 1 < t.cfg.average_from_epoch:
+        return
+    current = {k: v.detach().float().clone() for k, v in t.model.state_dict().items()}
+    if state.average is None:
+        state.average = current
+    else:
+        for key, value in current.items():
+            state.average[key] += (value - state.average[key]) / (state.averaged_epochs + 1)
+    state.averaged_epochs += 1
+
+
+def save_checkpoint(t: Trainer, state: LoopState, epoch: int) -> None:
+    local = t.work_dir / "state.pt"
+    torch.save(
+        {
+            "epoch": epoch,
+            "model": t.model.state_dict(),
+            "optimizer": t.optimizer.state_dict(),
+            "scheduler": t.scheduler.state_dict(),
+            "result": state.result.__dict__,
+            "python_rng": random.getstate(),
+            "torch_rng": torch.get_rng_state(),
+            "average": state.average,
+            "averaged_epochs": state.averaged_epochs,
+        },
+        local,
+    )
+    t.store.upload_file(local, f"{t.run_prefix}/{CHECKPOINT_KEY}")
+
+
+def final_weights(t: Trainer, state: LoopState, val_enc: Encoded) -> TrainResult:
+    """Loads the result into the model: the best epoch's weights (wherever they were saved, this
+    run or the one it resumed), or the epoch average when it scores at least as well."""
+    result = state.result
+    best_local = t.work_dir / "best_model"
+    for key in t.store.list(f"{t.run_prefix}/{BEST_MODEL_PREFIX}"):
+        t.store.download_file(key, best_local / key.rsplit("/", 1)[-1])
     from safetensors.torch import load_file
 
     best_weights = load_file(best_local / "model.safetensors")
-    if average is not None and averaged_epochs >= 2:
-        from train_job.evaluate import classification_metrics
-
-        dtypes = {k: v.dtype for k, v in model.state_dict().items()}
-        model.load_state_dict({k: v.to(dtypes[k]) for k, v in average.items()})
-        val = classification_metrics(predict_logits(model, val_enc, pad_id, device), val_enc.labels)
-        kept = val["macro_f1"] >= result.best_val_macro_f1
-        result.averaged = {"epochs": averaged_epochs, "val_macro_f1": val["macro_f1"], "kept": kept}
-        log.info("weight average of %d epochs: %s", averaged_epochs, json.dumps(result.averaged))
+    if state.average is not None and state.averaged_epochs >= 2:
+        dtypes = {k: v.dtype for k, v in t.model.state_dict().items()}
+        t.model.load_state_dict({k: v.to(dtypes[k]) for k, v in state.average.items()})
+        val_macro_f1 = validate(t, val_enc)["val_macro_f1"]
+        kept = val_macro_f1 >= result.best_val_macro_f1
+        result.averaged = {
+            "epochs": state.averaged_epochs,
+            "val_macro_f1": val_macro_f1,
+            "kept": kept,
+        }
+        log.info(
+            "weight average of %d epochs: %s", state.averaged_epochs, json.dumps(result.averaged)
+        )
         if kept:
-            model.to(device)
             return result
-    model.load_state_dict(best_weights, strict=False)
-    model.to(device)
+    t.model.load_state_dict(best_weights, strict=False)
+    t.model.to(t.device)
     return result

@@ -6,8 +6,11 @@
   in-domain posts flagged.
 - Robustness: accuracy on the test split under typos, truncation and case changes.
 - Calibration: ECE before and after the bundle's temperature.
+- Cross-source: COVID-19 headlines from other sources (CoAID, evaluation use only): ROC-AUC, the
+  share of real titles called fake, the share flagged out of domain, and the share of real titles
+  called fake while in domain (a confident wrong answer; flagging a title is an honest one).
 
-    python -m train_job.trust_eval BUNDLE_DIR [--out reports/trust_eval.json]
+    python -m train_job.trust_eval BUNDLE_DIR [--cross-source FILE.csv] [--out report.json]
 """
 
 from __future__ import annotations
@@ -119,6 +122,41 @@ def generated_probes(
     }
 
 
+def read_labelled_titles(path: Path) -> tuple[list[str], np.ndarray]:
+    """A CSV with a `title` (or `text`) column and a `label` column of fake/real; 1 = fake."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    column = "title" if "title" in frame.columns else "text"
+    if column not in frame.columns or "label" not in frame.columns:
+        raise ValueError(f"{path}: needs a title (or text) column and a label column")
+    frame = frame[frame[column].str.strip() != ""]
+    labels = frame["label"].str.strip().str.lower()
+    unknown = sorted(set(labels) - {"fake", "real"})
+    if unknown:
+        raise ValueError(f"{path}: unknown label value(s) {unknown}; expected fake or real")
+    return frame[column].tolist(), (labels == "fake").to_numpy().astype(int)
+
+
+def cross_source_report(scorer: BundleScorer, texts: list[str], labels: np.ndarray) -> dict:
+    p_fake, pred, ood_scores = scorer.predict(texts)
+    real = labels == 0
+    in_domain = (
+        ood_scores < scorer.manifest["ood"]["threshold"]
+        if scorer.ood is not None
+        else np.ones(len(texts), dtype=bool)
+    )
+    return {
+        "n": len(texts),
+        "fake": int(labels.sum()),
+        "real": int(real.sum()),
+        "roc_auc": float(roc_auc_score(labels, p_fake)),
+        "accuracy": float((pred == labels).mean()),
+        "real_called_fake_share": float(pred[real].mean()),
+        "fake_called_real_share": float(1 - pred[~real].mean()),
+        "flagged_out_of_domain_share": float((~in_domain).mean()),
+        "real_called_fake_in_domain_share": float((pred[real] & in_domain[real]).mean()),
+    }
+
+
 def read_liar(path: Path) -> list[str]:
     frame = pd.read_csv(path, sep="\t", header=None, quoting=csv.QUOTE_NONE, dtype=str)
     return frame[2].dropna().tolist()
@@ -143,8 +181,15 @@ def first_half(text: str) -> str:
     return " ".join(words[: max(len(words) // 2, 3)])
 
 
-def evaluate_bundle(bundle: Path, texts: list[str], labels: np.ndarray, liar: Path | None) -> dict:
-    """texts/labels: the in-domain test split; liar: LIAR TSV for out-of-domain text (optional)."""
+def evaluate_bundle(
+    bundle: Path,
+    texts: list[str],
+    labels: np.ndarray,
+    liar: Path | None,
+    cross_source: Path | None = None,
+) -> dict:
+    """texts/labels: the in-domain test split; liar: LIAR TSV for out-of-domain text (optional);
+    cross_source: labelled titles from other sources (optional)."""
     scorer = BundleScorer(bundle)
     logits, in_scores = scorer.logits_and_ood(texts)
     temperature = scorer.manifest["calibration"]["temperature"]
@@ -173,6 +218,11 @@ def evaluate_bundle(bundle: Path, texts: list[str], labels: np.ndarray, liar: Pa
         _, variant_pred, _ = scorer.predict(variant)
         report["robustness"][name] = float((variant_pred == labels).mean())
 
+    if cross_source is not None:
+        report["cross_source"] = {
+            "file": cross_source.name,
+            **cross_source_report(scorer, *read_labelled_titles(cross_source)),
+        }
     if scorer.ood is not None:
         threshold = scorer.manifest["ood"]["threshold"]
         vocab = list(scorer.tokenizer.get_vocab())
@@ -213,6 +263,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle", type=Path, help="bundle folder (models/<version>/)")
     parser.add_argument("--data", type=Path, default=Path("data/constraint-covid19-fakenews"))
     parser.add_argument("--liar", type=Path, default=Path("data/liar/test.tsv"))
+    parser.add_argument(
+        "--cross-source",
+        type=Path,
+        default=Path("data/coaid-2020-05/coaid_2020-05_titles.csv"),
+        help="labelled titles from other sources (title,label CSV)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="write the report (JSON) here")
     args = parser.parse_args(argv)
     if not (args.bundle / "manifest.json").is_file():
@@ -223,7 +279,7 @@ def main(argv: list[str] | None = None) -> int:
 
     test = load_dataset(TrainConfig(data=str(args.data))).splits["test"]
     report = evaluate_bundle(
-        args.bundle, test["text"].tolist(), test["label"].to_numpy(), args.liar
+        args.bundle, test["text"].tolist(), test["label"].to_numpy(), args.liar, args.cross_source
     )
     text = json.dumps(report, indent=2)
     if args.out:

@@ -46,23 +46,3 @@ def test_bad_values_exit_with_a_message(argv, env, message, capsys) -> None:
     with pytest.raises(SystemExit) as exc:
         resolve_config(argv, env=env)
     assert message in str(exc.value)
-
-
-def test_link_augmentation_toggles_links() -> None:
-    from train_job.train import toggle_links
-
-    texts = ["a https://t.co/1 b", "c d", "e www.who.int/x"]
-    assert toggle_links(texts, 0.0, seed=0) == texts
-    assert toggle_links(texts, 1.0, seed=0) == ["a b", "c d https://t.co/x", "e"]
-
-
-def test_handle_augmentation_toggles_handles() -> None:
-    from train_job.train import toggle_handles
-
-    texts = ["@CDCgov says wash hands", "masks work", "RT @WHO: stay home @all"]
-    assert toggle_handles(texts, 0.0, seed=0) == texts
-    assert toggle_handles(texts, 1.0, seed=0) == [
-        "says wash hands",
-        "@user masks work",
-        "RT : stay home",
-    ]
