@@ -15,11 +15,11 @@ def test_defaults_come_from_the_quick_profile() -> None:
 
 
 def test_environment_beats_profile_and_flag_beats_environment() -> None:
-    env = {"FND_EPOCHS": "7", "FND_LEARNING_RATE": "1e-4", "FND_PROFILE": "full"}
+    env = {"FND_EPOCHS": "7", "FND_LEARNING_RATE": "2e-4", "FND_PROFILE": "full"}
     cfg = resolve_config([], env=env)
-    assert (cfg.profile, cfg.epochs, cfg.learning_rate) == ("full", 7, 1e-4)
+    assert (cfg.profile, cfg.epochs, cfg.learning_rate) == ("full", 7, 2e-4)
     cfg = resolve_config(["--epochs", "3", "--profile", "quick"], env=env)
-    assert (cfg.profile, cfg.epochs, cfg.learning_rate) == ("quick", 3, 1e-4)
+    assert (cfg.profile, cfg.epochs, cfg.learning_rate) == ("quick", 3, 2e-4)
 
 
 def test_booleans_from_flags_and_environment() -> None:
