@@ -67,6 +67,12 @@ class TrainConfig:
         default=0.3,
         metadata={"help": "share of train posts whose user handles are toggled each epoch"},
     )
+    headline_augmentation: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of train posts cut to a headline (first sentence, no links) each epoch"
+        },
+    )
     consistency_weight: float = field(
         default=0.0,
         metadata={
@@ -75,6 +81,16 @@ class TrainConfig:
         },
     )
     label_smoothing: float = field(default=0.0, metadata={"help": "cross-entropy smoothing"})
+    teacher: str = field(
+        default="",
+        metadata={"help": "distil from this classifier: bundle or HF folder, local or gs://"},
+    )
+    distill_weight: float = field(
+        default=0.5, metadata={"help": "share of the loss from the teacher (with --teacher)"}
+    )
+    distill_temperature: float = field(
+        default=2.0, metadata={"help": "softmax temperature of teacher and student targets"}
+    )
     average_from_epoch: int = field(
         default=0,
         metadata={"help": "average the weights of every epoch from this one on (0 = off)"},

@@ -98,10 +98,30 @@ def toggle_handles(texts: list[str], rate: float, rng: random.Random) -> list[st
     return _toggle(texts, rate, rng, _HANDLE, lambda text: "@user " + text)
 
 
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+_HASH = re.compile(r"#(\w)")
+_RETWEET = re.compile(r"^\s*RT\b\s*:?\s*")
+
+
+def headline(text: str) -> str:
+    """A post as a news headline: its first sentence, without links, handles or hashtag signs."""
+    plain = _RETWEET.sub("", _HANDLE.sub(" ", _URL.sub(" ", text)))
+    first = _SENTENCE_END.split(plain.strip(), maxsplit=1)[0]
+    return " ".join(_HASH.sub(r"\1", first).split()) or text
+
+
+def headlines(texts: list[str], rate: float, rng: random.Random) -> list[str]:
+    """In `rate` of the posts, keep only the headline. Headlines from other sources carry none of
+    a post's style (links, handles, hashtags, length), which in CONSTRAINT marks official
+    accounts' real posts; this teaches the model to judge a post by what it claims."""
+    return [headline(text) if rng.random() < rate else text for text in texts]
+
+
 def perturb(texts: list[str], cfg: TrainConfig, epoch: int) -> list[str]:
     """The epoch's perturbed copy of the training posts. A fresh draw per epoch (seeded by seed
-    and epoch, so a resumed run draws the same), so no post stays altered for the whole run; links
-    and handles have their own streams."""
+    and epoch, so a resumed run draws the same), so no post stays altered for the whole run; each
+    perturbation has its own stream."""
+    texts = headlines(texts, cfg.headline_augmentation, random.Random(f"head/{cfg.seed}/{epoch}"))
     texts = toggle_links(texts, cfg.link_augmentation, random.Random(f"links/{cfg.seed}/{epoch}"))
     return toggle_handles(
         texts, cfg.handle_augmentation, random.Random(f"handles/{cfg.seed}/{epoch}")
@@ -110,21 +130,43 @@ def perturb(texts: list[str], cfg: TrainConfig, epoch: int) -> list[str]:
 
 @dataclass
 class EpochInputs:
-    """What one epoch trains on: the posts, and in consistency mode their perturbed twins."""
+    """What one epoch trains on: the posts, in consistency mode their perturbed twins, and with a
+    teacher its logits on each post (as written: a perturbed post keeps its original's target)."""
 
     enc: Encoded
     twins: Encoded | None = None
     has_twin: np.ndarray | None = None  # bool per post: its twin differs from it
+    teacher: np.ndarray | None = None  # [n, 2] logits
 
 
-def epoch_inputs(cfg: TrainConfig, tokenizer, texts: list[str], labels, epoch: int) -> EpochInputs:
+@dataclass
+class LossWeights:
+    consistency: float = 0.0  # KL(post || twin), see train_step
+    distill: float = 0.0  # share of the loss from the teacher
+    temperature: float = 1.0  # of the distillation targets
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> LossWeights:
+        distill = cfg.distill_weight if cfg.teacher else 0.0
+        return cls(cfg.consistency_weight, distill, cfg.distill_temperature)
+
+
+def epoch_inputs(
+    cfg: TrainConfig,
+    tokenizer,
+    texts: list[str],
+    labels,
+    epoch: int,
+    teacher: np.ndarray | None = None,
+) -> EpochInputs:
     perturbed = perturb(texts, cfg, epoch)
     if cfg.consistency_weight <= 0:
-        return EpochInputs(encode(tokenizer, perturbed, labels, cfg.max_length))
+        return EpochInputs(encode(tokenizer, perturbed, labels, cfg.max_length), teacher=teacher)
     return EpochInputs(
         enc=encode(tokenizer, texts, labels, cfg.max_length),
         twins=encode(tokenizer, perturbed, labels, cfg.max_length),
         has_twin=np.array([a != b for a, b in zip(texts, perturbed, strict=True)]),
+        teacher=teacher,
     )
 
 
@@ -232,13 +274,15 @@ def train_step(
     optimizer: torch.optim.Optimizer,
     scheduler=None,
     inputs: EpochInputs | None = None,
-    consistency_weight: float = 0.0,
+    weights: LossWeights | None = None,
 ) -> torch.Tensor:
     """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced).
 
     With `inputs` carrying twins, the twins of `idx` run in the same forward pass, and
     KL(original || twin) (the original's prediction held fixed, as in UDA, Xie et al. 2020) is
-    added with `consistency_weight`."""
+    added with weight `weights.consistency`. With teacher logits, `weights.distill` of the label
+    loss is replaced by the distillation loss (see train_job/distill.py)."""
+    weights = weights or LossWeights()
     twin_idx: list[int] = []
     if inputs is not None and inputs.twins is not None and inputs.has_twin is not None:
         twin_idx = [i for i in idx if inputs.has_twin[i]]
@@ -248,12 +292,18 @@ def train_step(
     with _autocast(device):
         logits = model(**batch).logits.float()
     loss = loss_fn(logits[: len(idx)], labels)
+    if inputs is not None and inputs.teacher is not None and weights.distill > 0:
+        temp = weights.temperature
+        target = F.log_softmax(torch.as_tensor(inputs.teacher[idx], device=device) / temp, -1)
+        student = F.log_softmax(logits[: len(idx)] / temp, dim=-1)
+        soft = F.kl_div(student, target, log_target=True, reduction="batchmean") * temp**2
+        loss = (1 - weights.distill) * loss + weights.distill * soft
     if twin_idx:
         rows = torch.as_tensor([k for k, i in enumerate(idx) if inputs.has_twin[i]], device=device)
         target = F.log_softmax(logits[rows].detach(), dim=-1)
         twin = F.log_softmax(logits[len(idx) :], dim=-1)
         kl = F.kl_div(twin, target, log_target=True, reduction="batchmean")
-        loss = loss + consistency_weight * kl
+        loss = loss + weights.consistency * kl
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
@@ -325,6 +375,7 @@ class TrainResult:
     examples_per_second: float = 0.0
     resumed_from_epoch: int | None = None
     averaged: dict | None = None  # weight averaging: epochs averaged, its val macro-F1, kept or not
+    teacher: dict | None = None  # the teacher distilled from: source, id, its scores, logits cache
 
 
 @dataclass
@@ -405,11 +456,20 @@ def train(
     val_enc = encode(tokenizer, val_df["text"].tolist(), val_df["label"], cfg.max_length)
     trainer = make_trainer(cfg, model, tokenizer, len(train_df), store, run_prefix, work_dir)
     state = resume(trainer)
+    teacher = None
+    if cfg.teacher:
+        from train_job.distill import teacher_logits
+
+        texts = train_df["text"].tolist()
+        teacher, state.result.teacher = teacher_logits(
+            cfg.teacher, texts, cfg.max_length, store, work_dir
+        )
     for epoch in range(state.start_epoch, cfg.epochs):
         if state.epochs_without_gain >= cfg.patience:
             log.info("early stop: no val macro-F1 gain for %d epoch(s)", state.epochs_without_gain)
             break
-        inputs = epoch_inputs(cfg, tokenizer, train_df["text"].tolist(), train_df["label"], epoch)
+        texts, labels = train_df["text"].tolist(), train_df["label"]
+        inputs = epoch_inputs(cfg, tokenizer, texts, labels, epoch, teacher)
         entry = train_one_epoch(trainer, inputs, epoch, state)
         entry |= validate(trainer, val_enc)
         record_epoch(trainer, state, entry)
@@ -497,7 +557,7 @@ def train_one_epoch(t: Trainer, inputs: EpochInputs, epoch: int, state: LoopStat
             t.optimizer,
             t.scheduler,
             inputs,
-            t.cfg.consistency_weight,
+            LossWeights.from_config(t.cfg),
         )
         loss_sum += loss
         progress.update(loss)

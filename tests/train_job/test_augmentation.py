@@ -13,6 +13,7 @@ import torch
 from train_job.config import TrainConfig
 from train_job.train import (
     Encoded,
+    LossWeights,
     encode,
     epoch_inputs,
     perturb,
@@ -40,6 +41,17 @@ def test_handle_toggle_removes_handles_or_adds_one() -> None:
         "@user masks work",
         "RT : stay home",
     ]
+
+
+def test_a_headline_is_the_first_sentence_without_a_posts_style() -> None:
+    from train_job.train import headline
+
+    post = "#IndiaFightsCorona: 1,234 new cases today. Recovery at 80%. https://t.co/x @MoHFW"
+    assert headline(post) == "IndiaFightsCorona: 1,234 new cases today."
+    assert headline("RT @WHO: Wash your hands. Stay safe.") == "Wash your hands."
+    assert headline("https://t.co/abc") == "https://t.co/abc"  # nothing left: keep the post
+    cfg = TrainConfig(headline_augmentation=1.0, link_augmentation=0.0, handle_augmentation=0.0)
+    assert perturb([post], cfg, epoch=0) == [headline(post)]
 
 
 def test_each_epoch_draws_afresh_and_a_rerun_draws_the_same() -> None:
@@ -103,7 +115,7 @@ def _step_loss(model, tokenizer, inputs, weight: float) -> float:
             torch.nn.CrossEntropyLoss(),
             torch.optim.SGD(model.parameters(), lr=0.0),
             inputs=inputs,
-            consistency_weight=weight,
+            weights=LossWeights(consistency=weight),
         )
     )
 

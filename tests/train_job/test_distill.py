@@ -1,0 +1,118 @@
+"""Distillation: teacher logits on the training posts, cached in the store, and the student's
+loss that mixes them with the labels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from export.store import LocalStore
+from train_job import distill
+from train_job.train import EpochInputs, LossWeights, encode, train_step
+
+TEXTS = [f"post number {i} about vaccines" for i in range(40)]
+
+
+@pytest.fixture(scope="module")
+def hf_teacher(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny real/fake classifier saved as a Hugging Face folder."""
+    from tests.tiny_model import make_tiny_bert
+    from train_job.model import load_classifier, load_tokenizer
+
+    tmp = tmp_path_factory.mktemp("teacher")
+    base = make_tiny_bert(tmp / "base", seed=1)
+    out = tmp / "teacher"
+    load_classifier(base).save_pretrained(out)
+    load_tokenizer(base).save_pretrained(out)
+    return out
+
+
+def test_teacher_logits_are_cached_in_the_store(hf_teacher: Path, tmp_path: Path, monkeypatch):
+    store = LocalStore(tmp_path / "store")
+    logits, record = distill.teacher_logits(str(hf_teacher), TEXTS, 32, store, tmp_path)
+    assert logits.shape == (len(TEXTS), 2) and np.isfinite(logits).all()
+    assert record["kind"] == "hf" and store.exists(record["logits_cache"])
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("the teacher was scored again although its logits are cached")
+
+    monkeypatch.setattr(distill, "score_teacher", no_scoring)
+    again, _ = distill.teacher_logits(str(hf_teacher), TEXTS, 32, store, tmp_path)
+    np.testing.assert_array_equal(again, logits)
+    # Other posts or another max length are another cache entry.
+    with pytest.raises(AssertionError, match="scored again"):
+        distill.teacher_logits(str(hf_teacher), TEXTS[:-1], 32, store, tmp_path)
+
+
+def test_a_bundle_teacher_is_scored_as_served(tiny_bundle: Path) -> None:
+    identity = distill.teacher_identity(tiny_bundle)
+    manifest = json.loads((tiny_bundle / "manifest.json").read_text())
+    assert identity["kind"] == "bundle" and identity["id"] == manifest["version"]
+    assert identity["official_test_weighted_f1"] is not None
+    assert distill.score_teacher(tiny_bundle, TEXTS[:5], 32).shape == (5, 2)
+
+
+def test_a_folder_that_is_no_classifier_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="neither a bundle"):
+        distill.fetch_teacher(str(tmp_path), tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"id2label": {"0": "LABEL_0"}}))
+    (tmp_path / "model.safetensors").write_bytes(b"x")
+    with pytest.raises(ValueError, match="real/fake classifier"):
+        distill.score_teacher(tmp_path, TEXTS, 32)
+
+
+def test_student_loss_mixes_labels_and_the_teachers_soft_targets(hf_teacher: Path) -> None:
+    from train_job.model import load_classifier, load_tokenizer
+
+    tokenizer = load_tokenizer(hf_teacher)
+    labels = np.arange(16) % 2
+    enc = encode(tokenizer, TEXTS[:16], labels, 32)
+    teacher = np.random.default_rng(0).normal(0, 3, size=(16, 2)).astype(np.float32)
+    model = load_classifier(hf_teacher, fresh_head=False)
+    model.eval()  # no dropout, so the three losses below see the same logits
+
+    def step(weights: LossWeights) -> float:
+        return float(
+            train_step(
+                model,
+                enc,
+                list(range(16)),
+                tokenizer.pad_token_id,
+                torch.device("cpu"),
+                torch.nn.CrossEntropyLoss(),
+                torch.optim.SGD(model.parameters(), lr=0.0),
+                inputs=EpochInputs(enc, teacher=teacher),
+                weights=weights,
+            )
+        )
+
+    hard = step(LossWeights(distill=0.0))
+    only_teacher = step(LossWeights(distill=1.0, temperature=2.0))
+    mixed = step(LossWeights(distill=0.25, temperature=2.0))
+    from train_job.train import predict_logits
+
+    student = torch.tensor(predict_logits(model, enc, 0, torch.device("cpu"))) / 2.0
+    target = torch.log_softmax(torch.tensor(teacher) / 2.0, -1)
+    kl = float((target.exp() * (target - torch.log_softmax(student, -1))).sum(-1).mean()) * 4.0
+    assert only_teacher == pytest.approx(kl, rel=1e-3)
+    assert mixed == pytest.approx(0.75 * hard + 0.25 * kl, rel=1e-3)
+
+
+def test_the_job_records_its_teacher_in_the_bundle(
+    tiny_base_model: Path, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import tiny_config
+    from train_job.pipeline import run
+
+    cfg = tiny_config(
+        tiny_base_model, tmp_path, teacher=str(tiny_bundle), max_train_examples=200, epochs=1
+    )
+    summary = run(cfg)
+    manifest = json.loads((Path(summary["bundle_dir"]) / "manifest.json").read_text())
+    teacher = manifest["training"]["teacher"]
+    assert teacher["source"] == str(tiny_bundle) and teacher["kind"] == "bundle"
+    assert LocalStore(tmp_path / "store").exists(teacher["logits_cache"])
