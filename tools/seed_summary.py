@@ -3,7 +3,7 @@
 Reads the results files the train job itself wrote (`--results-file`), one per seed, and writes
 <--out>.{json,md} (default reports/train_full_seeds): each seed's int8 scores, the behavioural
 tests run against each seed's published bundle (when it is in a local store), the median over
-seeds, and issue 6's targets checked on the median (not on the luckiest seed).
+seeds, and the product's targets checked on the median (not on the luckiest seed).
 
     python tools/seed_summary.py reports/train_full_seed42.json reports/train_full_seed43.json ...
 """
@@ -23,12 +23,14 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Issue 6 (and issue 2's floor for the official test split).
+# The served model's targets, on the median over seeds (docs/results.md).
 TARGETS = {
     "int8_weighted_f1_official_test_median": (">=", 0.975),
     "ece_after_median": ("<=", 0.02),
     "ood_roc_auc_median": (">=", 0.90),
     "in_domain_flagged_median": ("<=", 0.05),
+    "cross_source_roc_auc_median": (">=", 0.90),
+    "cross_source_real_called_fake_in_domain_median": ("<=", 0.25),
 }
 
 
@@ -36,6 +38,7 @@ def seed_row(results: dict[str, Any]) -> dict[str, Any]:
     int8 = results["metrics"]["int8"]
     trust = results.get("trust") or {}
     ood = trust.get("ood") or {}
+    cross = trust.get("cross_source") or {}
     command = results["command"]
     seed = next(part.split("=", 1)[1] for part in command.split() if part.startswith("--seed="))
     return {
@@ -50,6 +53,8 @@ def seed_row(results: dict[str, Any]) -> dict[str, Any]:
         "ece_after": trust.get("calibration", {}).get("ece_after"),
         "ood_roc_auc": ood.get("roc_auc_all"),
         "in_domain_flagged": ood.get("in_domain_flagged_share"),
+        "cross_source_roc_auc": cross.get("roc_auc"),
+        "cross_source_real_called_fake_in_domain": cross.get("real_called_fake_in_domain_share"),
         "gate_drop_points": results["gate"]["drop_points"],
         "gate_agreement": results["gate"]["agreement"],
         "seconds": results["seconds"],
@@ -105,6 +110,11 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "ece_after_median": median("ece_after"),
         "ood_roc_auc_median": median("ood_roc_auc"),
         "in_domain_flagged_median": median("in_domain_flagged"),
+        "cross_source_roc_auc_median": median("cross_source_roc_auc"),
+        "cross_source_real_called_fake_in_domain_median": median(
+            "cross_source_real_called_fake_in_domain"
+        ),
+        "val_macro_f1_median": median("val_macro_f1"),
     }
     verdicts = {}
     for key, (op, target) in TARGETS.items():
@@ -127,16 +137,18 @@ def markdown(summary: dict[str, Any], commands: list[str]) -> str:
         return f"{value:.4f}" if isinstance(value, float) else str(value)
 
     lines = [
-        "# Full-profile runs over seeds (`make train-seeds`)",
+        "# Runs of one recipe over seeds (`make train-seeds`)",
         "",
         "Each row is one run of the train job (full profile) on CONSTRAINT; int8 = the published "
         "model. Official test = all 2,140 test posts; dedup test = without the posts that have a "
-        "near twin in train. The epoch and threshold were chosen on validation only.",
+        "near twin in train; CoAID = 2,355 COVID-19 titles from other sources (evaluation only; "
+        "'real called fake in domain' is the share of real titles called fake while the model "
+        "says it is in domain). The epoch and threshold were chosen on validation only.",
         "",
         "| seed | best epoch | val macro-F1 | int8 wF1 official test | int8 wF1 dedup test "
-        "| threshold | ECE before | ECE after | OOD ROC-AUC | in-domain flagged | minutes "
-        "| behavioural tests |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| threshold | ECE before | ECE after | OOD ROC-AUC | in-domain flagged "
+        "| CoAID ROC-AUC | CoAID real called fake in domain | minutes | behavioural tests |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["seeds"]:
         lines.append(
@@ -144,6 +156,8 @@ def markdown(summary: dict[str, Any], commands: list[str]) -> str:
             f"{fmt(r['int8_weighted_f1_official_test'])} | {fmt(r['int8_weighted_f1_dedup_test'])} "
             f"| {r['threshold']} | {fmt(r['ece_before'])} | {fmt(r['ece_after'])} | "
             f"{fmt(r['ood_roc_auc'])} | {fmt(r['in_domain_flagged'])} | "
+            f"{fmt(r.get('cross_source_roc_auc'))} | "
+            f"{fmt(r.get('cross_source_real_called_fake_in_domain'))} | "
             f"{r['seconds'] / 60:.1f} | {behaviour_cell(r.get('behaviour'))} |"
         )
     lines += ["", "## Targets, on the median over seeds", "", "| what | median | target | met |"]
