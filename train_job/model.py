@@ -52,11 +52,15 @@ URL_PATTERN = r"https?://\S+|www\.\S+"
 HANDLE_PATTERN = r"@\w+"
 
 
-def load_tokenizer(path: Path):
+def load_tokenizer(path: Path, placeholders: bool = True):
+    """The base model's fast tokenizer; with placeholders, links and handles become `http` and
+    `@user` in its normalizer."""
     from tokenizers import Regex, normalizers
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(path, use_fast=True)
+    if not placeholders:
+        return tokenizer
     backend = tokenizer.backend_tokenizer
     steps = [
         normalizers.Replace(Regex(URL_PATTERN), " http "),

@@ -51,7 +51,7 @@ def run(cfg: TrainConfig) -> dict:
     store.write_bytes(f"{run_prefix}/config.json", json.dumps(config_record, indent=2).encode())
 
     base_path = resolve_base_model(cfg.base_model, work_dir)
-    tokenizer = load_tokenizer(base_path)
+    tokenizer = load_tokenizer(base_path, cfg.link_placeholders)
     # Seeded before the new head is initialised: otherwise its weights depend on whatever used
     # torch's global generator earlier in the process (a test session, a notebook).
     set_seed(cfg.seed)

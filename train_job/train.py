@@ -542,7 +542,12 @@ def train_one_epoch(t: Trainer, inputs: EpochInputs, epoch: int, state: LoopStat
     enc = inputs.enc
     # The batch order depends on seed and epoch only, so a resumed run sees the same order.
     rng = random.Random(f"batches/{t.cfg.seed}/{epoch}")
-    batches = bucketed_batches(enc.lengths, t.cfg.batch_size, rng, enc.labels)
+    if t.cfg.length_buckets:
+        batches = bucketed_batches(enc.lengths, t.cfg.batch_size, rng, enc.labels)
+    else:
+        order = list(range(len(enc.labels)))
+        rng.shuffle(order)
+        batches = [order[i : i + t.cfg.batch_size] for i in range(0, len(order), t.cfg.batch_size)]
     progress = _Progress(len(batches), f"epoch {epoch + 1}/{t.cfg.epochs}", t.cfg.log_every)
     started = time.perf_counter()
     loss_sum = torch.zeros((), dtype=torch.float64, device=t.device)
