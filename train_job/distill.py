@@ -91,7 +91,7 @@ def score_teacher(folder: Path, texts: list[str], max_length: int) -> np.ndarray
     labels = json.loads((folder / "config.json").read_text()).get("id2label", {})
     if labels != {"0": "real", "1": "fake"}:
         raise ValueError(f"{folder}: the teacher must be a real/fake classifier, has {labels}")
-    tokenizer = load_tokenizer(folder)
+    tokenizer = load_tokenizer(folder, placeholders=False)  # as saved with the teacher
     model = load_classifier(folder, fresh_head=False)
     device = pick_device("auto")
     model.to(device)
