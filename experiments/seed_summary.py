@@ -3,9 +3,9 @@
 Reads the results files the train job itself wrote (`--results-file`), one per seed, and writes
 <--out>.{json,md} (default reports/train_full_seeds): each seed's int8 scores, the behavioural
 tests run against each seed's published bundle (when it is in a local store), the median over
-seeds, and issue 6's targets checked on the median (not on the luckiest seed).
+seeds, and the project's quality targets checked on the median (not on the luckiest seed).
 
-    python tools/seed_summary.py reports/train_full_seed42.json reports/train_full_seed43.json ...
+    python -m experiments.seed_summary reports/train_full_seed42.json reports/train_full_seed43.json
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Issue 6 (and issue 2's floor for the official test split).
+# The quality targets for a recipe, checked on the median over seeds.
 TARGETS = {
     "int8_weighted_f1_official_test_median": (">=", 0.975),
     "ece_after_median": ("<=", 0.02),
