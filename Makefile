@@ -51,14 +51,14 @@ train-seeds: $(STAMP) ## full profile once per seed -> reports/<SEED_NAME>_seed<
 	  $(PY) -m train_job --profile full $(SEED_FLAGS) --seed $$seed --no-promote \
 	    --results-file reports/$(SEED_NAME)_seed$$seed.json; \
 	done
-	$(PY) tools/seed_summary.py --out reports/$(SEED_NAME)_seeds \
+	$(PY) -m experiments.seed_summary --out reports/$(SEED_NAME)_seeds \
 	  $(foreach s,$(SEEDS),reports/$(SEED_NAME)_seed$(s).json)
 
-# make ensemble-ceiling [CEILING_RUNS="reports/train_full_nols_seed42.json ..."] [CEILING_OUT=...]
+# make ensemble-ceiling [CEILING_RUNS="reports/archive/train_full_strat_seed42.json ..."] [CEILING_OUT=...]
 CEILING_RUNS ?= $(foreach s,$(SEEDS),reports/$(SEED_NAME)_seed$(s).json)
 CEILING_OUT ?= reports/ensemble_ceiling
 ensemble-ceiling: $(STAMP) ## best F1 that combining the runs' bundles (+ TF-IDF) reaches -> reports/ensemble_ceiling.{json,md}
-	$(PY) tools/ensemble_ceiling.py --out $(CEILING_OUT) $(CEILING_RUNS)
+	$(PY) -m experiments.ensemble_ceiling --out $(CEILING_OUT) $(CEILING_RUNS)
 
 test: $(STAMP) $(CHECKOV_STAMP) ## run the test suite
 	$(PY) -m pytest
@@ -74,8 +74,8 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 bench-train: $(STAMP) ## training examples/s on this CPU -> reports/bench_train.{json,md}
 	$(PY) benchmarks/bench_train.py
 
-gpu-carry: $(STAMP) ## wheels and fp16 base weights a lent GPU machine needs -> .whl/ .gpu/ (docs/gpu.md)
-	$(PY) tools/gpu_carry.py
+gpu-carry: $(STAMP) ## wheels and fp16 base weights a lent GPU machine needs -> .whl/ .gpu/ (experiments/gpu.md)
+	$(PY) -m experiments.gpu_carry
 
 list-models: $(STAMP) ## versions in the local store (* = production)
 	$(PY) -m export list

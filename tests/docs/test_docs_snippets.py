@@ -1,7 +1,11 @@
-"""Docs cannot rot: every shell command in the README and docs/ is checked against the project.
+"""Docs cannot rot: every link and shell command in the README and docs/ is checked against the
+project.
 
 - the quick start is exactly the two commands, and .ci/run calls the same test command;
-- every `make TARGET` names a real target, every `bash|python SCRIPT` a real file;
+- every relative link resolves to a file or folder, and every #anchor to a heading there;
+- every docs/ page is linked from the README;
+- every `make TARGET` (in a block or inline) names a real target, every script path named
+  (`bash|python SCRIPT`, `dir/x.py`, `python -m pkg.module`) a real file;
 - every `python -m train_job ...` parses with the job's real argument parser;
 - every `python -m export|monitoring SUBCOMMAND` names a real subcommand;
 - every `terraform ... output NAME` names a real Terraform output;
@@ -11,6 +15,7 @@ The function's `curl` snippets are executed against the served function in tests
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 import shlex
@@ -23,11 +28,24 @@ import pytest
 
 from tests.conftest import ROOT
 
-DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")), ROOT / "sql/README.md"]
-DOCS += [ROOT / "functions/predict/README.md"]
+DOCS = [
+    ROOT / "README.md",
+    ROOT / "CONTRIBUTING.md",
+    *sorted((ROOT / "docs").glob("*.md")),
+    *sorted((ROOT / "experiments").glob("*.md")),
+    ROOT / "reports/archive/README.md",
+    ROOT / "sql/README.md",
+    ROOT / "functions/predict/README.md",
+]
 FENCE = re.compile(
     r"(<!-- test: (\w+) -->\n)?^[ \t]*```(?:bash|sh|shell)\n(.*?)\n[ \t]*```", re.DOTALL | re.M
 )
+ANY_FENCE = re.compile(r"^[ \t]*```.*?^[ \t]*```", re.DOTALL | re.M)
+INLINE_CODE = re.compile(r"`([^`]+)`")
+LINK = re.compile(r"\[[^\]]*\]\(([^)\s]+)\)")
+HEADING = re.compile(r"^#{1,6}\s+(.+?)\s*#*$", re.M)
+SCRIPT = re.compile(r"^[\w.-]+(?:/[\w.-]+)+\.(?:py|sh)$")
+MODULE = re.compile(r"python -m ([A-Za-z_][\w.]*)")
 
 
 def _blocks(path: Path) -> list[tuple[str | None, str]]:
@@ -48,6 +66,67 @@ def _commands(block: str) -> list[str]:
             lines.append(pending.split(" #", 1)[0].strip())
         pending = ""
     return lines
+
+
+def _prose(text: str) -> str:
+    """The markdown without its fenced blocks."""
+    return ANY_FENCE.sub("", text)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[`*_]|\[([^\]]*)\]\([^)]*\)", r"\1", heading).strip().lower()
+    return re.sub(r"[^\w\- ]", "", text).replace(" ", "-")
+
+
+def broken_links(path: Path) -> list[str]:
+    """Relative links in `path` whose file, folder or #anchor does not exist."""
+    prose = INLINE_CODE.sub("", _prose(path.read_text()))
+    broken = []
+    for target in LINK.findall(prose):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target):  # http:, https:, mailto:
+            continue
+        file_part, _, anchor = target.partition("#")
+        linked = (path.parent / file_part).resolve() if file_part else path
+        if not linked.exists():
+            broken.append(target)
+        elif anchor and linked.suffix == ".md":
+            headings = HEADING.findall(_prose(linked.read_text()))
+            if anchor not in {_slug(h) for h in headings}:
+                broken.append(target)
+    return broken
+
+
+def _inline_commands(path: Path) -> list[str]:
+    return [" ".join(code.split()) for code in INLINE_CODE.findall(_prose(path.read_text()))]
+
+
+def unknown_make_targets(command: str, targets: set[str]) -> list[str]:
+    """The targets of a `make ...` command that no makefile defines (`bench-*` must match one;
+    a bare `make VAR=value` names none)."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        words = command.split()
+    named = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
+    return [n for n in named if not fnmatch.filter(targets, n)]
+
+
+def missing_scripts(command: str, root: Path) -> list[str]:
+    """Script paths (`dir/x.py`, `dir/x.sh`) and project modules (`python -m pkg.mod`) named in
+    `command` that are not in `root`."""
+    missing = [
+        word
+        for word in command.split()
+        if SCRIPT.match(word.strip("(),;:'\"")) and not (root / word.strip("(),;:'\"")).is_file()
+    ]
+    for module in MODULE.findall(command):
+        if module.split(".")[0] not in {p.name for p in root.iterdir() if p.is_dir()}:
+            continue  # a library's module (pip, pytest): not ours to check
+        base = root / module.replace(".", "/")
+        if not (base.with_suffix(".py").is_file() or (base / "__main__.py").is_file()):
+            missing.append(f"python -m {module}")
+    return missing
 
 
 def _make_targets() -> set[str]:
@@ -81,10 +160,9 @@ def test_documented_command_is_real(command: str) -> None:
         words = words[1:]  # VAR=value before the command
     if words[:1] in (["bash"], ["python"]) and len(words) > 1 and words[1].endswith((".sh", ".py")):
         assert (ROOT / words[1]).is_file(), f"no script {words[1]} in: {command}"
+    assert not missing_scripts(command, ROOT), command
     if words[:1] == ["make"]:
-        targets = [w for w in words[1:] if not w.startswith("-") and "=" not in w]
-        assert targets, command
-        missing = [t for t in targets if t not in _make_targets()]
+        missing = unknown_make_targets(shlex.join(words), _make_targets())
         assert not missing, f"unknown make target(s) {missing} in: {command}"
     elif words[:3] == ["python", "-m", "train_job"]:
         from train_job.config import resolve_config
@@ -106,6 +184,54 @@ def test_documented_command_is_real(command: str) -> None:
     for name in re.findall(r"terraform -chdir=terraform output -raw (\w+)", command):
         outputs = (ROOT / "terraform/outputs.tf").read_text()
         assert f'output "{name}"' in outputs, f"no Terraform output {name}"
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_links_resolve(path: Path) -> None:
+    assert not broken_links(path), f"broken links in {path.relative_to(ROOT)}"
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_inline_commands_and_scripts_are_real(path: Path) -> None:
+    targets = _make_targets()
+    for code in _inline_commands(path):
+        if code.startswith("make "):
+            missing = unknown_make_targets(code, targets)
+            assert not missing, f"unknown make target(s) {missing} in `{code}` ({path.name})"
+        assert not missing_scripts(code, ROOT), f"no such script in `{code}` ({path.name})"
+
+
+def test_every_docs_page_is_linked_from_the_readme() -> None:
+    linked = {
+        (ROOT / target.partition("#")[0]).resolve()
+        for target in LINK.findall((ROOT / "README.md").read_text())
+    }
+    unlinked = [p.name for p in sorted((ROOT / "docs").glob("*.md")) if p.resolve() not in linked]
+    assert not unlinked, f"docs pages the README does not link: {unlinked}"
+
+
+def test_the_checks_catch_a_broken_link_target_and_script(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    (tmp_path / "scripts" / "real.py").write_text("")
+    (tmp_path / "other.md").write_text("# Other page\n\n## A section, with punctuation!\n")
+    page = tmp_path / "page.md"
+    page.write_text(
+        "[ok](other.md) [ok anchor](other.md#a-section-with-punctuation) [dir](scripts/)\n"
+        "[web](https://example.com/x) [self](#title)\n"
+        "[gone](missing.md) [bad anchor](other.md#no-such-heading) [gone dir](nope/)\n"
+        "`[in code](not-checked.md)`\n\n"
+        "```bash\n[in a block](not-checked-either.md)\n```\n\n# Title\n"
+    )
+    assert broken_links(page) == ["missing.md", "other.md#no-such-heading", "nope/"]
+    assert unknown_make_targets("make run bench-*", {"run", "bench-train"}) == []
+    assert unknown_make_targets("make run nope X=1", {"run"}) == ["nope"]
+    assert missing_scripts("python scripts/real.py && bash scripts/gone.sh", tmp_path) == [
+        "scripts/gone.sh"
+    ]
+    assert missing_scripts("python -m scripts.real; python -m scripts.gone", tmp_path) == [
+        "python -m scripts.gone"
+    ]
+    assert missing_scripts("python -m pip install x", tmp_path) == []
 
 
 RUNNABLE = [

@@ -1,5 +1,5 @@
-"""The README curl examples (the project README and the function's own), run with bash against the
-served function."""
+"""The documented curl examples (the function's README and docs/predictions.md), run with bash
+against the served function."""
 
 from __future__ import annotations
 
@@ -14,7 +14,8 @@ from tests.functions._served import FUNCTION_DIR
 
 pytestmark = pytest.mark.slow
 README_URL = "http://127.0.0.1:8080/"
-READMES = [FUNCTION_DIR / "README.md", FUNCTION_DIR.parents[1] / "README.md"]
+ROOT = FUNCTION_DIR.parents[1]
+READMES = [FUNCTION_DIR / "README.md", ROOT / "docs" / "predictions.md"]
 
 
 def _curl_snippet(readme: Path) -> str:
@@ -23,7 +24,7 @@ def _curl_snippet(readme: Path) -> str:
     return found.group(1)
 
 
-@pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(p.parents[2])))
+@pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.relative_to(ROOT)))
 def test_readme_curl_snippet_works(served_tiny, readme: Path) -> None:
     snippet = _curl_snippet(readme)
     assert README_URL in snippet

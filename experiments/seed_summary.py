@@ -5,7 +5,7 @@ Reads the results files the train job itself wrote (`--results-file`), one per s
 tests run against each seed's published bundle (when it is in a local store), the median over
 seeds, and the product's targets checked on the median (not on the luckiest seed).
 
-    python tools/seed_summary.py reports/train_full_seed42.json reports/train_full_seed43.json ...
+    python -m experiments.seed_summary reports/train_full_seed42.json reports/train_full_seed43.json
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""tools/recipe_sweep.py chooses on validation only, over complete seeds, and keeps its deadline."""
+"""experiments/recipe_sweep.py: chooses on validation only, over whole seeds, keeps its deadline."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sys
 import time
 from pathlib import Path
 
-from tools.recipe_sweep import Job, final_val_macro_f1, rank_variants, run_jobs
+from experiments.recipe_sweep import Job, final_val_macro_f1, rank_variants, run_jobs
 
 
 def _results(best: float, averaged: dict | None = None) -> dict:

@@ -1,4 +1,4 @@
-"""tools/gpu_carry.py: the base weights a GPU machine is sent come back the same, within fp16."""
+"""experiments/gpu_carry.py: base weights sent to a GPU machine come back the same, within fp16."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import shutil
 import torch
 from safetensors.torch import load, load_file, save_file
 
-from tools.gpu_carry import pinned, relative_l2_change, write_fp16_model
+from experiments.gpu_carry import pinned, relative_l2_change, write_fp16_model
 
 
 def test_fp16_weights_round_trip_and_integer_buffers_stay_exact(tiny_base_model, tmp_path) -> None:

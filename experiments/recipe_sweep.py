@@ -10,9 +10,9 @@ but it runs anywhere the train job does. Two phases, both the job itself (`pytho
    publish, trust report, each writing its results file.
 
 Nothing here reads a test score to choose. The test scores of phase 2 are for the report
-(tools/seed_summary.py adds the behavioural tests per bundle).
+(experiments/seed_summary.py adds the behavioural tests per bundle).
 
-    python tools/recipe_sweep.py --out /tmp/sweep --seeds 42,43,44 --parallel 8 \\
+    python -m experiments.recipe_sweep --out /tmp/sweep --seeds 42,43,44 --parallel 8 \\
         --variant current= --variant handles0.1="--handle-augmentation 0.1" \\
         --always current -- --profile full --base-model /tmp/minilm
 """
@@ -148,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     final_started = time.time()
     run_jobs(final, args.parallel, final_started + args.final_minutes * 60, env)
     record = {
-        "command": " ".join(["python", "tools/recipe_sweep.py", *(argv or sys.argv[1:])]),
+        "command": " ".join(["python", "-m", "experiments.recipe_sweep", *(argv or sys.argv[1:])]),
         "seeds": seeds,
         "variants": {v: " ".join(f) for v, f in variants.items()},
         "val_macro_f1": {v: {str(s): x for s, x in by.items()} for v, by in scores.items()},

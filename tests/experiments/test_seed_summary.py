@@ -1,4 +1,4 @@
-"""tools/seed_summary.py: the median over seeds, from the job's own results files."""
+"""experiments/seed_summary.py: the median over seeds, from the job's own results files."""
 
 import copy
 import json
@@ -8,7 +8,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # A results file written by the train job itself (no weights in it): the shape to follow.
-TEMPLATE = json.loads((ROOT / "reports" / "train_full_linkaug_seed42.json").read_text())
+TEMPLATE = json.loads((ROOT / "reports" / "archive" / "train_full_linkaug_seed42.json").read_text())
 
 
 def results_for(seed: int, official_f1: float, ece_after: float) -> dict:
@@ -23,7 +23,7 @@ def run_summary(tmp_path: Path, files: list[Path]) -> subprocess.CompletedProces
     return subprocess.run(
         [
             sys.executable,
-            str(ROOT / "tools" / "seed_summary.py"),
+            *("-m", "experiments.seed_summary"),
             *map(str, files),
             "--out",
             str(tmp_path / "summary"),
@@ -70,7 +70,7 @@ def test_each_seed_bundle_gets_the_behavioural_tests(tmp_path, tiny_run, tiny_st
     done = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "tools" / "seed_summary.py"),
+            *("-m", "experiments.seed_summary"),
             str(path),
             "--out",
             str(tmp_path / "summary"),

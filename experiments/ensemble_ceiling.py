@@ -1,7 +1,7 @@
 """How far could combining models go? An upper bound for distillation, measured, not guessed.
 
-Issue 6 lists "distillation of a few-seed ensemble into the single deployed model" as a lever.
-Distillation rarely beats its teacher, so before building it this tool scores the teachers that
+Distilling a few-seed ensemble into the single deployed model is a possible lever, but
+distillation rarely beats its teacher, so before building it this tool scores the teachers that
 are at hand, as served (int8 ONNX, calibrated, from the bundles the runs published):
 
 - each run's bundle alone, and the average of their calibrated P(fake) (the ensemble);
@@ -13,7 +13,7 @@ are at hand, as served (int8 ONNX, calibrated, from the bundles the runs publish
 Every choice is made on the job's validation split; the official test split is only scored.
 Reads the results files the train job wrote (`--results-file`); writes <--out>.{json,md}.
 
-    python tools/ensemble_ceiling.py reports/train_full_nols_seed4{2,3,4}.json
+    python -m experiments.ensemble_ceiling reports/train_full_seed4{2,3,4}.json
 """
 
 from __future__ import annotations
@@ -26,13 +26,12 @@ from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from experiments.seed_summary import bundle_folder
+from train_job.config import TrainConfig
+from train_job.data import load_dataset
+from train_job.trust_eval import BundleScorer
 
-from tools.seed_summary import bundle_folder  # noqa: E402
-from train_job.config import TrainConfig  # noqa: E402
-from train_job.data import load_dataset  # noqa: E402
-from train_job.trust_eval import BundleScorer  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 BLEND_WEIGHTS = np.round(np.linspace(0.0, 1.5, 31), 2)
 TFIDF_C = (1.0, 3.0, 10.0, 30.0)
@@ -127,7 +126,7 @@ def measure(results_files: list[Path]) -> dict[str, Any]:
             }
         )
     return {
-        "command": "python tools/ensemble_ceiling.py " + " ".join(str(p) for p in results_files),
+        "command": " ".join(["python -m experiments.ensemble_ceiling", *map(str, results_files)]),
         "test_split": f"official test ({len(test_y)} posts); choices on validation "
         f"({len(val_y)} posts)",
         "tfidf": {

@@ -1,18 +1,18 @@
 #!/usr/bin/env bash
-# The train job on a lent CUDA machine, in one call (issue 2's GPU check; docs/gpu.md).
+# The train job on a lent CUDA machine, in one call (experiments/gpu.md).
 #
 # What it needs beside the tree (both ignored by git, carried to the machine):
 #   .whl/            the pinned wheels the GPU image lacks, for its Python 3.12: transformers,
 #                    tokenizers, huggingface_hub, accelerate, optimum, optimum-onnx, jsonschema
-#                    and its three helpers (made by `make gpu-carry`, tools/gpu_carry.py)
+#                    and its three helpers (made by `make gpu-carry`, experiments/gpu_carry.py)
 #   .gpu/minilm/     the packaged MiniLM-L6 with its weights stored as fp16 and gzipped, so tree
 #                    and wheels fit the 64 MiB the machine takes; made back into fp32 there.
 #                    fp16 keeps 11 mantissa bits, more than the bf16 autocast the job uses on CUDA.
 # Steps, each bounded in time, each writing to $OUT what it has even when the next one fails:
 #   1. bench: the job's step (bucketed, padded) and a plain PyTorch loop, batch 128, length 64;
-#   2. tools/recipe_sweep.py: recipes x 3 seeds trained whole on the GPU, several at a time,
+#   2. experiments/recipe_sweep.py: recipes x 3 seeds trained whole on the GPU, several at a time,
 #      the best on validation and the current recipe then run end to end (export, gate, publish);
-#   3. tools/seed_summary.py per recipe run end to end: test scores and the behavioural tests.
+#   3. experiments/seed_summary.py per recipe run end to end: test scores and the behavioural tests.
 # MODE=job: steps 1 and one end-to-end run of the job (SEED) instead of 2 and 3.
 # Overrides for a rehearsal on a CPU box: PY, WHEELS=none, BASE, JOB_EXTRA, SWEEP_MINUTES,
 # FINAL_MINUTES, PARALLEL, BENCH_EXAMPLES, BENCH_WARMUPS, JOB_SECONDS.
@@ -88,7 +88,7 @@ fi
 
 echo "== 2. recipes ($(date -u +%T))"
 # shellcheck disable=SC2086  # JOB_EXTRA is a list of flags
-timeout $(( (${SWEEP_MINUTES:-3} + ${FINAL_MINUTES:-3}) * 60 + 60 )) "$PY" tools/recipe_sweep.py \
+timeout $(( (${SWEEP_MINUTES:-3} + ${FINAL_MINUTES:-3}) * 60 + 60 )) "$PY" -m experiments.recipe_sweep \
   --out "$WORK/sweep" --seeds 42,43,44 --parallel "${PARALLEL:-8}" \
   --sweep-minutes "${SWEEP_MINUTES:-3}" --final-minutes "${FINAL_MINUTES:-3}" \
   --finalists 1 --always current \
@@ -107,7 +107,7 @@ for variant in $("$PY" -c "import json,sys; print(' '.join(json.load(open(sys.ar
   files=$(ls "$WORK/sweep/final_${variant}_seed"*.json 2>/dev/null)
   [ -n "$files" ] || continue
   # shellcheck disable=SC2086
-  timeout "${SUMMARY_SECONDS:-150}" "$PY" tools/seed_summary.py --out "$WORK/sweep/summary_$variant" $files \
+  timeout "${SUMMARY_SECONDS:-150}" "$PY" -m experiments.seed_summary --out "$WORK/sweep/summary_$variant" $files \
     >/dev/null 2>"$WORK/sweep/logs/summary_$variant.err" &
   pids+=($!)
 done

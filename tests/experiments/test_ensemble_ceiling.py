@@ -1,4 +1,4 @@
-"""tools/ensemble_ceiling.py: blend weights chosen on validation, test only scored."""
+"""experiments/ensemble_ceiling.py: blend weights chosen on validation, test only scored."""
 
 import subprocess
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tools.ensemble_ceiling import best_blend, log_odds, weighted_f1
+from experiments.ensemble_ceiling import best_blend, log_odds, weighted_f1
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -46,7 +46,7 @@ def test_log_odds_round_trips_probabilities_and_stays_finite() -> None:
 
 def test_missing_results_file_is_a_clear_error(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "ensemble_ceiling.py"), str(tmp_path / "no.json")],
+        [sys.executable, "-m", "experiments.ensemble_ceiling", str(tmp_path / "no.json")],
         capture_output=True,
         text=True,
         cwd=ROOT,

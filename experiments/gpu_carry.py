@@ -1,8 +1,8 @@
-"""What a lent GPU machine needs beside the tree (`make gpu-carry`; docs/gpu.md).
+"""What a lent GPU machine needs beside the tree (`make gpu-carry`; experiments/gpu.md).
 
 The machine has no package index and its own Python (3.12) with a CUDA torch, but not our pinned
 transformers stack, and it takes at most 64 MiB of files per call. This writes two ignored
-folders that benchmarks/cuda_check.sh reads there:
+folders that experiments/cuda_check.sh reads there:
 
 - .whl/: the pinned wheels it lacks, for CPython 3.12 on x86-64 (versions from constraints.txt;
   accelerate is pinned here because the image's newer one does not fit transformers 4.57);
@@ -10,8 +10,8 @@ folders that benchmarks/cuda_check.sh reads there:
   (45 MB instead of 91), made back into fp32 there. fp16 keeps 11 mantissa bits, more than the
   bf16 autocast the job computes in on CUDA.
 
-    python tools/gpu_carry.py            # both
-    python tools/gpu_carry.py --no-wheels
+    python -m experiments.gpu_carry            # both
+    python -m experiments.gpu_carry --no-wheels
 """
 
 from __future__ import annotations
@@ -117,5 +117,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(ROOT))
     sys.exit(main())
