@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from monitoring import _sql
-from monitoring._function_log import bigquery_client, duckdb_create_table, load_columns
+from prediction_log.schema import duckdb_create_table, load_columns
+from prediction_log.sinks import bigquery_client
 
 Row = dict[str, Any]
 

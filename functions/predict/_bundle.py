@@ -19,13 +19,14 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from production_pointer import SAFE_VERSION, PointerError, parse_pointer
 
 log = logging.getLogger("predict.bundle")
 
@@ -42,7 +43,6 @@ _REQUIRED_KEYS = (
     "decision",
     "files",
 )
-_SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Bounded so that an unreachable store gives a 503 within seconds instead of hanging the request
 # behind the client's default two-minute retry deadline.
 _GCS_CALL_TIMEOUT_S = 10.0
@@ -81,7 +81,7 @@ def fetch_bundle(model_uri: str, cache_dir: Path) -> Bundle:
 def _open_local(path: Path) -> Bundle:
     expected_version = None
     if path.suffix == ".json" and path.name != MANIFEST:
-        pointer = _parse_pointer(_read_local(path), str(path))
+        pointer = _pointed_version(_read_local(path), str(path))
         expected_version = pointer
         path = path.parent / pointer
     elif path.name == MANIFEST:
@@ -138,7 +138,7 @@ def _fetch_gcs(uri: str, cache_dir: Path) -> Bundle:
         expected_version = None
         prefix = name
         if name.endswith(".json") and PurePosixPath(name).name != MANIFEST:
-            expected_version = _parse_pointer(read(name), f"gs://{bucket_name}/{name}")
+            expected_version = _pointed_version(read(name), f"gs://{bucket_name}/{name}")
             prefix = _join(str(PurePosixPath(name).parent), expected_version)
         elif PurePosixPath(name).name == MANIFEST:
             prefix = _join(str(PurePosixPath(name).parent))
@@ -213,15 +213,11 @@ def _move_into_place(staging: Path, target: Path) -> None:
 # ---- shared checks -----------------------------------------------------------------------------
 
 
-def _parse_pointer(raw: bytes, where: str) -> str:
+def _pointed_version(raw: bytes, where: str) -> str:
     try:
-        pointer = json.loads(raw)
-    except ValueError as exc:
-        raise BundleError(f"{where} is not valid JSON: {exc}") from None
-    version = pointer.get("version") if isinstance(pointer, dict) else None
-    if not isinstance(version, str) or not _SAFE_VERSION.match(version):
-        raise BundleError(f"{where} has no valid 'version' (got {version!r})")
-    return version
+        return parse_pointer(raw, where).version
+    except PointerError as exc:
+        raise BundleError(str(exc)) from None
 
 
 def _parse_manifest(raw: bytes, where: str, expected_version: str | None) -> dict[str, Any]:
@@ -235,7 +231,7 @@ def _parse_manifest(raw: bytes, where: str, expected_version: str | None) -> dic
     if missing:
         raise BundleError(f"{where}/{MANIFEST} lacks {', '.join(missing)}")
     version = manifest["version"]
-    if not isinstance(version, str) or not _SAFE_VERSION.match(version):
+    if not isinstance(version, str) or not SAFE_VERSION.match(version):
         raise BundleError(f"{where}/{MANIFEST} has an invalid version {version!r}")
     if expected_version is not None and version != expected_version:
         raise BundleError(
