@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitoring import _sql
 from monitoring._engines import Engine
 
 EXIT_DRIFT = 3
@@ -97,7 +98,9 @@ def window_drift(engine: Engine, start: datetime, end: datetime) -> list[dict[st
     # fraction of a second (the ones just made, when the window ends now) fall outside it.
     if end.microsecond:
         end = end.replace(microsecond=0) + timedelta(seconds=1)
-    return engine.run_query_file("window_drift", start=sql_timestamp(start), end=sql_timestamp(end))
+    return engine.query(
+        _sql.render_window_drift(engine.dataset, sql_timestamp(start), sql_timestamp(end))
+    )
 
 
 def check_drift(
