@@ -3,7 +3,7 @@ request (1 and 8 instances), with the DuckDB sink flushing in the background as 
 function, next to PREDICTION_LOG=none. Also the background write cost per 500-row batch.
 
     python -m benchmarks.bench_logging   (make bench-logging)
-writes reports/bench_logging.json and reports/bench_logging.md. Target (issue 4): p50 <= 1 ms.
+writes reports/bench_logging.json and reports/bench_logging.md. Target: p50 <= 1 ms.
 """
 
 from __future__ import annotations

@@ -11,9 +11,9 @@
 
     PYTHONPATH=.:functions/predict python -m benchmarks.bench_serve [--store local/store] [--quick]
     (make bench-serve)
-writes reports/bench_serve.json and reports/bench_serve.md. Targets (issue 3): p50 at ~120 tokens
-<= 6 ms and >= 3x faster than PyTorch; HTTP p99 <= 20 ms at c=1; zero errors at c=16; cold start
-<= 1.0 s; RSS <= 250 MiB.
+writes reports/bench_serve.json and reports/bench_serve.md. Targets: p50 at ~120 tokens <= 6 ms
+and >= 3x faster than PyTorch; HTTP p99 <= 20 ms at c=1; zero errors at c=16; cold start <= 1.0 s;
+RSS <= 250 MiB.
 """
 
 from __future__ import annotations
@@ -338,7 +338,7 @@ def bench_http(
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every target, the in-process ones once per measured onnxruntime thread count: issue 3's
+    """Every target, the in-process ones once per measured onnxruntime thread count: the targets'
     reference numbers were taken with 2 threads, the function's default is 1 thread per worker
     (THREADS=2 workers x 1), so both are shown and neither hides the other."""
     http = report["http"]
@@ -380,7 +380,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "(the machine is shared: other jobs inflate the numbers). "
         f"Bundle {report['bundle_version']} (max_length {report['bundle_max_length']}; the "
         "in-process length groups lift it to 512 to measure the model at those lengths). "
-        "In-process targets are checked at each measured onnxruntime thread count (issue 3's "
+        "In-process targets are checked at each measured onnxruntime thread count (the targets' "
         f"reference used 2; the function's default is {main['threads']} per worker), with "
         "PyTorch on the same thread count.",
         "",

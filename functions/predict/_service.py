@@ -179,7 +179,7 @@ class PredictionLogHook:
             return self._logger
 
 
-def log_rows(
+def prediction_log_rows(
     request_id: str,
     texts: Sequence[str],
     predictions: Sequence[Prediction],
