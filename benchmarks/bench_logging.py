@@ -2,8 +2,8 @@
 request (1 and 8 instances), with the DuckDB sink flushing in the background as it does in the
 function, next to PREDICTION_LOG=none. Also the background write cost per 500-row batch.
 
-    python benchmarks/bench_logging.py   (make bench-logging)
-writes reports/bench_logging.json and reports/bench_logging.md. Target (issue 4): p50 <= 1 ms.
+    python -m benchmarks.bench_logging   (make bench-logging)
+writes reports/bench_logging.json and reports/bench_logging.md. Target: p50 <= 1 ms.
 """
 
 from __future__ import annotations
@@ -18,14 +18,10 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "functions" / "predict")]
-
-from _dead_letter import DeadLetter  # noqa: E402
-from _log_sinks import DuckDBSink, NoneSink  # noqa: E402
-from prediction_log import PredictionLogger  # noqa: E402
-
-from tests.monitoring._crafted import make_rows  # noqa: E402
+from benchmarks.support import ROOT, make_rows
+from prediction_log.dead_letter import DeadLetter
+from prediction_log.logger import PredictionLogger
+from prediction_log.sinks import DuckDBSink, NoneSink
 
 
 def _quantile(values: list[float], q: float) -> float:

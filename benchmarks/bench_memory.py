@@ -7,7 +7,7 @@ RSS warm, its peak (VmHWM) and its RSS after a stress of 4 concurrent clients ea
 texts per request, then single-request latency on ordinary posts (c=1), so that a memory saving
 is never bought with unmeasured latency.
 
-    python benchmarks/bench_memory.py [--store local/store] [--rounds 20]   (make bench-memory)
+    python -m benchmarks.bench_memory [--store local/store] [--rounds 20]   (make bench-memory)
 writes reports/bench_memory.json and reports/bench_memory.md.
 """
 
@@ -25,13 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT)]
+import psutil
+import requests
 
-import psutil  # noqa: E402
-import requests  # noqa: E402
-
-from tests.functions._served import serve_function  # noqa: E402
+from benchmarks.support import ROOT, serve_function
 
 DATA = ROOT / "data" / "constraint-covid19-fakenews" / "Constraint_Train.csv"
 # glibc reads these at process start (mallopt(3)); the function's environment is where they go.

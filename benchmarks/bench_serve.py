@@ -9,10 +9,11 @@
    fake-gcs-server, and peak RSS of the serving processes (psutil + /proc VmHWM);
 4. a thread sweep (THREADS x ORT_INTRA_OP_THREADS) that the function's defaults come from.
 
-    python benchmarks/bench_serve.py [--store local/store] [--quick]   (make bench-serve)
-writes reports/bench_serve.json and reports/bench_serve.md. Targets (issue 3): p50 at ~120 tokens
-<= 6 ms and >= 3x faster than PyTorch; HTTP p99 <= 20 ms at c=1; zero errors at c=16; cold start
-<= 1.0 s; RSS <= 250 MiB.
+    PYTHONPATH=.:functions/predict python -m benchmarks.bench_serve [--store local/store] [--quick]
+    (make bench-serve)
+writes reports/bench_serve.json and reports/bench_serve.md. Targets: p50 at ~120 tokens <= 6 ms
+and >= 3x faster than PyTorch; HTTP p99 <= 20 ms at c=1; zero errors at c=16; cold start <= 1.0 s;
+RSS <= 250 MiB.
 """
 
 from __future__ import annotations
@@ -33,17 +34,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-FUNCTION_DIR = ROOT / "functions" / "predict"
-sys.path[:0] = [str(ROOT), str(FUNCTION_DIR)]
+import psutil
+import requests
 
-import psutil  # noqa: E402
-import requests  # noqa: E402
-from _bundle import fetch_bundle  # noqa: E402
-from _config import DEFAULTS  # noqa: E402
-from _model import Model  # noqa: E402
+# The function's modules are top-level names, as functions-framework imports them from its
+# folder; `make bench-serve` puts functions/predict/ on PYTHONPATH.
+from _bundle import fetch_bundle
+from _config import DEFAULTS
+from _model import Model
 
-from tests.functions._served import FakeGcs, launch_function, start_fake_gcs  # noqa: E402
+from benchmarks.support import ROOT, FakeGcs, launch_function, start_fake_gcs
 
 DATA = ROOT / "data" / "constraint-covid19-fakenews"
 TARGETS = {
@@ -170,7 +170,7 @@ def bench_in_process(
 
 
 class Served:
-    """The function in a fresh functions-framework process (tests/functions/_served.py)."""
+    """The function in a fresh functions-framework process (benchmarks/support.py)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.function = launch_function(env, log_path)
@@ -338,7 +338,7 @@ def bench_http(
 
 
 def verdicts(report: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Every target, the in-process ones once per measured onnxruntime thread count: issue 3's
+    """Every target, the in-process ones once per measured onnxruntime thread count: the targets'
     reference numbers were taken with 2 threads, the function's default is 1 thread per worker
     (THREADS=2 workers x 1), so both are shown and neither hides the other."""
     http = report["http"]
@@ -380,7 +380,7 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
         "(the machine is shared: other jobs inflate the numbers). "
         f"Bundle {report['bundle_version']} (max_length {report['bundle_max_length']}; the "
         "in-process length groups lift it to 512 to measure the model at those lengths). "
-        "In-process targets are checked at each measured onnxruntime thread count (issue 3's "
+        "In-process targets are checked at each measured onnxruntime thread count (the targets' "
         f"reference used 2; the function's default is {main['threads']} per worker), with "
         "PyTorch on the same thread count.",
         "",

@@ -8,7 +8,7 @@ Three settings on the same CONSTRAINT posts and model (the packaged MiniLM-L6, o
 Runs on CUDA (bf16 autocast, as the job) when present.
 
     make bench-train            # CPU: batch 32, max length 128
-    python benchmarks/bench_train.py --batch-size 128 --max-length 64 --examples 8192 \
+    python -m benchmarks.bench_train --batch-size 128 --max-length 64 --examples 8192 \
         --warmup-steps 5 --out reports/cuda/bench_train_cuda_warmup5   # the lent GPU (docs/gpu.md)
 """
 
@@ -24,13 +24,10 @@ from pathlib import Path
 
 import torch
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from train_job.config import TrainConfig  # noqa: E402
-from train_job.data import load_dataset  # noqa: E402
-from train_job.model import load_classifier, load_tokenizer, packaged_minilm  # noqa: E402
-from train_job.train import (  # noqa: E402
+from train_job.config import TrainConfig
+from train_job.data import load_dataset
+from train_job.model import load_classifier, load_tokenizer, packaged_minilm
+from train_job.train import (
     Encoded,
     _autocast,
     bucketed_batches,
@@ -42,6 +39,8 @@ from train_job.train import (  # noqa: E402
     pick_device,
     train_step,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = ("job_bucketed", "job_padded_to_max", "plain_loop_padded_to_max")
 
@@ -146,7 +145,7 @@ def main() -> int:
             torch.cuda.empty_cache()
 
     record = {
-        "command": " ".join(["python", "benchmarks/bench_train.py", *sys.argv[1:]]),
+        "command": " ".join(["python", "-m", "benchmarks.bench_train", *sys.argv[1:]]),
         "device": torch.cuda.get_device_name(0)
         if device.type == "cuda"
         else platform.processor() or platform.machine(),

@@ -68,7 +68,7 @@ echo "== 1. bench ($(date -u +%T))"
 # Cold: timing starts after 5 steps, so first uses of each batch shape are in it (as in a job's
 # first epoch). Warm: after one untimed pass over the same batches (the job's later epochs).
 for warmup in ${BENCH_WARMUPS:-5 64}; do
-  timeout "${BENCH_SECONDS:-120}" "$PY" benchmarks/bench_train.py --batch-size 128 \
+  timeout "${BENCH_SECONDS:-120}" "$PY" -m benchmarks.bench_train --batch-size 128 \
     --max-length 64 --examples "${BENCH_EXAMPLES:-8192}" --warmup-steps "$warmup" \
     --base-model "$BASE" --out "$OUT/bench_train_cuda_warmup$warmup" || echo "bench failed: $?"
 done

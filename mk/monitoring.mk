@@ -24,7 +24,7 @@ monitoring-tables: $(STAMP) ## create the log tables and views from sql/ in PRED
 	$(PY) -m monitoring create-tables --log $(PREDICTION_LOG)
 
 bench-logging: $(STAMP) ## p50 latency log() adds per request -> reports/bench_logging.{json,md}
-	$(PY) benchmarks/bench_logging.py
+	$(PY) -m benchmarks.bench_logging
 
 test-monitoring: $(STAMP) ## the monitoring tests (bqemulator on 127.0.0.1; about a minute)
 	$(PY) -m pytest -q tests/monitoring

@@ -13,9 +13,10 @@ serve: $(STAMP) ## run the prediction function on http://127.0.0.1:$(SERVE_PORT)
 	  --host 127.0.0.1 --port $(SERVE_PORT)
 
 bench-serve: $(STAMP) ## serving latency, HTTP load, cold start, RSS -> reports/bench_serve.{json,md}
-	ORT_INTRA_OP_THREADS=$(ORT_INTRA_OP_THREADS) $(PY) benchmarks/bench_serve.py
+	PYTHONPATH=$(CURDIR):$(CURDIR)/functions/predict ORT_INTRA_OP_THREADS=$(ORT_INTRA_OP_THREADS) \
+	  $(PY) -m benchmarks.bench_serve
 
 bench-memory: $(STAMP) ## function RSS under long-text load per allocator setting -> reports/bench_memory.{json,md}
-	$(PY) benchmarks/bench_memory.py
+	$(PY) -m benchmarks.bench_memory
 
 .PHONY: serve bench-serve bench-memory

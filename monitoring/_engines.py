@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from monitoring import _sql
-from monitoring._function_log import bigquery_client, duckdb_create_table, load_columns
+from prediction_log.schema import duckdb_create_table, load_columns
+from prediction_log.sinks import bigquery_client
 
 Row = dict[str, Any]
 
@@ -35,11 +36,6 @@ class Engine(ABC):
 
     @abstractmethod
     def insert(self, table: str, rows: list[Row], row_ids: list[str] | None = None) -> None: ...
-
-    def run_query_file(self, name: str, **params: str) -> list[Row]:
-        return self.query(
-            _sql.render(_sql.QUERIES_DIR / f"{name}.sql", dataset=self.dataset, **params)
-        )
 
     def has_baseline(self, model_version: str) -> bool:
         rows = self.query(
@@ -112,7 +108,7 @@ class DuckDBEngine(Engine):
             con.close()
 
     def _view_sql(self, name: str) -> str:
-        return _sql.render(_sql.VIEWS_DIR / f"{name}.sql", dataset=self.dataset)
+        return _sql.render_view(name, self.dataset)
 
     def view(self, name: str, where: str = "") -> list[Row]:
         # Inline the view's SQL rather than read a stored view: the file is the truth even when
@@ -155,7 +151,7 @@ class BigQueryEngine(Engine):
 
     def create_views(self) -> None:
         for name in _sql.view_names():
-            body = _sql.render(_sql.VIEWS_DIR / f"{name}.sql", dataset=self.dataset)
+            body = _sql.render_view(name, self.dataset)
             self.query(f"CREATE OR REPLACE VIEW `{self.dataset}.{name}` AS\n{body}")
 
     def view(self, name: str, where: str = "") -> list[Row]:

@@ -1,7 +1,9 @@
 """The SQL in sql/: rendered from its ${placeholders} and, for DuckDB, translated by sqlglot.
 
-The files are BigQuery SQL with `${dataset}` (and, for queries/, `${start}` / `${end}`) as the
-only placeholders: string.Template here, Terraform's templatefile() in the cloud, same syntax.
+The files are BigQuery SQL with placeholders: string.Template here, Terraform's templatefile() in
+the cloud, same syntax. Views take `${dataset}` and `${predictions}` (the rows a view reads:
+the log table, see view_params); queries/ take `${dataset}`, `${start}` and `${end}`, and
+window_drift also `${daily_drift}`, the daily_drift view run over the window's rows.
 """
 
 from __future__ import annotations
@@ -24,6 +26,27 @@ SCHEMA_FILES = {
 
 def view_names() -> list[str]:
     return sorted(p.stem for p in VIEWS_DIR.glob("*.sql"))
+
+
+def view_params(dataset: str) -> dict[str, str]:
+    """What a view's placeholders become (terraform/bigquery.tf's sql_vars say the same)."""
+    return {"dataset": dataset, "predictions": f"`{dataset}.predictions`"}
+
+
+def render_view(name: str, dataset: str) -> str:
+    return render(VIEWS_DIR / f"{name}.sql", **view_params(dataset))
+
+
+def render_window_drift(dataset: str, start: str, end: str) -> str:
+    """The daily_drift steps over [start, end): one definition of PSI for both."""
+    daily_drift = render(VIEWS_DIR / "daily_drift.sql", dataset=dataset, predictions="window_rows")
+    return render(
+        QUERIES_DIR / "window_drift.sql",
+        dataset=dataset,
+        start=start,
+        end=end,
+        daily_drift=daily_drift,
+    )
 
 
 def render(path: Path, **params: str) -> str:

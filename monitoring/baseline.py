@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from export.store import open_store
 from monitoring._engines import DuckDBEngine, Engine
+from production_pointer import POINTER_KEY, parse_pointer
 
 DEFAULT_STORE = "local/store"
 # baseline.json key pairs -> the `distribution` value the views use.
@@ -21,24 +23,16 @@ DISTRIBUTIONS = {
 }
 
 
-def _read(uri: str) -> bytes:
-    if uri.startswith("gs://"):
-        from google.cloud import storage
-
-        bucket, _, name = uri[len("gs://") :].partition("/")
-        return storage.Client().bucket(bucket).blob(name).download_as_bytes()
-    return Path(uri).read_bytes()
+def production_bundle(store: str) -> str:
+    """The production bundle's location: <store>/models/<version>, the version the store's
+    production pointer (models/production.json) names."""
+    raw = open_store(store).read_bytes(POINTER_KEY)
+    pointer = parse_pointer(raw, f"{store.rstrip('/')}/{POINTER_KEY}")
+    return _join(store, "models", pointer.version)
 
 
 def _join(base: str, *parts: str) -> str:
     return posixpath.join(base, *parts) if base.startswith("gs://") else str(Path(base, *parts))
-
-
-def production_bundle(store: str) -> str:
-    """<store>/models/production.json names the version; the bundle sits next to the pointer."""
-    pointer_uri = _join(store, "models", "production.json")
-    pointer = json.loads(_read(pointer_uri))
-    return _join(store, "models", pointer["version"])
 
 
 @dataclass(frozen=True)
@@ -84,8 +78,10 @@ class Baseline:
 
 
 def read_bundle_baseline(bundle: str) -> Baseline:
-    manifest = json.loads(_read(_join(bundle, "manifest.json")))
-    raw = json.loads(_read(_join(bundle, manifest.get("baseline_file") or "baseline.json")))
+    """The baseline of the bundle at `bundle` (a folder or gs:// prefix)."""
+    files = open_store(bundle)
+    manifest = json.loads(files.read_bytes("manifest.json"))
+    raw = json.loads(files.read_bytes(manifest.get("baseline_file") or "baseline.json"))
     return Baseline(manifest["version"], manifest["created_at"], raw)
 
 

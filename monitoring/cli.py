@@ -22,36 +22,33 @@ DEFAULT_DEAD_LETTER = "local/dead_letter"
 DEFAULT_DASHBOARD = "local/dashboard.html"
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m monitoring", description=__doc__.split("\n")[0]
+def _with_log(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    p.add_argument(
+        "--log",
+        default=os.environ.get("PREDICTION_LOG", DEFAULT_LOG),
+        help="duckdb://path or bq://project.dataset[.table] (env PREDICTION_LOG)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
+    return p
 
-    def with_log(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument(
-            "--log",
-            default=os.environ.get("PREDICTION_LOG", DEFAULT_LOG),
-            help="duckdb://path or bq://project.dataset[.table] (env PREDICTION_LOG)",
-        )
-        return p
 
-    def with_window(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--window", default="24h", help="length of the window ending at --end (24h)")
-        p.add_argument("--start", help="window start, ISO time (UTC if no offset)")
-        p.add_argument("--end", help="window end, ISO time (default: now)")
-        p.add_argument(
-            "--store",
-            default=os.environ.get("STORE", "local/store"),
-            help="artifact store whose production bundle's baseline is loaded (env STORE)",
-        )
-        p.add_argument("--psi-threshold", type=float, default=0.2)
-        p.add_argument(
-            "--min-rows", type=int, default=100, help="PSI on fewer rows is noise: no verdict"
-        )
+def _with_window(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--window", default="24h", help="length of the window ending at --end (24h)")
+    p.add_argument("--start", help="window start, ISO time (UTC if no offset)")
+    p.add_argument("--end", help="window end, ISO time (default: now)")
+    p.add_argument(
+        "--store",
+        default=os.environ.get("STORE", "local/store"),
+        help="artifact store whose production bundle's baseline is loaded (env STORE)",
+    )
+    p.add_argument("--psi-threshold", type=float, default=0.2)
+    p.add_argument(
+        "--min-rows", type=int, default=100, help="PSI on fewer rows is noise: no verdict"
+    )
 
-    mon = with_log(sub.add_parser("monitor", help="drift report; exit 3 above the PSI threshold"))
-    with_window(mon)
+
+def _add_monitor(sub: argparse._SubParsersAction) -> None:
+    mon = _with_log(sub.add_parser("monitor", help="drift report; exit 3 above the PSI threshold"))
+    _with_window(mon)
     mon.add_argument("--retrain", action="store_true", help="on drift, run the retrain command")
     mon.add_argument(
         "--retrain-command",
@@ -63,21 +60,25 @@ def _parser() -> argparse.ArgumentParser:
         "--report-only", action="store_true", help="print the report and exit 0 even on drift"
     )
 
-    dash = with_log(sub.add_parser("dashboard", help="write the static HTML dashboard"))
-    with_window(dash)
+
+def _add_dashboard(sub: argparse._SubParsersAction) -> None:
+    dash = _with_log(sub.add_parser("dashboard", help="write the static HTML dashboard"))
+    _with_window(dash)
     dash.set_defaults(window="7d")
     dash.add_argument("--out", default=DEFAULT_DASHBOARD)
 
-    rep = with_log(sub.add_parser("replay", help="load dead-letter rows into the log, once each"))
+
+def _add_replay(sub: argparse._SubParsersAction) -> None:
+    rep = _with_log(sub.add_parser("replay", help="load dead-letter rows into the log, once each"))
     rep.add_argument(
         "--dead-letter",
         default=os.environ.get("DEAD_LETTER_URI", DEFAULT_DEAD_LETTER),
         help="folder or gs:// prefix (env DEAD_LETTER_URI)",
     )
 
-    with_log(sub.add_parser("create-tables", help="create the tables and views from sql/"))
 
-    base = with_log(sub.add_parser("load-baseline", help="load a bundle's baseline.json"))
+def _add_load_baseline(sub: argparse._SubParsersAction) -> None:
+    base = _with_log(sub.add_parser("load-baseline", help="load a bundle's baseline.json"))
     base.add_argument("--store", default=os.environ.get("STORE", "local/store"))
     base.add_argument(
         "--bundle", help="bundle folder or gs:// prefix (default: the store's production bundle)"
@@ -85,6 +86,18 @@ def _parser() -> argparse.ArgumentParser:
     base.add_argument(
         "--replace", action="store_true", help="DuckDB only: reload an existing baseline"
     )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m monitoring", description=__doc__.split("\n")[0]
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_monitor(sub)
+    _add_dashboard(sub)
+    _add_replay(sub)
+    _with_log(sub.add_parser("create-tables", help="create the tables and views from sql/"))
+    _add_load_baseline(sub)
     return parser
 
 

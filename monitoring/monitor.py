@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitoring import _sql
 from monitoring._engines import Engine
 
 EXIT_DRIFT = 3
@@ -79,16 +80,18 @@ class DriftReport:
                 status = "too few rows"
             else:
                 status = "DRIFT: " + "; ".join(findings) if findings else "ok"
+            number = _format_number
             lines.append(
-                f"  {r['model_version']:<28} {r['n_predictions']:>7} {_f(r['score_psi']):>9} "
-                f"{_f(r['token_length_psi']):>9} {_f(r['fake_rate']):>9} "
-                f"{_f(r['baseline_fake_rate'], 2):>6} {_f(r['truncation_rate']):>6} "
-                f"{_f(r['baseline_truncation_rate'], 2):>6} {_f(r['ood_share']):>6}  {status}"
+                f"  {r['model_version']:<28} {r['n_predictions']:>7} {number(r['score_psi']):>9} "
+                f"{number(r['token_length_psi']):>9} {number(r['fake_rate']):>9} "
+                f"{number(r['baseline_fake_rate'], 2):>6} {number(r['truncation_rate']):>6} "
+                f"{number(r['baseline_truncation_rate'], 2):>6} {number(r['ood_share']):>6}  "
+                f"{status}"
             )
         return "\n".join(lines)
 
 
-def _f(value: float | None, digits: int = 3) -> str:
+def _format_number(value: float | None, digits: int = 3) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
@@ -97,7 +100,9 @@ def window_drift(engine: Engine, start: datetime, end: datetime) -> list[dict[st
     # fraction of a second (the ones just made, when the window ends now) fall outside it.
     if end.microsecond:
         end = end.replace(microsecond=0) + timedelta(seconds=1)
-    return engine.run_query_file("window_drift", start=sql_timestamp(start), end=sql_timestamp(end))
+    return engine.query(
+        _sql.render_window_drift(engine.dataset, sql_timestamp(start), sql_timestamp(end))
+    )
 
 
 def check_drift(

@@ -7,7 +7,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from monitoring._function_log import DeadLetter, make_sink
+from prediction_log.dead_letter import DeadLetter
+from prediction_log.sinks import make_sink
 
 _log = logging.getLogger("monitoring.replay")
 

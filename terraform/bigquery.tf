@@ -7,8 +7,12 @@ locals {
   # One view per sql/views/<name>.sql; the file names are the view names Looker Studio points at.
   view_files = fileset("${local.sql_dir}/views", "*.sql")
 
-  # The one placeholder of sql/views (sql/README.md): ${dataset} = `project.dataset`.
-  sql_vars = { dataset = "${var.project}.${local.dataset_id}" }
+  # The placeholders of sql/views (sql/README.md; monitoring/_sql.py view_params says the same):
+  # ${dataset} = project.dataset, ${predictions} = the log table the views read.
+  sql_vars = {
+    dataset     = "${var.project}.${local.dataset_id}"
+    predictions = "`${var.project}.${local.dataset_id}.predictions`"
+  }
 }
 
 resource "google_bigquery_dataset" "monitoring" {

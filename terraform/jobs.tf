@@ -61,7 +61,7 @@ resource "google_cloud_run_v2_job" "train" {
 
 # The scheduled monitor: loads the production baseline, runs the drift queries over the prediction
 # log and exits 3 above the PSI threshold; with --retrain it first runs RETRAIN_COMMAND, which
-# executes the train job above (tools/cloud_run_execute.py) rather than training in this small task.
+# executes the train job above (monitoring/cloud_run_execute.py) rather than training in this small task.
 resource "google_cloud_run_v2_job" "monitor" {
   name                = "${var.name_prefix}-monitor"
   location            = var.region
@@ -88,7 +88,7 @@ resource "google_cloud_run_v2_job" "monitor" {
           for_each = {
             PREDICTION_LOG  = local.prediction_log
             STORE           = local.store_uri
-            RETRAIN_COMMAND = "python -m tools.cloud_run_execute ${google_cloud_run_v2_job.train.id}"
+            RETRAIN_COMMAND = "python -m monitoring.cloud_run_execute ${google_cloud_run_v2_job.train.id}"
           }
           content {
             name  = env.key

@@ -72,7 +72,7 @@ def tiny_bundle(tiny_run: dict, tiny_store: Path) -> Path:
 def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> str:
     """fake-gcs-server on 127.0.0.1 for the session; sets STORAGE_EMULATOR_HOST, which the real
     google-cloud-storage client honours. Yields the server's URL."""
-    from tests.emulators import start_fake_gcs
+    from benchmarks.support import start_fake_gcs
 
     fake = start_fake_gcs(tmp_path_factory.mktemp("fake_gcs") / "fake-gcs.log")
     previous = os.environ.get("STORAGE_EMULATOR_HOST")

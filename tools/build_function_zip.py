@@ -1,5 +1,8 @@
-"""Build the Cloud Function source zip: functions/predict/ plus the prediction log schema.
+"""Build the Cloud Function source zip: functions/predict/, the packages it imports, the log schema.
 
+The function's own packages (packages/prediction_log/, packages/production_pointer/: shared with
+monitoring by declared dependency) are vendored at the zip's root, which is on the function's
+import path, so the deployed folder needs nothing from the repository.
 `make function-zip` and the zip test both call this, so what is tested is what Terraform uploads.
 The zip is reproducible (sorted entries, fixed timestamps and permissions): the same sources give
 the same bytes, so Terraform's content hash (sources/predict-<md5>.zip) only changes, and the
@@ -15,22 +18,36 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_DIR = REPO_ROOT / "functions" / "predict"
-# The function finds the schema next to its modules (functions/predict/_log_schema.py).
-CONTRACT_FILES = {REPO_ROOT / "sql" / "prediction_log.schema.json": "prediction_log.schema.json"}
+# Import packages the function depends on (pyproject's own dependencies, installed by `make venv`).
+VENDORED_PACKAGES = (
+    REPO_ROOT / "packages" / "prediction_log" / "prediction_log",
+    REPO_ROOT / "packages" / "production_pointer" / "production_pointer",
+)
+# prediction_log.schema looks for the schema next to its own modules first.
+CONTRACT_FILES = {
+    REPO_ROOT / "sql" / "prediction_log.schema.json": "prediction_log/prediction_log.schema.json"
+}
 EXCLUDED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
-def function_files(source: Path = FUNCTION_DIR) -> dict[str, Path]:
-    """Archive name -> file, for everything the function needs and nothing else."""
-    files = {
-        path.relative_to(source).as_posix(): path
-        for path in source.rglob("*")
+def _tree(folder: Path, prefix: str = "") -> dict[str, Path]:
+    """Archive name -> file for a folder's source files (no caches or bytecode)."""
+    return {
+        prefix + path.relative_to(folder).as_posix(): path
+        for path in folder.rglob("*")
         if path.is_file()
-        and not EXCLUDED_PARTS.intersection(path.relative_to(source).parts)
+        and not EXCLUDED_PARTS.intersection(path.relative_to(folder).parts)
         and not path.name.endswith(EXCLUDED_SUFFIXES)
     }
+
+
+def function_files(source: Path = FUNCTION_DIR) -> dict[str, Path]:
+    """Archive name -> file, for everything the function needs and nothing else."""
+    files = _tree(source)
+    for package in VENDORED_PACKAGES:
+        files.update(_tree(package, prefix=f"{package.name}/"))
     for contract, name in CONTRACT_FILES.items():
         files[name] = contract
     if "main.py" not in files or "requirements.txt" not in files:

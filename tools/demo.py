@@ -49,6 +49,89 @@ def _call(url: str, body: bytes | None = None) -> tuple[int, dict]:
         return e.code, json.loads(e.read())
 
 
+def start_function(port: int, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "functions_framework", "--target", "predict",
+         "--source", "functions/predict/main.py", "--host", "127.0.0.1", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_until_up(server: subprocess.Popen[str], url: str, timeout_s: float = 60) -> bool:
+    """Poll GET / until it answers; prints the health answer. False if the process died or
+    timeout_s passed (its stderr is printed then)."""
+    started = time.monotonic()
+    while True:
+        try:
+            status, health = _call(url)
+            break
+        except (urllib.error.URLError, ConnectionError):
+            if server.poll() is not None or time.monotonic() - started > timeout_s:
+                print(server.stderr.read() if server.stderr else "", file=sys.stderr)
+                print("error: the function did not start", file=sys.stderr)
+                return False
+            time.sleep(0.2)
+    print(f"\n== function on {url} (GET / -> {status}): {json.dumps(health)}")
+    return True
+
+
+def send_examples(url: str) -> None:
+    """One text, a batch and a bad request, with the answers printed."""
+    t0 = time.monotonic()
+    status, answer = _call(url, json.dumps({"text": EXAMPLES[0]}).encode())
+    print(f"\n== POST one text -> {status} in {1000 * (time.monotonic() - t0):.0f} ms "
+          "(first request loads the model)")  # fmt: skip
+    print(json.dumps(answer, indent=1))
+    batch = {"instances": [{"text": t} for t in EXAMPLES]}
+    t0 = time.monotonic()
+    status, answer = _call(url, json.dumps(batch).encode())
+    print(f"\n== POST {len(EXAMPLES)} instances -> {status} in "
+          f"{1000 * (time.monotonic() - t0):.0f} ms")  # fmt: skip
+    for text, p in zip(EXAMPLES, answer.get("predictions", []), strict=False):
+        print(f"  {p['label']:>4} {p['score']:.3f} in_domain={p.get('in_domain')}  {text[:70]}")
+    status, answer = _call(url, b'{"instances": [{"text": ""}]}')
+    print(f"\n== POST an empty text -> {status}: {json.dumps(answer)}")
+
+
+def stop_function(server: subprocess.Popen[str]) -> None:
+    server.send_signal(signal.SIGTERM)  # the logger flushes on SIGTERM, as on Cloud Run
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
+def print_newest_log_rows() -> None:
+    print(f"\n== prediction log ({LOG_URI}), newest rows")
+    if not LOG_URI.startswith("duckdb://"):
+        return
+    import duckdb
+
+    path = LOG_URI.removeprefix("duckdb://")
+    with duckdb.connect(path, read_only=True) as db:
+        db.execute("SET TimeZone='UTC'")
+        rows = db.execute(
+            "SELECT ts, request_id, instance_index, model_version, label,"
+            " round(fake_probability, 3), token_count, truncated, round(latency_ms, 1),"
+            " cold_start, in_domain FROM predictions ORDER BY ts DESC LIMIT 6"
+        ).fetchall()
+        total = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
+    for row in rows:
+        print("  " + " | ".join(str(v) for v in row))
+    print(f"  ({total} rows in the log)")
+
+
+def run_monitor(env: dict[str, str]) -> int:
+    print("\n== monitoring summary (last hour)")
+    monitor = subprocess.run(
+        [sys.executable, "-m", "monitoring", "monitor", "--log", LOG_URI, "--store", STORE,
+         "--window", "1h"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    # Exit 3 means drift above the threshold: a finding to read, not a failure of the demo.
+    return 0 if monitor.returncode in (0, 3) else monitor.returncode
+
+
 def main() -> int:
     port = _free_port()
     url = f"http://127.0.0.1:{port}/"
@@ -58,71 +141,15 @@ def main() -> int:
         "PREDICTION_LOG": LOG_URI,
         "PYTHONPATH": str(ROOT),
     }
-    server = subprocess.Popen(
-        [sys.executable, "-m", "functions_framework", "--target", "predict",
-         "--source", "functions/predict/main.py", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    started = time.monotonic()
+    server = start_function(port, env)
     try:
-        while True:
-            try:
-                status, health = _call(url)
-                break
-            except (urllib.error.URLError, ConnectionError):
-                if server.poll() is not None or time.monotonic() - started > 60:
-                    print(server.stderr.read() if server.stderr else "", file=sys.stderr)
-                    print("error: the function did not start", file=sys.stderr)
-                    return 1
-                time.sleep(0.2)
-        print(f"\n== function on {url} (GET / -> {status}): {json.dumps(health)}")
-
-        t0 = time.monotonic()
-        status, answer = _call(url, json.dumps({"text": EXAMPLES[0]}).encode())
-        print(f"\n== POST one text -> {status} in {1000 * (time.monotonic() - t0):.0f} ms "
-              "(first request loads the model)")  # fmt: skip
-        print(json.dumps(answer, indent=1))
-        batch = {"instances": [{"text": t} for t in EXAMPLES]}
-        t0 = time.monotonic()
-        status, answer = _call(url, json.dumps(batch).encode())
-        print(f"\n== POST {len(EXAMPLES)} instances -> {status} in "
-              f"{1000 * (time.monotonic() - t0):.0f} ms")  # fmt: skip
-        for text, p in zip(EXAMPLES, answer.get("predictions", []), strict=False):
-            print(f"  {p['label']:>4} {p['score']:.3f} in_domain={p.get('in_domain')}  {text[:70]}")
-        status, answer = _call(url, b'{"instances": [{"text": ""}]}')
-        print(f"\n== POST an empty text -> {status}: {json.dumps(answer)}")
+        if not wait_until_up(server, url):
+            return 1
+        send_examples(url)
     finally:
-        server.send_signal(signal.SIGTERM)  # the logger flushes on SIGTERM, as on Cloud Run
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
-
-    print(f"\n== prediction log ({LOG_URI}), newest rows")
-    if LOG_URI.startswith("duckdb://"):
-        import duckdb
-
-        path = LOG_URI.removeprefix("duckdb://")
-        with duckdb.connect(path, read_only=True) as db:
-            db.execute("SET TimeZone='UTC'")
-            rows = db.execute(
-                "SELECT ts, request_id, instance_index, model_version, label,"
-                " round(fake_probability, 3), token_count, truncated, round(latency_ms, 1),"
-                " cold_start, in_domain FROM predictions ORDER BY ts DESC LIMIT 6"
-            ).fetchall()
-            total = db.execute("SELECT count(*) FROM predictions").fetchone()[0]
-        for row in rows:
-            print("  " + " | ".join(str(v) for v in row))
-        print(f"  ({total} rows in the log)")
-
-    print("\n== monitoring summary (last hour)")
-    monitor = subprocess.run(
-        [sys.executable, "-m", "monitoring", "monitor", "--log", LOG_URI, "--store", STORE,
-         "--window", "1h"],
-        cwd=ROOT, env=env,
-    )  # fmt: skip
-    # Exit 3 means drift above the threshold: a finding to read, not a failure of the demo.
-    return 0 if monitor.returncode in (0, 3) else monitor.returncode
+        stop_function(server)
+    print_newest_log_rows()
+    return run_monitor(env)
 
 
 if __name__ == "__main__":

@@ -19,13 +19,14 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
+
+from production_pointer import SAFE_VERSION, PointerError, parse_pointer
 
 log = logging.getLogger("predict.bundle")
 
@@ -42,7 +43,6 @@ _REQUIRED_KEYS = (
     "decision",
     "files",
 )
-_SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 # Bounded so that an unreachable store gives a 503 within seconds instead of hanging the request
 # behind the client's default two-minute retry deadline.
 _GCS_CALL_TIMEOUT_S = 10.0
@@ -81,7 +81,7 @@ def fetch_bundle(model_uri: str, cache_dir: Path) -> Bundle:
 def _open_local(path: Path) -> Bundle:
     expected_version = None
     if path.suffix == ".json" and path.name != MANIFEST:
-        pointer = _parse_pointer(_read_local(path), str(path))
+        pointer = _pointed_version(_read_local(path), str(path))
         expected_version = pointer
         path = path.parent / pointer
     elif path.name == MANIFEST:
@@ -119,65 +119,19 @@ def _fetch_gcs(uri: str, cache_dir: Path) -> Bundle:
     # Imported here, not at module import: it costs ~0.3 s and local bundles never need it.
     from google.api_core import exceptions as gexc
     from google.cloud import storage
-    from google.cloud.storage.retry import DEFAULT_RETRY
 
-    retry = DEFAULT_RETRY.with_deadline(_GCS_RETRY_DEADLINE_S)
     bucket_name, name = _split_gs(uri)
     try:
-        client = storage.Client()
-        bucket = client.bucket(bucket_name)
-
-        def read(blob_name: str) -> bytes:
-            try:
-                return bucket.blob(blob_name).download_as_bytes(
-                    timeout=_GCS_CALL_TIMEOUT_S, retry=retry
-                )
-            except gexc.NotFound:
-                raise BundleError(f"gs://{bucket_name}/{blob_name} does not exist") from None
-
-        expected_version = None
-        prefix = name
-        if name.endswith(".json") and PurePosixPath(name).name != MANIFEST:
-            expected_version = _parse_pointer(read(name), f"gs://{bucket_name}/{name}")
-            prefix = _join(str(PurePosixPath(name).parent), expected_version)
-        elif PurePosixPath(name).name == MANIFEST:
-            prefix = _join(str(PurePosixPath(name).parent))
+        bucket = _GcsBucket(storage.Client().bucket(bucket_name))
+        prefix, expected_version = _gcs_bundle_prefix(bucket, name)
         bundle_uri = f"gs://{bucket_name}/{prefix}"
-        manifest_bytes = read(_join(prefix, MANIFEST))
+        manifest_bytes = bucket.read(_join(prefix, MANIFEST))
         manifest = _parse_manifest(manifest_bytes, bundle_uri, expected_version)
-
         target = cache_dir / manifest["version"]
         if _cached_copy_matches(target, manifest_bytes, manifest):
             log.info("bundle %s already in %s", manifest["version"], target)
-            return Bundle(directory=target, manifest=manifest, source=bundle_uri)
-
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{manifest['version']}.", dir=cache_dir))
-        try:
-
-            def download(file_name: str) -> None:
-                local = staging / file_name
-                local.parent.mkdir(parents=True, exist_ok=True)
-                blob_name = _join(prefix, file_name)
-                try:
-                    bucket.blob(blob_name).download_to_filename(
-                        str(local), timeout=_GCS_CALL_TIMEOUT_S, retry=retry
-                    )
-                except gexc.NotFound:
-                    raise BundleError(
-                        f"gs://{bucket_name}/{blob_name} is listed in the manifest but missing"
-                    ) from None
-                # Verified in its download thread: hashlib releases the GIL, files hash in parallel.
-                _verify_file(staging, file_name, manifest["files"][file_name])
-
-            # Parallel downloads: the model dominates, but the small files then cost no extra time.
-            with ThreadPoolExecutor(max_workers=4) as pool:
-                for done in [pool.submit(download, f) for f in manifest["files"]]:
-                    done.result()
-            (staging / MANIFEST).write_bytes(manifest_bytes)
-            _move_into_place(staging, target)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
+        else:
+            _download_into_place(bucket, prefix, manifest_bytes, manifest, target)
         return Bundle(directory=target, manifest=manifest, source=bundle_uri)
     except BundleError:
         raise
@@ -185,6 +139,80 @@ def _fetch_gcs(uri: str, cache_dir: Path) -> Bundle:
         raise BundleError(f"cannot fetch {uri}: {type(exc).__name__}: {exc}") from None
     except Exception as exc:  # auth, network, disk: all mean "no bundle now, try again later"
         raise BundleError(f"cannot fetch {uri}: {type(exc).__name__}: {exc}") from exc
+
+
+class _GcsBucket:
+    """A bucket's objects read with bounded calls; a missing object is a BundleError."""
+
+    def __init__(self, bucket: Any) -> None:
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        self.bucket = bucket
+        self.retry = DEFAULT_RETRY.with_deadline(_GCS_RETRY_DEADLINE_S)
+
+    def _missing(self, blob_name: str, why: str) -> BundleError:
+        return BundleError(f"gs://{self.bucket.name}/{blob_name} {why}")
+
+    def read(self, blob_name: str) -> bytes:
+        from google.api_core import exceptions as gexc
+
+        try:
+            return self.bucket.blob(blob_name).download_as_bytes(
+                timeout=_GCS_CALL_TIMEOUT_S, retry=self.retry
+            )
+        except gexc.NotFound:
+            raise self._missing(blob_name, "does not exist") from None
+
+    def download(self, blob_name: str, local: Path) -> None:
+        from google.api_core import exceptions as gexc
+
+        try:
+            self.bucket.blob(blob_name).download_to_filename(
+                str(local), timeout=_GCS_CALL_TIMEOUT_S, retry=self.retry
+            )
+        except gexc.NotFound:
+            raise self._missing(blob_name, "is listed in the manifest but missing") from None
+
+
+def _gcs_bundle_prefix(bucket: _GcsBucket, name: str) -> tuple[str, str | None]:
+    """The bundle's object prefix for MODEL_URI's object name, and the version a pointer names
+    (None when MODEL_URI names the bundle itself)."""
+    path = PurePosixPath(name)
+    if name.endswith(".json") and path.name != MANIFEST:
+        version = _pointed_version(bucket.read(name), f"gs://{bucket.bucket.name}/{name}")
+        return _join(str(path.parent), version), version
+    if path.name == MANIFEST:
+        return _join(str(path.parent)), None
+    return name, None
+
+
+def _download_into_place(
+    bucket: _GcsBucket,
+    prefix: str,
+    manifest_bytes: bytes,
+    manifest: dict[str, Any],
+    target: Path,
+) -> None:
+    """Download every file to a staging folder beside target, verify it, then rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{manifest['version']}.", dir=target.parent))
+    try:
+
+        def download(file_name: str) -> None:
+            local = staging / file_name
+            local.parent.mkdir(parents=True, exist_ok=True)
+            bucket.download(_join(prefix, file_name), local)
+            # Verified in its download thread: hashlib releases the GIL, files hash in parallel.
+            _verify_file(staging, file_name, manifest["files"][file_name])
+
+        # Parallel downloads: the model dominates, but the small files then cost no extra time.
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            for done in [pool.submit(download, f) for f in manifest["files"]]:
+                done.result()
+        (staging / MANIFEST).write_bytes(manifest_bytes)
+        _move_into_place(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def _cached_copy_matches(target: Path, manifest_bytes: bytes, manifest: dict[str, Any]) -> bool:
@@ -213,15 +241,11 @@ def _move_into_place(staging: Path, target: Path) -> None:
 # ---- shared checks -----------------------------------------------------------------------------
 
 
-def _parse_pointer(raw: bytes, where: str) -> str:
+def _pointed_version(raw: bytes, where: str) -> str:
     try:
-        pointer = json.loads(raw)
-    except ValueError as exc:
-        raise BundleError(f"{where} is not valid JSON: {exc}") from None
-    version = pointer.get("version") if isinstance(pointer, dict) else None
-    if not isinstance(version, str) or not _SAFE_VERSION.match(version):
-        raise BundleError(f"{where} has no valid 'version' (got {version!r})")
-    return version
+        return parse_pointer(raw, where).version
+    except PointerError as exc:
+        raise BundleError(str(exc)) from None
 
 
 def _parse_manifest(raw: bytes, where: str, expected_version: str | None) -> dict[str, Any]:
@@ -235,7 +259,7 @@ def _parse_manifest(raw: bytes, where: str, expected_version: str | None) -> dic
     if missing:
         raise BundleError(f"{where}/{MANIFEST} lacks {', '.join(missing)}")
     version = manifest["version"]
-    if not isinstance(version, str) or not _SAFE_VERSION.match(version):
+    if not isinstance(version, str) or not SAFE_VERSION.match(version):
         raise BundleError(f"{where}/{MANIFEST} has an invalid version {version!r}")
     if expected_version is not None and version != expected_version:
         raise BundleError(

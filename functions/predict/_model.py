@@ -49,7 +49,7 @@ class Encoded:
 @dataclass(frozen=True)
 class Prediction:
     label: str
-    score: float  # probability of ``label``
+    label_probability: float  # calibrated probability of ``label`` (the answer's `score`)
     probabilities: dict[str, float]
     truncated: bool
     token_count: int
@@ -108,7 +108,8 @@ class OodDetector:
     def needs_pooled(self) -> bool:
         return self.method == "mahalanobis"
 
-    def score(self, logits: np.ndarray, pooled: np.ndarray | None) -> np.ndarray:
+    def ood_scores(self, logits: np.ndarray, pooled: np.ndarray | None) -> np.ndarray:
+        """One out-of-domain score per text (compared with ``threshold``)."""
         if self.method == "mahalanobis":
             assert pooled is not None
             centred = pooled.astype(np.float32) - self.mean
@@ -264,7 +265,7 @@ class Model:
             batch_logits, pooled = self._run([encoded[i] for i in indices])
             logits[indices] = batch_logits
             if self.ood is not None:
-                ood_scores[indices] = self.ood.score(batch_logits, pooled)
+                ood_scores[indices] = self.ood.ood_scores(batch_logits, pooled)
         probabilities = softmax(logits, self.temperature)
         predictions = []
         for i, enc in enumerate(encoded):
@@ -279,7 +280,7 @@ class Model:
             predictions.append(
                 Prediction(
                     label=label,
-                    score=by_label[label],
+                    label_probability=by_label[label],
                     probabilities={name: by_label[name] for name in self.labels},
                     truncated=enc.truncated,
                     token_count=enc.token_count,

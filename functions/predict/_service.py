@@ -144,7 +144,7 @@ def _load_model(config: ServeConfig) -> Model:
 
 
 class PredictionLogHook:
-    """Hands each request's rows to the prediction logger (prediction_log.get_logger()).
+    """Hands each request's rows to the prediction logger (prediction_log.logger.get_logger()).
 
     PREDICTION_LOG=none skips the logger entirely. The logger is created on first use, inside the
     serving process, because its flush thread would not survive functions-framework's fork. Logging
@@ -170,16 +170,16 @@ class PredictionLogHook:
         with self._lock:
             if self._logger is None and self.enabled:
                 try:
-                    from prediction_log import get_logger
+                    from prediction_log.logger import get_logger
                 except ImportError:
-                    log.error("prediction_log module missing: predictions are NOT being logged")
+                    log.error("prediction_log package missing: predictions are NOT being logged")
                     self.enabled = False
                     return None
                 self._logger = get_logger()
             return self._logger
 
 
-def log_rows(
+def prediction_log_rows(
     request_id: str,
     texts: Sequence[str],
     predictions: Sequence[Prediction],

@@ -20,7 +20,7 @@ import flask
 import functions_framework
 from _config import ServeConfig, apply_server_defaults
 from _errors import ApiError, MethodNotAllowed, PayloadTooLarge, error_body
-from _service import ModelHolder, PredictionLogHook, configure_logging, log_rows
+from _service import ModelHolder, PredictionLogHook, configure_logging, prediction_log_rows
 from _validation import Limits, check_content_type, parse_texts
 
 apply_server_defaults()
@@ -114,12 +114,13 @@ def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     predictions = model.predict(texts)
     latency_ms = (time.perf_counter() - started) * 1000
-    PREDICTION_LOG(log_rows(request_id, texts, predictions, model, latency_ms, cold_start))
+    rows = prediction_log_rows(request_id, texts, predictions, model, latency_ms, cold_start)
+    PREDICTION_LOG(rows)
     return {
         "predictions": [
             {
                 "label": p.label,
-                "score": p.score,
+                "score": p.label_probability,
                 "probabilities": p.probabilities,
                 "truncated": p.truncated,
                 "ood_score": p.ood_score,

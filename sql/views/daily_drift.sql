@@ -3,10 +3,13 @@
 -- rate, fake rate and out-of-domain share next to their baseline values.
 -- PSI = sum over bins of (live - base) * ln(live / base), with both shares floored at 1e-4 so an
 -- empty bin adds a large but finite term. Rule of thumb: < 0.1 stable, 0.1-0.2 moderate, > 0.2
--- shifted (monitor's default threshold). Keep in step with sql/queries/window_drift.sql.
+-- shifted (monitor's default threshold).
+-- This file is the one definition of these steps: the rows they read (the predictions
+-- placeholder) are the whole log for the view, one time window's rows for
+-- sql/queries/window_drift.sql.
 WITH live AS (
   SELECT model_version, DATE(ts) AS day, fake_probability, token_count, truncated, label, in_domain
-  FROM `${dataset}.predictions`
+  FROM ${predictions}
 ),
 live_totals AS (
   SELECT

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functions._served import (
+from benchmarks.support import (
     FUNCTION_DIR,
     FakeGcs,
     ServedFunction,

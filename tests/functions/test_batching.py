@@ -98,7 +98,7 @@ def test_calibration_threshold_and_ood_follow_the_manifest(model: Model, tiny_bu
     assert sum(prediction.probabilities.values()) == pytest.approx(1.0)
     fake = prediction.probabilities["fake"]
     assert prediction.label == ("fake" if fake >= manifest["decision"]["threshold"] else "real")
-    assert prediction.score == prediction.probabilities[prediction.label]
+    assert prediction.label_probability == prediction.probabilities[prediction.label]
     if manifest.get("ood"):
         assert prediction.ood_score is not None
         assert prediction.in_domain == (prediction.ood_score < manifest["ood"]["threshold"])
@@ -133,5 +133,5 @@ def test_mahalanobis_score() -> None:
     precision = np.array([[2.0, 0.0], [0.0, 0.5]], dtype=np.float32)
     detector = OodDetector("mahalanobis", 3.0, {"mean": mean, "precision": precision})
     pooled = np.array([[1.0, 0.0], [2.0, 2.0]], dtype=np.float32)
-    scores = detector.score(np.zeros((2, 2)), pooled)
+    scores = detector.ood_scores(np.zeros((2, 2)), pooled)
     assert scores.tolist() == pytest.approx([0.0, 2.0 * 1 + 0.5 * 4])

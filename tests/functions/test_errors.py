@@ -17,7 +17,7 @@ from _config import ServeConfig
 from _errors import ModelUnavailable
 from _service import ModelHolder, PredictionLogHook
 
-from tests.functions._served import FUNCTION_DIR, ROOT
+from benchmarks.support import FUNCTION_DIR, ROOT
 
 LOG_SCHEMA = json.loads((ROOT / "sql" / "prediction_log.schema.json").read_text())
 
@@ -190,9 +190,9 @@ def test_rows_handed_to_the_logger_match_the_log_schema(
     make_client: Callable[..., Any], tiny_bundle: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     recorder = RecordingLogger()
-    fake_module = types.ModuleType("prediction_log")
+    fake_module = types.ModuleType("prediction_log.logger")
     fake_module.get_logger = lambda: recorder  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "prediction_log", fake_module)
+    monkeypatch.setitem(sys.modules, "prediction_log.logger", fake_module)
     client = make_client(MODEL_URI=str(tiny_bundle), PREDICTION_LOG="duckdb://unused.duckdb")
     texts = ["first post", "second " * 500]
     client.post(
@@ -220,15 +220,17 @@ def test_a_failing_logger_never_fails_the_prediction(
         def log(self, rows: list[dict[str, Any]]) -> None:
             raise OSError("disk full")
 
-    fake_module = types.ModuleType("prediction_log")
+    fake_module = types.ModuleType("prediction_log.logger")
     fake_module.get_logger = Broken  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "prediction_log", fake_module)
+    monkeypatch.setitem(sys.modules, "prediction_log.logger", fake_module)
     client = make_client(MODEL_URI=str(tiny_bundle), PREDICTION_LOG="duckdb://unused.duckdb")
     assert client.post("/", json={"text": "a"}).status_code == 200
 
 
 def test_prediction_log_none_never_imports_the_logger(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "prediction_log", None)  # any import would raise ImportError
+    monkeypatch.setitem(
+        sys.modules, "prediction_log.logger", None
+    )  # any import would raise ImportError
     hook = PredictionLogHook("none")
     hook([{"request_id": "x"}])
     assert hook.enabled is False

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from tests.emulators import free_port
+from benchmarks.support import free_port
 
 EXTENSIONS = ("spatial", "avro")
 

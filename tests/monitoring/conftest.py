@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-import monitoring._function_log  # noqa: F401 - puts functions/predict on sys.path
 from monitoring._engines import BigQueryEngine, DuckDBEngine
 from monitoring.baseline import load_baseline, production_bundle, read_bundle_baseline
 from tests.monitoring._bqemulator import BigQueryEmulator

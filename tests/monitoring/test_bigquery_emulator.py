@@ -12,15 +12,15 @@ from typing import Any
 
 import pytest
 
+import prediction_log.logger as prediction_logger
 from monitoring import _sql
 from monitoring._engines import BigQueryEngine, DuckDBEngine
-from monitoring._function_log import DeadLetter, make_sink
 from monitoring.cli import main as monitoring_main
 from monitoring.monitor import window_drift
+from prediction_log.dead_letter import DeadLetter
+from prediction_log.sinks import make_sink
 from tests.monitoring._bqemulator import BigQueryEmulator
 from tests.monitoring._crafted import DAY, VERSION_B, make_rows
-
-import prediction_log  # isort: skip  (on sys.path via monitoring._function_log)
 
 pytestmark = pytest.mark.slow
 
@@ -47,7 +47,7 @@ def test_tables_come_from_the_ddl_files(bq: BigQueryEngine) -> None:
 
 def test_logger_writes_rows_through_the_bq_sink(bq: BigQueryEngine, tmp_path: Path) -> None:
     rows = make_rows(120)
-    logger = prediction_log.PredictionLogger(
+    logger = prediction_logger.PredictionLogger(
         make_sink(_table_uri(bq)), DeadLetter(str(tmp_path / "dead")), batch_rows=50
     )
     logger.log(rows)
@@ -117,7 +117,7 @@ def test_outage_spills_rows_and_replay_restores_each_exactly_once(
     bq: BigQueryEngine, bq_emulator: BigQueryEmulator, tmp_path: Path
 ) -> None:
     dead = tmp_path / "dead"
-    logger = prediction_log.PredictionLogger(
+    logger = prediction_logger.PredictionLogger(
         make_sink(_table_uri(bq)), DeadLetter(str(dead)), max_attempts=2, backoff_s=0.05
     )
     before, during = make_rows(60, seed=1), make_rows(80, seed=2)

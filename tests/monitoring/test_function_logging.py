@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 
 from monitoring._engines import BigQueryEngine
-from monitoring._function_log import FUNCTION_DIR, DeadLetter
 from monitoring.cli import main as monitoring_main
+from prediction_log.dead_letter import DeadLetter
 from tests.monitoring._bqemulator import BigQueryEmulator, free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
+FUNCTION_DIR = ROOT / "functions" / "predict"
 TEXTS = [
     "The WHO reports 1,200 new cases in the region today.",
     "5G towers spread the coronavirus, share before they delete this!",

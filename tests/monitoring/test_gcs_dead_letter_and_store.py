@@ -8,13 +8,12 @@ from pathlib import Path
 
 import pytest
 
+import prediction_log.logger as prediction_logger
 from monitoring._engines import DuckDBEngine
-from monitoring._function_log import DeadLetter
 from monitoring.cli import main
+from prediction_log.dead_letter import DeadLetter
 from tests.monitoring._crafted import VERSION_A, make_rows, write_store
 from tests.monitoring._fake_gcs import fake_gcs_server
-
-import prediction_log  # isort: skip  (on sys.path via monitoring._function_log)
 
 pytestmark = pytest.mark.slow
 
@@ -45,7 +44,7 @@ class _DownSink:
 
 def test_gs_dead_letter_spill_and_replay(gcs: object, tmp_path: Path) -> None:
     uri = "gs://monitoring-test/dead_letter"
-    logger = prediction_log.PredictionLogger(_DownSink(), DeadLetter(uri), max_attempts=1)
+    logger = prediction_logger.PredictionLogger(_DownSink(), DeadLetter(uri), max_attempts=1)
     rows = make_rows(30)
     logger.log(rows[:10])
     logger.flush(timeout=20)

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from monitoring._engines import DuckDBEngine
-from monitoring._function_log import make_sink
 from monitoring.cli import main
+from prediction_log.sinks import make_sink
 from tests.monitoring._crafted import DAY, VERSION_A, make_rows, write_store
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -118,7 +118,7 @@ def test_dashboard_page_has_every_plot(log: str, store: Path, tmp_path: Path) ->
 
 
 def test_replay_sets_invalid_rows_aside_and_loads_the_rest(tmp_path: Path, log: str) -> None:
-    from monitoring._function_log import DeadLetter
+    from prediction_log.dead_letter import DeadLetter
 
     dead = DeadLetter(str(tmp_path / "dead"))
     rows = make_rows(6, seed=21)

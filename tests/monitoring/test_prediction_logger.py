@@ -16,11 +16,11 @@ from typing import Any
 import duckdb
 import pytest
 
-import monitoring._function_log as fl
+import prediction_log.logger as prediction_logger
+import prediction_log.schema as log_schema
+from prediction_log.dead_letter import DeadLetter
+from prediction_log.sinks import DuckDBSink, WriteResult
 from tests.monitoring._crafted import make_rows
-
-import prediction_log  # isort: skip  (on sys.path via monitoring._function_log)
-from _log_sinks import DuckDBSink, WriteResult  # isort: skip
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,12 +34,12 @@ def _count(db: Path, where: str = "TRUE") -> int:
 
 
 def _dead_rows(folder: Path) -> list[dict[str, Any]]:
-    return [r for f in fl.DeadLetter(str(folder)).pending() for r in f.rows]
+    return [r for f in DeadLetter(str(folder)).pending() for r in f.rows]
 
 
-def _logger(tmp_path: Path, sink: Any = None, **kw: Any) -> prediction_log.PredictionLogger:
+def _logger(tmp_path: Path, sink: Any = None, **kw: Any) -> prediction_logger.PredictionLogger:
     sink = sink or DuckDBSink(f"duckdb://{tmp_path / 'log.duckdb'}")
-    return prediction_log.PredictionLogger(sink, fl.DeadLetter(str(tmp_path / "dead")), **kw)
+    return prediction_logger.PredictionLogger(sink, DeadLetter(str(tmp_path / "dead")), **kw)
 
 
 def test_rows_land_once_and_text_is_dropped_unless_asked(tmp_path: Path) -> None:
@@ -129,7 +129,7 @@ def test_bad_log_uri_sends_rows_to_dead_letter(
 ) -> None:
     monkeypatch.setenv("PREDICTION_LOG", "postgres://nope")
     monkeypatch.setenv("DEAD_LETTER_URI", str(tmp_path / "dead"))
-    logger = prediction_log._from_env()
+    logger = prediction_logger._from_env()
     logger.log(make_rows(4))
     logger.close()
     assert len(_dead_rows(tmp_path / "dead")) == 4
@@ -138,7 +138,7 @@ def test_bad_log_uri_sends_rows_to_dead_letter(
 def test_none_logs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PREDICTION_LOG", "none")
     monkeypatch.setenv("DEAD_LETTER_URI", str(tmp_path / "dead"))
-    logger = prediction_log._from_env()
+    logger = prediction_logger._from_env()
     logger.log(make_rows(4))
     logger.close()
     assert logger.counts["logged"] == 0 and not (tmp_path / "dead").exists()
@@ -146,9 +146,9 @@ def test_none_logs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 _CHILD = """
 import json, signal, sys, time
-sys.path[:0] = [{function_dir!r}, {root!r}]
+sys.path[:0] = [{root!r}]
 {before}
-from prediction_log import get_logger
+from prediction_log.logger import get_logger
 from tests.monitoring._crafted import make_rows
 get_logger().log(make_rows({n}))
 print("ready", flush=True)
@@ -164,9 +164,7 @@ def _child(tmp_path: Path, before: str = "", after: str = "time.sleep(60)", n: i
         PREDICTION_LOG_MAX_AGE_S="600",  # nothing is flushed by age: rows are still buffered
         PREDICTION_LOG_BATCH_ROWS="100000",
     )
-    code = _CHILD.format(
-        function_dir=str(fl.FUNCTION_DIR), root=str(ROOT), before=before, after=after, n=n
-    )
+    code = _CHILD.format(root=str(ROOT), before=before, after=after, n=n)
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
         env=env,
@@ -215,14 +213,12 @@ def test_normal_exit_with_rows_buffered_loses_none(tmp_path: Path) -> None:
 def test_schema_file_from_env_then_next_to_module_then_repo(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import _log_schema
-
     repo_schema = ROOT / "sql" / "prediction_log.schema.json"
-    monkeypatch.delenv(_log_schema.SCHEMA_ENV, raising=False)
+    monkeypatch.delenv(log_schema.SCHEMA_ENV, raising=False)
     # No copy next to the module in the repo checkout (the Makefile adds one to the zip).
-    assert _log_schema.find_schema_file() == repo_schema
+    assert log_schema.find_schema_file() == repo_schema
     custom = tmp_path / "schema.json"
     custom.write_text('[{"name": "request_id", "type": "STRING", "mode": "REQUIRED"}]')
-    monkeypatch.setenv(_log_schema.SCHEMA_ENV, str(custom))
-    assert _log_schema.find_schema_file() == custom
-    assert [c.name for c in _log_schema.load_columns()] == ["request_id"]
+    monkeypatch.setenv(log_schema.SCHEMA_ENV, str(custom))
+    assert log_schema.find_schema_file() == custom
+    assert [c.name for c in log_schema.load_columns()] == ["request_id"]

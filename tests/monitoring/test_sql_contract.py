@@ -48,7 +48,11 @@ def test_predictions_table_is_partitioned_by_day_and_clustered_by_version() -> N
 @pytest.mark.parametrize("path", ALL_SQL, ids=lambda p: str(p.relative_to(_sql.SQL_DIR)))
 def test_placeholders_are_the_documented_ones(path: Path) -> None:
     text = path.read_text()
-    allowed = {"dataset", "start", "end"} if path.parent == _sql.QUERIES_DIR else {"dataset"}
+    allowed = (
+        {"dataset", "start", "end", "daily_drift"}
+        if path.parent == _sql.QUERIES_DIR
+        else set(_sql.view_params("d"))
+    )
     template = string.Template(text)
     assert template.is_valid()
     assert set(template.get_identifiers()) <= allowed
@@ -85,7 +89,7 @@ def test_countif_never_sees_a_nullable_condition(path: Path) -> None:
 
 @pytest.mark.parametrize("name", _sql.view_names())
 def test_views_translate_to_duckdb(name: str) -> None:
-    bq = _sql.render(_sql.VIEWS_DIR / f"{name}.sql", dataset="main")
+    bq = _sql.render_view(name, "main")
     duck = _sql.to_duckdb(bq)
     assert sqlglot.parse_one(duck, read="duckdb").find(exp.Select) is not None
     assert "`" not in duck

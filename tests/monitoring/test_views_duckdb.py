@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 from monitoring._engines import DuckDBEngine
-from monitoring._function_log import make_sink
 from monitoring.monitor import window_drift
+from prediction_log.sinks import make_sink
 from tests.monitoring._crafted import BASELINE, DAY, VERSION_A, VERSION_B, make_rows
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulators import free_port, stop_process
+from benchmarks.support import free_port, stop_process
 from tools.build_function_zip import build_zip
 
 INSTALL_TIMEOUT_S = 600  # pip mostly hits its cache; a cold cache downloads ~100 MB of wheels
@@ -25,7 +25,13 @@ START_TIMEOUT_S = 60
 
 def test_zip_holds_the_function_and_its_contract_and_no_build_debris(tmp_path: Path) -> None:
     names = set(zipfile.ZipFile(build_zip(tmp_path / "function.zip")).namelist())
-    assert {"main.py", "requirements.txt", "prediction_log.schema.json"} <= names
+    assert {
+        "main.py",
+        "requirements.txt",
+        "prediction_log/logger.py",
+        "prediction_log/prediction_log.schema.json",
+        "production_pointer/__init__.py",
+    } <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith(("tests/", "../"))]
 

@@ -1,6 +1,6 @@
 """Start an execution of a Cloud Run job.
 
-    python -m tools.cloud_run_execute projects/P/locations/R/jobs/J
+    python -m monitoring.cloud_run_execute projects/P/locations/R/jobs/J
 
 The scheduled monitor job's RETRAIN_COMMAND (terraform/jobs.tf): on drift it starts the train job
 as its own execution (its own service account, CPU/GPU and timeout) instead of training inside the
@@ -43,7 +43,7 @@ def execute_job(job: str, session: Session | None = None) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.cloud_run_execute")
+    parser = argparse.ArgumentParser(prog="python -m monitoring.cloud_run_execute")
     parser.add_argument("job", help="projects/<project>/locations/<region>/jobs/<name>")
     args = parser.parse_args(argv)
     try:

@@ -1,7 +1,7 @@
 """Prediction logger: every predicted instance becomes one row of the prediction log
 (sql/prediction_log.schema.json), written off the request path.
 
-    from prediction_log import get_logger
+    from prediction_log.logger import get_logger
     get_logger().log(rows)        # never raises, never blocks on I/O
 
 Rows are buffered in the process and written by one background thread when the buffer holds
@@ -11,9 +11,9 @@ rejects as invalid) are spilled to the dead letter (DEAD_LETTER_URI), from which
 `python -m monitoring replay` loads them without duplicates. If even the dead letter cannot be
 written, the rows go to stderr as JSON lines (Cloud Logging keeps them), so nothing vanishes.
 
-Environment: PREDICTION_LOG (sink URI, see _log_sinks), LOG_TEXT (keep the text column; off by
-default), DEAD_LETTER_URI (folder or gs:// prefix), PREDICTION_LOG_SCHEMA (schema file path),
-PREDICTION_LOG_BATCH_ROWS (500) and PREDICTION_LOG_MAX_AGE_S (1.0): flush triggers.
+Environment: PREDICTION_LOG (sink URI, see prediction_log.sinks), LOG_TEXT (keep the text
+column; off by default), DEAD_LETTER_URI (folder or gs:// prefix), PREDICTION_LOG_SCHEMA (schema
+file path), PREDICTION_LOG_BATCH_ROWS (500) and PREDICTION_LOG_MAX_AGE_S (1.0): flush triggers.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from _dead_letter import DeadLetter
-from _log_schema import iso_utc, load_columns
-from _log_sinks import NoneSink, Row, Sink, make_sink
+from prediction_log.dead_letter import DeadLetter
+from prediction_log.schema import iso_utc, load_columns
+from prediction_log.sinks import NoneSink, Row, Sink, make_sink
 
 DEFAULT_PREDICTION_LOG = "duckdb://local/predictions.duckdb"
 DEFAULT_DEAD_LETTER_URI = "local/dead_letter"

