@@ -9,7 +9,7 @@ Runs on CUDA (bf16 autocast, as the job) when present.
 
     make bench-train            # CPU: batch 32, max length 128
     python -m benchmarks.bench_train --batch-size 128 --max-length 64 --examples 8192 \
-        --warmup-steps 5 --out reports/cuda/bench_train_cuda_warmup5   # the lent GPU (docs/gpu.md)
+        --warmup-steps 5 --out reports/archive/cuda/bench_train_cuda_warmup5
 """
 
 from __future__ import annotations

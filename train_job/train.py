@@ -226,7 +226,7 @@ def collate(
 ) -> dict[str, torch.Tensor]:
     """Pads the posts `idx` (then the `extra` rows, if any) to their longest, rounded up to
     `multiple`. On CUDA the job rounds to 8: new tensor shapes cost extra on first use there
-    (docs/gpu.md), and multiples of 8 suit the tensor cores."""
+    (experiments/gpu.md), and multiples of 8 suit the tensor cores."""
     parts = [(enc, idx)] + ([extra] if extra and extra[1] else [])
     width = max(padded_width(e, rows, multiple) for e, rows in parts)
     batch = {}
