@@ -284,9 +284,10 @@ def train_step(
     loss is replaced by the distillation loss (see train_job/distill.py)."""
     weights = weights or LossWeights()
     twin_idx: list[int] = []
+    extra = None
     if inputs is not None and inputs.twins is not None and inputs.has_twin is not None:
         twin_idx = [i for i in idx if inputs.has_twin[i]]
-    extra = (inputs.twins, twin_idx) if twin_idx and inputs and inputs.twins else None
+        extra = (inputs.twins, twin_idx)  # collate skips an empty extra
     batch = to_device(collate(enc, idx, pad_id, pad_multiple(device), extra), device)
     labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
     with _autocast(device):
