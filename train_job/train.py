@@ -27,6 +27,7 @@ import json
 import logging
 import random
 import re
+import string
 import sys
 import time
 from dataclasses import dataclass, field
@@ -85,17 +86,35 @@ def _toggle(texts: list[str], rate: float, rng: random.Random, pattern: re.Patte
     return out
 
 
+_CODE_CHARS = string.ascii_letters + string.digits
+
+
+def _random_link(rng: random.Random) -> str:
+    """A link as a tweet carries one: a t.co short link with a fresh 10-character code, so that
+    without placeholders the model meets a new code each time, as it will when serving."""
+    return "https://t.co/" + "".join(rng.choices(_CODE_CHARS, k=10))
+
+
+def _random_handle(rng: random.Random) -> str:
+    return "@" + "".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 10))) + (
+        str(rng.randint(0, 99)) if rng.random() < 0.3 else ""
+    )
+
+
 def toggle_links(texts: list[str], rate: float, rng: random.Random) -> list[str]:
     """In `rate` of the posts, drop the links if there are any, else append one. Official
     accounts' posts usually carry a link (70% of the training posts with a link are real), so
-    without this the model takes "has a link" as evidence of "real"."""
-    return _toggle(texts, rate, rng, _URL, lambda text: text + " https://t.co/x")
+    without this the model takes "has a link" as evidence of "real". The added link's code has a
+    stream of its own, so which posts are toggled depends on `rng` alone."""
+    codes = random.Random(rng.random())
+    return _toggle(texts, rate, rng, _URL, lambda text: f"{text} {_random_link(codes)}")
 
 
 def toggle_handles(texts: list[str], rate: float, rng: random.Random) -> list[str]:
     """The same for user handles: 80% of the training posts that mention one are real (official
     accounts tag and retweet each other)."""
-    return _toggle(texts, rate, rng, _HANDLE, lambda text: "@user " + text)
+    names = random.Random(rng.random())
+    return _toggle(texts, rate, rng, _HANDLE, lambda text: f"{_random_handle(names)} {text}")
 
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")

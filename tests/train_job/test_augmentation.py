@@ -4,6 +4,7 @@ with a consistency loss."""
 from __future__ import annotations
 
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -30,17 +31,20 @@ POSTS = [
 def test_link_toggle_removes_links_or_adds_one() -> None:
     texts = ["a https://t.co/1 b", "c d", "e www.who.int/x"]
     assert toggle_links(texts, 0.0, random.Random(0)) == texts
-    assert toggle_links(texts, 1.0, random.Random(0)) == ["a b", "c d https://t.co/x", "e"]
+    removed, added, removed_www = toggle_links(texts, 1.0, random.Random(0))
+    assert (removed, removed_www) == ("a b", "e")
+    assert re.fullmatch(r"c d https://t\.co/[A-Za-z0-9]{10}", added)
+    # Every added link has a code of its own, as real short links do.
+    links = toggle_links(["no link"] * 50, 1.0, random.Random(1))
+    assert len(set(links)) == 50
 
 
 def test_handle_toggle_removes_handles_or_adds_one() -> None:
     texts = ["@CDCgov says wash hands", "masks work", "RT @WHO: stay home @all"]
     assert toggle_handles(texts, 0.0, random.Random(0)) == texts
-    assert toggle_handles(texts, 1.0, random.Random(0)) == [
-        "says wash hands",
-        "@user masks work",
-        "RT : stay home",
-    ]
+    removed, added, removed_two = toggle_handles(texts, 1.0, random.Random(0))
+    assert (removed, removed_two) == ("says wash hands", "RT : stay home")
+    assert re.fullmatch(r"@[a-z]{4,10}\d{0,2} masks work", added)
 
 
 def test_a_headline_is_the_first_sentence_without_a_posts_style() -> None:
