@@ -29,7 +29,7 @@ from train_job.data import load_dataset
 from train_job.model import load_classifier, load_tokenizer, packaged_minilm
 from train_job.train import (
     Encoded,
-    _autocast,
+    autocast_for,
     bucketed_batches,
     collate,
     encode,
@@ -92,7 +92,7 @@ def measure_plain(model, enc, batches, pad_id, device, warmup: int) -> float:
         if step == warmup:
             _sync(device)
             started, done = time.perf_counter(), 0
-        with _autocast(device):
+        with autocast_for(device):
             loss = loss_fn(model(**batch).logits.float(), labels)
         loss.backward()
         optimizer.step()

@@ -1,8 +1,8 @@
 """Out-of-domain detector: Mahalanobis distance of the pooled features to the training data.
 
 One Gaussian with a shared, shrunk covariance (Ledoit-Wolf) is fitted on the training texts'
-pooled features; the score is the squared Mahalanobis distance. The threshold is a high quantile
-of the validation scores, so about (1 - quantile) of in-domain texts are flagged.
+pooled features; the out-of-domain score is the squared Mahalanobis distance. The threshold is a
+high quantile of the validation scores, so about (1 - quantile) of in-domain texts are flagged.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def fit(train_pooled: np.ndarray) -> dict[str, np.ndarray]:
     }
 
 
-def score(pooled: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
+def distance(pooled: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
     centred = pooled - params["mean"]
     return np.einsum("ij,jk,ik->i", centred, params["precision"], centred)
 

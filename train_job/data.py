@@ -123,58 +123,17 @@ def _balance(frame: pd.DataFrame) -> dict[str, int]:
 
 
 def load_dataset(cfg: TrainConfig) -> Dataset:
-    data = cfg.data.rstrip("/")
-    single_file = PurePosixPath(data).suffix.lower() in {".csv", ".tsv", ".tab"}
-    files = {"train": data} if single_file else {"train": f"{data}/{cfg.train_file}"}
-    if not single_file:
-        if cfg.val_file:
-            files["val"] = f"{data}/{cfg.val_file}"
-        if cfg.test_file:
-            files["test"] = f"{data}/{cfg.test_file}"
-
-    splits: dict[str, pd.DataFrame] = {}
-    hashes: dict[str, str] = {}
-    dropped_no_text: dict[str, int] = {}
-    for split, uri in files.items():
-        frame, digest = read_table(uri)
-        hashes[PurePosixPath(uri).name] = digest
-        splits[split], dropped_no_text[split] = _to_examples(frame, cfg, uri)
-        if splits[split].empty:
-            raise DataError(f"{uri}: no row has a usable text")
-
-    # Seeded, stratified split for whatever the files did not provide.
-    for split, fraction in (("test", cfg.test_fraction), ("val", cfg.val_fraction)):
-        if split in splits:
-            continue
-        train = splits["train"]
-        if train["label"].nunique() < 2 or len(train) < 10:
-            raise DataError("need at least 10 rows and both labels to make a stratified split")
-        rest, held = train_test_split(
-            train, test_size=fraction, stratify=train["label"], random_state=cfg.seed
-        )
-        splits["train"], splits[split] = rest.reset_index(drop=True), held.reset_index(drop=True)
-
+    """Read the split files, make the splits the files lack, drop val/test near-duplicates of
+    train posts, cap train if asked, and fingerprint what was read."""
+    files = split_files(cfg)
+    splits, hashes, dropped_no_text = read_splits(files, cfg)
+    make_missing_splits(splits, cfg)
     test_official = splits["test"].copy()
-    dedup_removed = {"val": 0, "test": 0}
-    if cfg.dedup:
-        seen = set(splits["train"]["text"].map(normalise))
-        splits["val"], dedup_removed["val"] = _drop_seen(splits["val"], seen)
-        seen |= set(splits["val"]["text"].map(normalise))
-        splits["test"], dedup_removed["test"] = _drop_seen(splits["test"], seen)
-
-    if cfg.max_train_examples and len(splits["train"]) > cfg.max_train_examples:
-        splits["train"], _ = train_test_split(
-            splits["train"],
-            train_size=cfg.max_train_examples,
-            stratify=splits["train"]["label"],
-            random_state=cfg.seed,
-        )
-        splits["train"] = splits["train"].reset_index(drop=True)
-
+    dedup_removed = drop_near_duplicates(splits) if cfg.dedup else {"val": 0, "test": 0}
+    cap_train(splits, cfg)
     for split in SPLITS:
         if splits[split]["label"].nunique() < 2:
             raise DataError(f"the {split} split has only one label; both real and fake are needed")
-
     fingerprint = {
         "files_sha256": hashes,
         "rows": {s: len(splits[s]) for s in SPLITS},
@@ -187,3 +146,67 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
         repr(sorted(hashes.items())).encode() + repr(fingerprint["rows"]).encode()
     ).hexdigest()
     return Dataset(splits=splits, fingerprint=fingerprint, test_official=test_official)
+
+
+def split_files(cfg: TrainConfig) -> dict[str, str]:
+    """split -> file: one file is all train; a folder names its train, val and test files."""
+    data = cfg.data.rstrip("/")
+    if PurePosixPath(data).suffix.lower() in {".csv", ".tsv", ".tab"}:
+        return {"train": data}
+    files = {"train": f"{data}/{cfg.train_file}"}
+    if cfg.val_file:
+        files["val"] = f"{data}/{cfg.val_file}"
+    if cfg.test_file:
+        files["test"] = f"{data}/{cfg.test_file}"
+    return files
+
+
+def read_splits(
+    files: dict[str, str], cfg: TrainConfig
+) -> tuple[dict[str, pd.DataFrame], dict[str, str], dict[str, int]]:
+    """(split -> examples, file name -> sha256, split -> rows dropped for having no text)."""
+    splits: dict[str, pd.DataFrame] = {}
+    hashes: dict[str, str] = {}
+    dropped_no_text: dict[str, int] = {}
+    for split, uri in files.items():
+        frame, digest = read_table(uri)
+        hashes[PurePosixPath(uri).name] = digest
+        splits[split], dropped_no_text[split] = _to_examples(frame, cfg, uri)
+        if splits[split].empty:
+            raise DataError(f"{uri}: no row has a usable text")
+    return splits, hashes, dropped_no_text
+
+
+def make_missing_splits(splits: dict[str, pd.DataFrame], cfg: TrainConfig) -> None:
+    """Seeded, stratified test and val splits cut from train when the files did not provide them."""
+    for split, fraction in (("test", cfg.test_fraction), ("val", cfg.val_fraction)):
+        if split in splits:
+            continue
+        train = splits["train"]
+        if train["label"].nunique() < 2 or len(train) < 10:
+            raise DataError("need at least 10 rows and both labels to make a stratified split")
+        rest, held = train_test_split(
+            train, test_size=fraction, stratify=train["label"], random_state=cfg.seed
+        )
+        splits["train"], splits[split] = rest.reset_index(drop=True), held.reset_index(drop=True)
+
+
+def drop_near_duplicates(splits: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Val and test keep no near-duplicate of an earlier split's post; returns what was dropped."""
+    seen = set(splits["train"]["text"].map(normalise))
+    removed = {}
+    splits["val"], removed["val"] = _drop_seen(splits["val"], seen)
+    seen |= set(splits["val"]["text"].map(normalise))
+    splits["test"], removed["test"] = _drop_seen(splits["test"], seen)
+    return removed
+
+
+def cap_train(splits: dict[str, pd.DataFrame], cfg: TrainConfig) -> None:
+    if cfg.max_train_examples and len(splits["train"]) > cfg.max_train_examples:
+        capped, _ = train_test_split(
+            splits["train"],
+            train_size=cfg.max_train_examples,
+            stratify=splits["train"]["label"],
+            random_state=cfg.seed,
+        )
+        splits["train"] = capped.reset_index(drop=True)

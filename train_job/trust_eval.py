@@ -32,11 +32,13 @@ from train_job.evaluate import expected_calibration_error, softmax
 class BundleScorer:
     """The served model, read from the bundle alone (no torch, no training code)."""
 
-    def __init__(self, bundle: Path) -> None:
+    def __init__(self, bundle: Path, manifest: dict | None = None) -> None:
+        """manifest: the bundle's manifest when it is not written yet (the job scores a bundle
+        before its manifest carries the trust report)."""
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
-        self.manifest = json.loads((bundle / "manifest.json").read_text())
+        self.manifest = manifest or json.loads((bundle / "manifest.json").read_text())
         self.tokenizer = Tokenizer.from_file(str(bundle / self.manifest["tokenizer_file"]))
         self.tokenizer.no_padding()  # batches are padded below, to their own longest
         self.session = ort.InferenceSession(str(bundle / self.manifest["model_file"]))
@@ -187,10 +189,11 @@ def evaluate_bundle(
     labels: np.ndarray,
     liar: Path | None,
     cross_source: Path | None = None,
+    manifest: dict | None = None,
 ) -> dict:
     """texts/labels: the in-domain test split; liar: LIAR TSV for out-of-domain text (optional);
-    cross_source: labelled titles from other sources (optional)."""
-    scorer = BundleScorer(bundle)
+    cross_source: labelled titles from other sources (optional); manifest: see BundleScorer."""
+    scorer = BundleScorer(bundle, manifest)
     logits, in_scores = scorer.logits_and_ood(texts)
     temperature = scorer.manifest["calibration"]["temperature"]
     p_fake = softmax(logits, temperature)[:, 1]
@@ -224,36 +227,41 @@ def evaluate_bundle(
             **cross_source_report(scorer, *read_labelled_titles(cross_source)),
         }
     if scorer.ood is not None:
-        threshold = scorer.manifest["ood"]["threshold"]
-        vocab = list(scorer.tokenizer.get_vocab())
-        liar_texts = read_liar(liar) if liar is not None and liar.exists() else []
-        # Long documents are made of LIAR statements (off-topic), or of words when LIAR is absent.
-        sets = generated_probes(vocab, liar_texts or vocab)
-        if liar_texts:
-            sets = {"liar_statements": liar_texts, **sets}
-        out_scores = {name: scorer.logits_and_ood(t)[1] for name, t in sets.items()}
-        all_out = np.concatenate(list(out_scores.values()))
-        y = np.r_[np.zeros(len(in_scores)), np.ones(len(all_out))]
-        report["ood"] = {
-            "method": scorer.manifest["ood"]["method"],
-            "threshold": threshold,
-            "in_domain_flagged_share": float((in_scores >= threshold).mean()),
-            "roc_auc_all": float(roc_auc_score(y, np.r_[in_scores, all_out])),
-            "by_set": {
-                name: {
-                    "n": len(scores),
-                    "roc_auc_vs_in_domain": float(
-                        roc_auc_score(
-                            np.r_[np.zeros(len(in_scores)), np.ones(len(scores))],
-                            np.r_[in_scores, scores],
-                        )
-                    ),
-                    "flagged_share": float((scores >= threshold).mean()),
-                }
-                for name, scores in out_scores.items()
-            },
-        }
+        report["ood"] = ood_report(scorer, in_scores, liar)
     return report
+
+
+def ood_report(scorer: BundleScorer, in_scores: np.ndarray, liar: Path | None) -> dict:
+    """How well the OOD score separates the in-domain test posts from off-topic text: LIAR
+    statements and generated probes (code, foreign languages, long documents)."""
+    threshold = scorer.manifest["ood"]["threshold"]
+    vocab = list(scorer.tokenizer.get_vocab())
+    liar_texts = read_liar(liar) if liar is not None and liar.exists() else []
+    # Long documents are made of LIAR statements (off-topic), or of words when LIAR is absent.
+    sets = generated_probes(vocab, liar_texts or vocab)
+    if liar_texts:
+        sets = {"liar_statements": liar_texts, **sets}
+    out_scores = {name: scorer.logits_and_ood(t)[1] for name, t in sets.items()}
+    all_out = np.concatenate(list(out_scores.values()))
+
+    def auc_against_in_domain(scores: np.ndarray) -> float:
+        y = np.r_[np.zeros(len(in_scores)), np.ones(len(scores))]
+        return float(roc_auc_score(y, np.r_[in_scores, scores]))
+
+    return {
+        "method": scorer.manifest["ood"]["method"],
+        "threshold": threshold,
+        "in_domain_flagged_share": float((in_scores >= threshold).mean()),
+        "roc_auc_all": auc_against_in_domain(all_out),
+        "by_set": {
+            name: {
+                "n": len(scores),
+                "roc_auc_vs_in_domain": auc_against_in_domain(scores),
+                "flagged_share": float((scores >= threshold).mean()),
+            }
+            for name, scores in out_scores.items()
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,5 @@
-"""Score token ids with an ONNX model, in length-sorted batches padded only to their longest."""
+"""Logits (and pooled features) of token ids from an ONNX model, in length-sorted batches
+padded only to their longest."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 
-def score(
+def logits_and_pooled(
     onnx_path: Path,
     features: dict[str, list[list[int]]],
     pad_id: int = 0,
