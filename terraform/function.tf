@@ -13,7 +13,7 @@ resource "google_storage_bucket_object" "function_source" {
 }
 
 resource "google_cloudfunctions2_function" "predict" {
-  #checkov:skip=CKV_GCP_124:A public HTTPS API for clients outside Google Cloud; every call is authorised by IAM (run.invoker only for invoker_members). Set function_ingress to ALLOW_INTERNAL_AND_GCLB behind a load balancer.
+  #checkov:skip=CKV_GCP_124:A public HTTPS API for clients outside Google Cloud; every call is authorised by IAM (run.invoker only for invoker_members, allUsers only with allow_unauthenticated). Set function_ingress to ALLOW_INTERNAL_AND_GCLB behind a load balancer.
   name        = local.function_name
   location    = var.region
   description = "fakenews-detector: POST {\"instances\": [{\"text\": ...}]} -> predictions; GET -> health and model metadata."
@@ -22,7 +22,7 @@ resource "google_cloudfunctions2_function" "predict" {
     runtime           = "python311"
     entry_point       = var.function_entry_point
     service_account   = google_service_account.build.id
-    docker_repository = google_artifact_registry_repository.images.id
+    docker_repository = google_artifact_registry_repository.function_builds.id
 
     source {
       storage_source {
@@ -58,8 +58,8 @@ resource "google_cloudfunctions2_function" "predict" {
 
   depends_on = [
     google_project_service.apis,
-    google_storage_bucket_iam_member.build_reads_source,
-    google_artifact_registry_repository_iam_member.build_pushes_image,
+    google_project_iam_member.build_reads_function_source,
+    google_artifact_registry_repository_iam_member.build_pushes_function_image,
     google_project_iam_member.build_logs,
   ]
 }

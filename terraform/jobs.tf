@@ -1,5 +1,6 @@
-# Cloud Run v2 jobs. Both run the train job image (train_job/Dockerfile): it holds the whole
-# project, so the monitor runs the same code and SQL that was tested with the model.
+# Cloud Run v2 jobs. All three run the train job image (train_job/Dockerfile) by digest
+# (var.image): it holds the whole project, so the monitor and the replay run the same code and SQL
+# that was tested with the model, and pushing a new image changes nothing until it is deployed.
 
 locals {
   gpu_limits = var.job_gpu_count > 0 ? { "nvidia.com/gpu" = tostring(var.job_gpu_count) } : {}
@@ -27,7 +28,7 @@ resource "google_cloud_run_v2_job" "train" {
       gpu_zonal_redundancy_disabled = var.job_gpu_count > 0 ? true : null
 
       containers {
-        image = local.image
+        image = var.image
         args  = var.train_args
 
         resources {
@@ -56,6 +57,13 @@ resource "google_cloud_run_v2_job" "train" {
     }
   }
 
+  lifecycle {
+    precondition {
+      condition     = var.image != null
+      error_message = "image: the jobs need the train job image by digest (make tf-plan looks it up; run make image first)."
+    }
+  }
+
   depends_on = [google_project_service.apis]
 }
 
@@ -76,7 +84,7 @@ resource "google_cloud_run_v2_job" "monitor" {
       max_retries     = 0 # a retried drift alarm would start a second retrain
 
       containers {
-        image   = local.image
+        image   = var.image
         command = ["python", "-m", "monitoring"]
         args    = var.monitor_args
 
@@ -96,6 +104,62 @@ resource "google_cloud_run_v2_job" "monitor" {
           }
         }
       }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.image != null
+      error_message = "image: the jobs need the train job image by digest (make tf-plan looks it up; run make image first)."
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Loads dead-letter files (rows BigQuery refused or could not take in time) into the prediction
+# log, each row once; replayed files move to dead_letter/replayed/. Scheduled in scheduler.tf.
+resource "google_cloud_run_v2_job" "replay" {
+  name                = "${var.name_prefix}-replay"
+  location            = var.region
+  deletion_protection = var.deletion_protection
+
+  template {
+    task_count = 1
+
+    template {
+      service_account = google_service_account.replay.email
+      timeout         = "900s"
+      # A failed execution stays visible; the next scheduled run tries the same files again.
+      max_retries = 0
+
+      containers {
+        image   = var.image
+        command = ["python", "-m", "monitoring"]
+        args    = ["replay"]
+
+        resources {
+          limits = { cpu = "1", memory = "1Gi" }
+        }
+
+        dynamic "env" {
+          for_each = {
+            PREDICTION_LOG  = local.prediction_log
+            DEAD_LETTER_URI = local.dead_letter_uri
+          }
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.image != null
+      error_message = "image: the jobs need the train job image by digest (make tf-plan looks it up; run make image first)."
     }
   }
 

@@ -1,12 +1,16 @@
 # fakenews-detector on Google Cloud.
 #
-#   storage.tf    artifact store bucket (models/, runs/, dead_letter/, sources/)
-#   registry.tf   Artifact Registry repository for the train job image
-#   bigquery.tf   dataset, prediction log table, baselines table, dashboard views (all from sql/)
-#   iam.tf        one service account per workload, roles bound on the resources they touch
-#   jobs.tf       Cloud Run v2 jobs: train (python -m train_job) and monitor (python -m monitoring)
+#   storage.tf    artifact store bucket (models/, runs/, teacher_logits/, inputs/, dead_letter/,
+#                 sources/)
+#   registry.tf   Artifact Registry repositories: train job image, function build images
+#   bigquery.tf   dataset (with its access list), prediction log, baselines, dashboard views (sql/)
+#   iam.tf        one service account per workload, roles bound on the resources (and object
+#                 prefixes) they touch; Data Access audit logs
+#   jobs.tf       Cloud Run v2 jobs: train (python -m train_job), monitor and replay
+#                 (python -m monitoring), all from the train job image, deployed by digest
 #   function.tf   Cloud Functions 2nd gen prediction function and who may invoke it
-#   scheduler.tf  Cloud Scheduler job that runs the monitor job (which may start a retrain)
+#   scheduler.tf  Cloud Scheduler jobs: the monitor (which may start a retrain) and the replay
+#   alerts.tf     log-based metric and alert policy on prediction rows that reach the dead letter
 #
 # Deployment commands are in mk/cloud.mk and docs/production.md. The configuration is checked
 # offline (format, references, provider schema, checkov) by tools/tfcheck (`make tf-check`).
@@ -17,10 +21,6 @@ locals {
   bq_location   = coalesce(var.bigquery_location, var.region)
   function_name = coalesce(var.function_name, "${var.name_prefix}-predict")
   function_zip  = coalesce(var.function_zip, "${path.module}/../build/function.zip")
-  image = coalesce(
-    var.image,
-    "${var.region}-docker.pkg.dev/${var.project}/${var.name_prefix}/train-job:${var.image_tag}",
-  )
 
   # The artifact store layout shared by every component (see README): the train job publishes
   # bundles under models/ and moves the models/production.json pointer; the function loads it.
@@ -40,6 +40,7 @@ locals {
     "cloudscheduler.googleapis.com",
     "iam.googleapis.com",
     "logging.googleapis.com",
+    "monitoring.googleapis.com",
     "run.googleapis.com",
     "storage.googleapis.com",
   ])

@@ -18,6 +18,11 @@ output "monitor_job_name" {
   value       = google_cloud_run_v2_job.monitor.name
 }
 
+output "replay_job_name" {
+  description = "Cloud Run job that loads dead-letter files into the prediction log (scheduled; run now with make run-replay)."
+  value       = google_cloud_run_v2_job.replay.name
+}
+
 output "dataset" {
   description = "BigQuery dataset with the prediction log, the baselines and the dashboard views."
   value       = "${var.project}.${google_bigquery_dataset.monitoring.dataset_id}"

@@ -1,5 +1,5 @@
-# Runs the monitor job on a schedule through the Cloud Run Admin API (jobs/<name>:run). The call
-# carries an OAuth token of the scheduler service account, which may only execute that job.
+# Runs the monitor and replay jobs on a schedule through the Cloud Run Admin API (jobs/<name>:run).
+# The call carries an OAuth token of the scheduler service account, which may only execute them.
 
 resource "google_cloud_scheduler_job" "monitor" {
   name        = "${var.name_prefix}-monitor"
@@ -26,4 +26,31 @@ resource "google_cloud_scheduler_job" "monitor" {
   }
 
   depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.scheduler_runs_monitor]
+}
+
+resource "google_cloud_scheduler_job" "replay" {
+  name        = "${var.name_prefix}-replay"
+  region      = var.region
+  description = "Runs ${google_cloud_run_v2_job.replay.name}: loads dead-letter files into the prediction log."
+  schedule    = var.replay_schedule
+  time_zone   = var.schedule_time_zone
+
+  attempt_deadline = "60s" # the API call only starts the execution; it does not wait for it
+
+  retry_config {
+    retry_count          = 3
+    min_backoff_duration = "30s"
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "https://run.googleapis.com/v2/${google_cloud_run_v2_job.replay.id}:run"
+
+    oauth_token {
+      service_account_email = google_service_account.scheduler.email
+      scope                 = "https://www.googleapis.com/auth/cloud-platform"
+    }
+  }
+
+  depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.scheduler_runs_replay]
 }

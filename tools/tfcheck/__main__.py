@@ -10,13 +10,14 @@ from pathlib import Path
 from tools.tfcheck.checkov_check import run_checkov
 from tools.tfcheck.findings import Finding
 from tools.tfcheck.fmt_check import check_format
+from tools.tfcheck.least_privilege import check_least_privilege
 from tools.tfcheck.provider_schema import load_provider_schema
 from tools.tfcheck.public_access import check_public_access
 from tools.tfcheck.references import check_references
 from tools.tfcheck.schema_check import check_schema
 from tools.tfcheck.terraform_files import TerraformFile, load_module
 
-CHECKS = ("fmt", "references", "schema", "public-access", "checkov")
+CHECKS = ("fmt", "references", "schema", "public-access", "least-privilege", "checkov")
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -42,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         "references": check_references,
         "schema": lambda tf_files: check_schema(tf_files, load_provider_schema()),
         "public-access": check_public_access,
+        "least-privilege": check_least_privilege,
     }
     for name in selected:
         if name == "fmt":
