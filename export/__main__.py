@@ -1,8 +1,9 @@
-"""python -m export {list,publish,promote,rollback}: manage bundles in the artifact store.
+"""python -m export {list,pointer,publish,promote,rollback,gate}: manage bundles in the store.
 
 The store is read from --store, then FND_STORE, then local/store.
-Exit codes: 0 done, 2 bad request (unknown version, nothing to roll back to, bad bundle),
-3 lost a race (the production pointer moved while we were changing it).
+Exit codes: 0 done, 2 bad request (unknown, incomplete or corrupt version, nothing to roll back
+to, bad bundle), 3 lost a race (the production pointer is not at --expected-generation, or moved
+while we were changing it), 4 the promotion gate refuses the version (worse than production).
 """
 
 from __future__ import annotations
@@ -13,8 +14,34 @@ import os
 import sys
 from pathlib import Path
 
-from export.publish import list_versions, promote, publish, read_pointer, rollback
-from export.store import PreconditionFailed, open_store
+from export.promotion_gate import DEFAULT_MAX_AUC_DROP, DEFAULT_MAX_F1_DROP, Tolerance
+from export.publish import (
+    list_versions,
+    promote,
+    publish,
+    read_pointer,
+    read_pointer_with_generation,
+    rollback,
+)
+from export.rollout import gate_against_production, promote_if_not_worse, read_production
+from export.store import PreconditionFailed, Store, open_store
+
+EXPECTED_HELP = "change production only if the pointer is still at this generation (see pointer)"
+
+
+def _add_tolerance(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-f1-drop",
+        type=float,
+        default=DEFAULT_MAX_F1_DROP,
+        help="official test weighted F1 the version may lose against production",
+    )
+    parser.add_argument(
+        "--max-auc-drop",
+        type=float,
+        default=DEFAULT_MAX_AUC_DROP,
+        help="cross-source ROC-AUC the version may lose against production",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,12 +51,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list complete versions; * marks production")
+    sub.add_parser("pointer", help="print the production pointer and its generation")
     p = sub.add_parser("publish", help="upload a bundle folder (files first, manifest last)")
     p.add_argument("bundle_dir", type=Path)
     p.add_argument("--promote", action="store_true", help="also make it production")
     p = sub.add_parser("promote", help="make a published version production")
     p.add_argument("version")
-    sub.add_parser("rollback", help="go back to the previous production version")
+    p.add_argument("--expected-generation", type=int, default=None, help=EXPECTED_HELP)
+    p = sub.add_parser("rollback", help="go back to the previous production version")
+    p.add_argument("--expected-generation", type=int, default=None, help=EXPECTED_HELP)
+    p = sub.add_parser(
+        "gate", help="promote a published version only if it is not worse than production"
+    )
+    p.add_argument("version")
+    p.add_argument("--dry-run", action="store_true", help="print the verdict, change nothing")
+    _add_tolerance(p)
     args = parser.parse_args(argv)
 
     store = open_store(args.store or os.environ.get("FND_STORE") or "local/store")
@@ -45,10 +81,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"published {version} to {store.uri}/models/{version}")
             if args.promote:
                 print(json.dumps(promote(store, version)))
+        elif args.command == "pointer":
+            pointer, generation = read_pointer_with_generation(store)
+            print(json.dumps({"generation": generation, "pointer": pointer}))
         elif args.command == "promote":
-            print(json.dumps(promote(store, args.version)))
+            print(json.dumps(promote(store, args.version, args.expected_generation)))
         elif args.command == "rollback":
-            print(json.dumps(rollback(store)))
+            print(json.dumps(rollback(store, args.expected_generation)))
+        elif args.command == "gate":
+            return _gate(store, args)
     except PreconditionFailed as e:
         print(f"error: {e}; read the pointer again and retry", file=sys.stderr)
         return 3
@@ -56,6 +97,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
         return 2
     return 0
+
+
+def _gate(store: Store, args: argparse.Namespace) -> int:
+    tolerance = Tolerance(max_f1_drop=args.max_f1_drop, max_auc_drop=args.max_auc_drop)
+    if args.version not in list_versions(store):
+        raise LookupError(f"no complete version {args.version!r} in {store.uri}")
+    if args.dry_run:
+        production = read_production(store).version
+        verdict = gate_against_production(store, args.version, production, tolerance)
+        print(json.dumps(verdict.to_dict(), indent=2))
+        return 0 if verdict.promote else 4
+    decision = promote_if_not_worse(store, args.version, tolerance=tolerance)
+    print(json.dumps(decision.summary()["rollout"], indent=2))
+    return 0 if decision.promoted else 4
 
 
 if __name__ == "__main__":

@@ -4,6 +4,9 @@ Files go up first and manifest.json last, so a half-uploaded version is never li
 pointer models/production.json (export/production_pointer.schema.json) is replaced with a
 generation precondition (GCS ifGenerationMatch, a lock plus compare locally): of two concurrent
 promotions exactly one wins, the other gets PreconditionFailed instead of silently overwriting.
+A caller that read the pointer earlier (an operator, or the train job before training) passes its
+generation as `expected_generation`, so a change made since then is not undone. Promote and
+rollback first check that the target version is complete (every listed file, sha256 included).
 """
 
 from __future__ import annotations
@@ -13,11 +16,25 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from export.store import PreconditionFailed, Store
-from production_pointer import POINTER_KEY, ProductionPointer, parse_pointer
+from production_pointer import POINTER_KEY, SAFE_VERSION, ProductionPointer, parse_pointer
 
 HISTORY_LENGTH = 20  # earlier versions a pointer remembers (the schema's maxItems)
 
-__all__ = ["POINTER_KEY", "list_versions", "promote", "publish", "read_pointer", "rollback"]
+__all__ = [
+    "POINTER_KEY",
+    "IncompleteVersion",
+    "check_complete",
+    "list_versions",
+    "promote",
+    "publish",
+    "read_pointer",
+    "read_pointer_with_generation",
+    "rollback",
+]
+
+
+class IncompleteVersion(LookupError):
+    """The version has no manifest, or a file its manifest lists is missing or corrupt."""
 
 
 def _now() -> str:
@@ -59,14 +76,52 @@ def read_pointer(store: Store) -> dict | None:
     return current.as_dict() if current else None
 
 
-def promote(store: Store, version: str, expected: dict | None = None) -> dict:
-    """Point production at `version`. With `expected`, fail unless the pointer still says that
-    (a caller that read the pointer earlier); the write itself is always a compare-and-set."""
-    if version not in list_versions(store):
-        raise LookupError(f"no complete version {version!r} in {store.uri}")
+def read_pointer_with_generation(store: Store) -> tuple[dict | None, int]:
+    """The pointer and its generation: pass the generation back as `expected_generation` to
+    change production only if nobody else has changed it in between."""
     current, generation = _read_current(store)
-    if expected is not None and (current.as_dict() if current else None) != expected:
-        raise PreconditionFailed("the production pointer moved since it was read")
+    return (current.as_dict() if current else None), generation
+
+
+def check_complete(store: Store, version: str) -> None:
+    """Raise IncompleteVersion unless every file the version's manifest lists is in the store with
+    its size and sha256: a pointer must never name a bundle the function would refuse to load."""
+    where = f"{store.uri}/models/{version}"
+    manifest_key = f"models/{version}/manifest.json"
+    if not SAFE_VERSION.match(version) or not store.exists(manifest_key):
+        raise IncompleteVersion(f"no complete version {version!r} in {store.uri}")
+    try:
+        files = json.loads(store.read_bytes(manifest_key))["files"]
+    except (ValueError, KeyError, TypeError):
+        raise IncompleteVersion(f"{where}/manifest.json is not a bundle manifest") from None
+    problems = []
+    for name, expected in sorted(files.items()):
+        found = store.file_digest(f"models/{version}/{name}")
+        if found is None:
+            problems.append(f"{name} is missing")
+        elif found.size != expected.get("bytes", found.size):
+            problems.append(f"{name} has {found.size} bytes, the manifest says {expected['bytes']}")
+        elif found.sha256 != expected.get("sha256"):
+            problems.append(f"{name} does not match its sha256")
+    if problems:
+        raise IncompleteVersion(f"{where} is incomplete or corrupt: {'; '.join(problems)}")
+
+
+def _check_expected(generation: int, expected_generation: int | None) -> None:
+    if expected_generation is not None and generation != expected_generation:
+        raise PreconditionFailed(
+            f"the production pointer is at generation {generation}, not the expected "
+            f"{expected_generation}: someone changed production since it was read"
+        )
+
+
+def promote(store: Store, version: str, expected_generation: int | None = None) -> dict:
+    """Point production at `version`, which must be complete. With `expected_generation`, fail
+    unless the pointer is still at that generation (read earlier with
+    read_pointer_with_generation); the write itself is always a compare-and-set."""
+    check_complete(store, version)
+    current, generation = _read_current(store)
+    _check_expected(generation, expected_generation)
     history = (*current.history, current.version)[-HISTORY_LENGTH:] if current else ()
     pointer = ProductionPointer(
         version=version,
@@ -77,12 +132,17 @@ def promote(store: Store, version: str, expected: dict | None = None) -> dict:
     return _write(store, pointer, generation)
 
 
-def rollback(store: Store) -> dict:
-    """Back to the version that was production before the current one."""
+def rollback(store: Store, expected_generation: int | None = None) -> dict:
+    """Back to the version that was production before the current one, if it is complete."""
     current, generation = _read_current(store)
+    _check_expected(generation, expected_generation)
     if not current or not current.history:
         raise LookupError("nothing to roll back to: production has no earlier version")
     *older, previous = current.history
+    try:
+        check_complete(store, previous)
+    except IncompleteVersion as e:
+        raise IncompleteVersion(f"cannot roll back to {previous}: {e}") from None
     pointer = ProductionPointer(
         version=previous, promoted_at=_now(), previous=current.version, history=tuple(older)
     )

@@ -18,13 +18,45 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 NO_OBJECT = 0  # generation meaning "the object must not exist yet" (as in GCS)
 
 
+_HASH_BLOCK = 1 << 20
+
+
 class PreconditionFailed(RuntimeError):
     """Someone else changed the object since we read it."""
+
+
+@dataclass(frozen=True)
+class FileDigest:
+    size: int
+    sha256: str
+
+
+class _Digest:
+    """A write-only file object that hashes what is written to it (a download target)."""
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+        self._size = 0
+
+    def write(self, block: bytes) -> int:
+        self._hash.update(block)
+        self._size += len(block)
+        return len(block)
+
+    def tell(self) -> int:
+        return self._size
+
+    def flush(self) -> None:
+        pass
+
+    def result(self) -> FileDigest:
+        return FileDigest(size=self._size, sha256=self._hash.hexdigest())
 
 
 class LocalStore:
@@ -87,13 +119,25 @@ class LocalStore:
         data = path.read_bytes()
         return data, _local_generation(data)
 
-    def write_if_generation(self, key: str, data: bytes, generation: int) -> None:
+    def write_if_generation(self, key: str, data: bytes, generation: int) -> int:
+        """Write only if the object is still at `generation`; returns the new generation."""
         with self._locked(key):
             path = self._path(key)
             current = _local_generation(path.read_bytes()) if path.is_file() else NO_OBJECT
             if current != generation:
                 raise PreconditionFailed(f"{key} changed since it was read")
             self.write_bytes(key, data)
+        return _local_generation(data)
+
+    def file_digest(self, key: str) -> FileDigest | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        digest = _Digest()
+        with open(path, "rb") as f:
+            while block := f.read(_HASH_BLOCK):
+                digest.write(block)
+        return digest.result()
 
 
 def _local_generation(data: bytes) -> int:
@@ -156,15 +200,29 @@ class GcsStore:
             return None, NO_OBJECT
         return data, int(blob.generation)
 
-    def write_if_generation(self, key: str, data: bytes, generation: int) -> None:
+    def write_if_generation(self, key: str, data: bytes, generation: int) -> int:
+        """Write only if the object is still at `generation`; returns the new generation."""
         from google.api_core.exceptions import PreconditionFailed as GcsPreconditionFailed
 
+        blob = self.bucket.blob(self._name(key))
         try:
-            self.bucket.blob(self._name(key)).upload_from_string(
+            blob.upload_from_string(
                 data, content_type="application/json", if_generation_match=generation
             )
         except GcsPreconditionFailed as e:
             raise PreconditionFailed(f"{key} changed since it was read") from e
+        return int(blob.generation)
+
+    def file_digest(self, key: str) -> FileDigest | None:
+        from google.api_core.exceptions import NotFound
+
+        digest = _Digest()
+        try:
+            # Streamed through the hash: a model file is never held in memory whole.
+            self.bucket.blob(self._name(key)).download_to_file(digest)
+        except NotFound:
+            return None
+        return digest.result()
 
 
 Store = LocalStore | GcsStore

@@ -68,6 +68,43 @@ class Bundle:
         return self.directory / name
 
 
+def is_pointer(model_uri: str) -> bool:
+    """Whether MODEL_URI names a production pointer (which can move) rather than one bundle."""
+    name = PurePosixPath(model_uri.removeprefix("gs://").removeprefix("file://")).name
+    return name.endswith(".json") and name != MANIFEST
+
+
+class PointerReader:
+    """Reads the version a production pointer names: the small read behind the hot reload.
+
+    The GCS client is made once and kept, so a check every few seconds costs one object read.
+    """
+
+    def __init__(self, model_uri: str) -> None:
+        if not is_pointer(model_uri):
+            raise ValueError(f"{model_uri!r} is not a production pointer")
+        self.model_uri = model_uri
+        self._bucket: _GcsBucket | None = None
+
+    def version(self) -> str:
+        """The pointed version; BundleError when the pointer cannot be read or parsed."""
+        if not self.model_uri.startswith("gs://"):
+            path = Path(self.model_uri.removeprefix("file://"))
+            return _pointed_version(_read_local(path), str(path))
+        bucket_name, name = _split_gs(self.model_uri)
+        try:
+            if self._bucket is None:
+                from google.cloud import storage
+
+                self._bucket = _GcsBucket(storage.Client().bucket(bucket_name))
+            return _pointed_version(self._bucket.read(name), self.model_uri)
+        except BundleError:
+            raise
+        except Exception as exc:  # network, auth: the check fails, the next one may not
+            detail = f"{type(exc).__name__}: {exc}"
+            raise BundleError(f"cannot read {self.model_uri}: {detail}") from None
+
+
 def fetch_bundle(model_uri: str, cache_dir: Path) -> Bundle:
     """Resolve ``model_uri`` to a verified bundle on local disk, or raise BundleError."""
     if model_uri.startswith("gs://"):

@@ -39,6 +39,10 @@ DEFAULTS: dict[str, str] = {
     "ORT_ALLOW_SPINNING": "0",
     # After a failed load, requests within this many seconds get 503 at once instead of refetching.
     "LOAD_RETRY_SECONDS": "2",
+    # How often a warm instance reads the production pointer and, on a new version, loads it in the
+    # background and switches: the bound on how long it serves a demoted model (plus the load).
+    # One small object read per check; 0 turns it off (the pointer is then read at load only).
+    "MODEL_REFRESH_SECONDS": "30",
 }
 
 
@@ -60,6 +64,7 @@ class ServeConfig:
     threads: int
     ort_allow_spinning: bool
     load_retry_seconds: float
+    model_refresh_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
@@ -108,6 +113,7 @@ class ServeConfig:
             threads=positive_int("THREADS"),
             ort_allow_spinning=flag("ORT_ALLOW_SPINNING"),
             load_retry_seconds=non_negative_float("LOAD_RETRY_SECONDS"),
+            model_refresh_seconds=non_negative_float("MODEL_REFRESH_SECONDS"),
         )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -144,6 +145,7 @@ class Model:
         self.positive_index = self.labels.index(positive)
         self.negative_label = self.labels[1 - self.positive_index]
         self.ood = ood
+        self.bundle_dir: Path | None = None  # set by the loader; where the bundle's files lie
         self.max_batch_size = max_batch_size
         self.max_batch_tokens = max_batch_tokens
 

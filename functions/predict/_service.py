@@ -5,14 +5,17 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
+import shutil
 import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
-from _bundle import BundleError, fetch_bundle
+from _bundle import BundleError, PointerReader, fetch_bundle, is_pointer
 from _config import ServeConfig
 from _errors import ModelUnavailable
 from _model import Model, Prediction
@@ -57,10 +60,17 @@ def configure_logging() -> None:
 
 
 class ModelHolder:
-    """Loads the model on first use, once per process; after a failure, retries on a later request.
+    """Loads the model on first use; after a failure, retries on a later request; keeps it fresh.
 
     A failed load is remembered for ``retry_after_s`` so that a broken bundle is not fetched
     again by every request of a burst; requests in that window get 503 at once.
+
+    When MODEL_URI is a production pointer, the first load also starts a refresher thread (in the
+    serving process, after functions-framework's fork) that reads the pointer every
+    ``refresh_interval_s``. On a new version it fetches, verifies and loads it off the request path,
+    then switches with one reference assignment: a request takes the model once (``get``) and uses
+    that object for all its texts, its answer and its log rows, so no response mixes versions. A
+    failed reload logs an error and keeps serving the loaded version; the next check retries.
     """
 
     def __init__(
@@ -69,15 +79,22 @@ class ModelHolder:
         retry_after_s: float = 2.0,
         loader: Callable[[ServeConfig], Model] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        refresh_interval_s: float = 0.0,
+        pointer_version: Callable[[], str] | None = None,
     ) -> None:
         self.config = config
         self.retry_after_s = retry_after_s
+        self.refresh_interval_s = refresh_interval_s
         self._loader = loader or _load_model
         self._clock = clock
+        self._pointer_version = pointer_version
         self._lock = threading.Lock()
         self._model: Model | None = None
         self._error: str | None = None
         self._failed_at: float | None = None
+        self._reload_error: str | None = None
+        self._refresher: threading.Thread | None = None
+        self._stop = threading.Event()
 
     @property
     def model(self) -> Model | None:
@@ -86,6 +103,11 @@ class ModelHolder:
     @property
     def error(self) -> str | None:
         return self._error
+
+    @property
+    def reload_error(self) -> str | None:
+        """Why the last hot reload failed (None after a good check)."""
+        return self._reload_error
 
     def get(self) -> tuple[Model, bool]:
         """The model and whether this call loaded it (the request is a cold start)."""
@@ -123,7 +145,81 @@ class ModelHolder:
                 self.config.model_uri,
                 (time.perf_counter() - started) * 1000,
             )
+            self._start_refresher()
             return model, True
+
+    # ---- hot reload ----------------------------------------------------------------------------
+
+    def _start_refresher(self) -> None:
+        interval = self.refresh_interval_s
+        if self._refresher is not None or not (0 < interval < math.inf):
+            return
+        if self._pointer_version is None:
+            if not is_pointer(self.config.model_uri):
+                return  # a fixed bundle never changes: nothing to watch
+            self._pointer_version = PointerReader(self.config.model_uri).version
+        # A daemon thread: it must never keep a stopping instance alive.
+        self._refresher = threading.Thread(
+            target=self._refresh_loop, name="model-refresher", daemon=True
+        )
+        self._refresher.start()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.refresh_interval_s):
+            self.refresh()
+
+    def refresh(self) -> bool:
+        """One check: load and switch to the version the pointer names if it is not the one
+        served. True when it switched. Never raises: whatever happens, serving goes on."""
+        current = self._model
+        if current is None or self._pointer_version is None:
+            return False
+        started = time.perf_counter()
+        try:
+            wanted = self._pointer_version()
+            if wanted == current.version:
+                self._reload_error = None
+                return False
+            model = self._loader(self.config)
+        except Exception as exc:
+            self._reload_error = str(exc)
+            log.error(
+                "hot reload failed (MODEL_URI=%s): %s; still serving %s, next try in %.0f s",
+                self.config.model_uri,
+                exc if isinstance(exc, BundleError) else repr(exc),
+                current.version,
+                self.refresh_interval_s,
+                exc_info=not isinstance(exc, BundleError),
+            )
+            return False
+        self._reload_error = None
+        if model.version == current.version:  # the pointer moved back while we loaded
+            return False
+        self._model = model  # the switch: one reference, so a request sees one version or the other
+        log.info(
+            "switched model %s -> %s (loaded in the background in %.0f ms)",
+            current.version,
+            model.version,
+            (time.perf_counter() - started) * 1000,
+        )
+        self._discard_cached(current, model)
+        return True
+
+    def _discard_cached(self, old: Model, new: Model) -> None:
+        # A gs:// bundle is a copy in BUNDLE_CACHE_DIR, on Cloud Run an in-memory disk: without
+        # this every promotion would leave its predecessor's files taking memory. The old session
+        # and tokenizer are already in memory, so in-flight requests on it need no files.
+        old_dir, new_dir = getattr(old, "bundle_dir", None), getattr(new, "bundle_dir", None)
+        cache = Path(self.config.bundle_cache_dir).resolve()
+        if old_dir is None or old_dir == new_dir or cache not in Path(old_dir).resolve().parents:
+            return
+        shutil.rmtree(old_dir, ignore_errors=True)
+
+    def close(self) -> None:
+        """Stop the refresher (tests; the process exit stops it anyway)."""
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout=10)
 
 
 def _load_model(config: ServeConfig) -> Model:
@@ -135,12 +231,14 @@ def _load_model(config: ServeConfig) -> Model:
         bundle.source,
         (time.perf_counter() - started) * 1000,
     )
-    return Model.load(
+    model = Model.load(
         bundle,
         intra_op_threads=config.ort_intra_op_threads,
         max_batch_size=config.max_batch_size,
         max_batch_tokens=config.max_batch_tokens,
     )
+    model.bundle_dir = bundle.directory
+    return model
 
 
 class PredictionLogHook:

@@ -31,7 +31,11 @@ LIMITS = Limits(
     max_text_chars=CONFIG.max_text_chars,
     max_body_bytes=CONFIG.max_body_bytes,
 )
-MODEL = ModelHolder(CONFIG, retry_after_s=CONFIG.load_retry_seconds)
+MODEL = ModelHolder(
+    CONFIG,
+    retry_after_s=CONFIG.load_retry_seconds,
+    refresh_interval_s=CONFIG.model_refresh_seconds,
+)
 PREDICTION_LOG = PredictionLogHook(CONFIG.prediction_log)
 ALLOWED_METHODS = ("GET", "HEAD", "POST")
 

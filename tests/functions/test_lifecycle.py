@@ -1,5 +1,6 @@
 """Loading over the instance's life: cold start from fake-gcs-server, corrupt and missing bundles
-(503, no crash loop, retried later), and a model swap after promotion (the next cold start)."""
+(503, no crash loop, retried later), and a model swap after promotion (a cold start; the hot
+reload of warm instances is in test_hot_reload.py)."""
 
 from __future__ import annotations
 
@@ -85,7 +86,8 @@ def test_model_swap_after_promotion(start_function, store_copy: Path) -> None:
         )
     )
 
-    # The running instance keeps its loaded version; the next cold start serves the new one.
+    # Until its next pointer check (MODEL_REFRESH_SECONDS, 30 s) the running instance serves its
+    # loaded version; a cold start serves the new one at once.
     assert (
         requests.post(old.url, json={"text": "a"}, timeout=30).json()["model_version"]
         == old_version
