@@ -114,7 +114,21 @@ class TrainConfig:
     run_id: str = field(default="", metadata={"help": "run id ('' = CLOUD_RUN_EXECUTION or new)"})
     work_dir: str = field(default="local/runs", metadata={"help": "local scratch for the run"})
     export: bool = field(default=True, metadata={"help": "export, gate and publish after training"})
-    promote: bool = field(default=True, metadata={"help": "make the new bundle production"})
+    promote: bool = field(
+        default=True,
+        metadata={
+            "help": "make the new bundle production if production did not move during the run "
+            "and the bundle is not worse than it (the two tolerances below)"
+        },
+    )
+    promote_max_f1_drop: float = field(
+        default=0.01,
+        metadata={"help": "max official-test weighted-F1 loss vs production to promote"},
+    )
+    promote_max_auc_drop: float = field(
+        default=0.05,
+        metadata={"help": "max cross-source ROC-AUC loss vs production to promote"},
+    )
     ood_eval_data: str = field(
         default="data/liar/test.tsv",
         metadata={"help": "LIAR TSV: out-of-domain text for the OOD report ('' = generated only)"},

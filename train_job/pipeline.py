@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from export import baseline, bundle, gate, ood, publish
+from export import baseline, bundle, gate, ood, publish, rollout
 from export.onnx_export import export_fp32, fuse_transformer_graph, quantize_int8
 from export.onnx_logits import logits_and_pooled
+from export.promotion_gate import Tolerance
 from export.store import Store, open_store
 from train_job import evaluate
 from train_job.config import TrainConfig
@@ -51,6 +52,8 @@ class RunContext:
     store: Store
     work_dir: Path
     config_record: dict
+    # Production as the run found it: promotion is skipped if a person moved it meanwhile.
+    production_before: rollout.ProductionSnapshot
 
     @property
     def run_prefix(self) -> str:
@@ -126,7 +129,11 @@ def run(cfg: TrainConfig) -> dict:
         bundle_bytes=sum(path.stat().st_size for path in files.paths.values()),
     )
     if cfg.promote:
-        summary["production"] = publish.promote(ctx.store, manifest["version"])
+        tolerance = Tolerance(cfg.promote_max_f1_drop, cfg.promote_max_auc_drop)
+        decision = rollout.promote_if_not_worse(
+            ctx.store, manifest["version"], ctx.production_before, tolerance
+        )
+        summary.update(decision.summary())
     summary["seconds"] = round(time.time() - started, 1)
     return summary
 
@@ -139,13 +146,15 @@ def start_run(cfg: TrainConfig) -> RunContext:
     dataset = load_dataset(cfg)
     log.info("data %s", json.dumps(dataset.fingerprint))
     run_id = cfg.run_id or _new_run_id(cfg, dataset.fingerprint)
+    store = open_store(cfg.store)
     ctx = RunContext(
         cfg=cfg,
         dataset=dataset,
         run_id=run_id,
-        store=open_store(cfg.store),
+        store=store,
         work_dir=Path(cfg.work_dir) / run_id,
         config_record={**cfg.to_dict(), "run_id": run_id},
+        production_before=rollout.read_production(store),
     )
     ctx.work_dir.mkdir(parents=True, exist_ok=True)
     record = json.dumps(ctx.config_record, indent=2)
@@ -453,4 +462,6 @@ def headline(summary: dict) -> str:
         lines.append(f"  at {summary['bundle_uri']}")
         if "production" in summary:
             lines.append("  promoted to production")
+        elif "rollout" in summary:
+            lines.append("  NOT promoted: " + "; ".join(summary["rollout"]["reasons"]))
     return "\n".join(lines)
