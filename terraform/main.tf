@@ -3,6 +3,7 @@
 #   storage.tf    artifact store bucket (models/, runs/, dead_letter/, sources/)
 #   registry.tf   Artifact Registry repository for the train job image
 #   bigquery.tf   dataset, prediction log table, baselines table, dashboard views (all from sql/)
+#   prediction_log_sink.tf  the function's stdout log lines routed into BigQuery (PREDICTION_LOG=stdout)
 #   iam.tf        one service account per workload, roles bound on the resources they touch
 #   jobs.tf       Cloud Run v2 jobs: train (python -m train_job) and monitor (python -m monitoring)
 #   function.tf   Cloud Functions 2nd gen prediction function and who may invoke it
