@@ -71,12 +71,8 @@ def test_importing_main_installs_the_flush_and_sigterm_writes_buffered_rows(
     assert len(stored | spilled) == 40
     replay(f"duckdb://{database}", str(tmp_path / "dead"))
     with duckdb.connect(str(database), read_only=True) as con:
-        assert con.execute(
-            "SELECT COUNT(DISTINCT row_id), COUNT(*) FROM predictions"
-        ).fetchone() == (
-            40,
-            40,
-        )
+        counts = con.execute("SELECT COUNT(DISTINCT row_id), COUNT(*) FROM predictions").fetchone()
+    assert counts == (40, 40)
 
 
 def test_no_handler_when_logging_is_off(tmp_path: Path) -> None:
