@@ -258,6 +258,10 @@ def make_rows(
                 "ood_score": None if in_domain is None else rng.uniform(0, 100),
                 "in_domain": in_domain,
                 "text": text,
+                # The server's key: unique per row (deterministic here, so tests can resend).
+                "row_id": f"{request_prefix}-{seed}-{k}",
+                "trace_id": None,
+                "nonfinite_columns": None,
             }
         )
     return rows

@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from monitoring import _sql
-from prediction_log.schema import duckdb_create_table, load_columns
+from prediction_log.duckdb_table import ensure_table
+from prediction_log.schema import load_columns
 from prediction_log.sinks import bigquery_client
 
 Row = dict[str, Any]
@@ -19,6 +20,9 @@ Row = dict[str, Any]
 
 class Engine(ABC):
     dataset: str  # what ${dataset} becomes
+    # The relation in the dataset holding every log row: the table, or the prediction_log_rows
+    # view when the function logs to stdout (what ${predictions} becomes).
+    rows: str = "predictions"
 
     @abstractmethod
     def query(self, bigquery_sql: str) -> list[Row]:
@@ -93,8 +97,8 @@ class DuckDBEngine(Engine):
     def create_tables(self) -> None:
         con = self._connect()
         try:
-            for table in _sql.TABLES:
-                con.execute(duckdb_create_table(table, load_columns(_sql.SCHEMA_FILES[table])))
+            for table in _sql.TABLES:  # a file made by an older release is brought up to date
+                ensure_table(con, table, load_columns(_sql.SCHEMA_FILES[table]))
         finally:
             con.close()
 
@@ -108,7 +112,7 @@ class DuckDBEngine(Engine):
             con.close()
 
     def _view_sql(self, name: str) -> str:
-        return _sql.render_view(name, self.dataset)
+        return _sql.render_view(name, self.dataset, self.rows)
 
     def view(self, name: str, where: str = "") -> list[Row]:
         # Inline the view's SQL rather than read a stored view: the file is the truth even when
@@ -131,10 +135,13 @@ class DuckDBEngine(Engine):
 
 
 class BigQueryEngine(Engine):
-    def __init__(self, project: str, dataset: str, client: Any = None) -> None:
+    def __init__(
+        self, project: str, dataset: str, client: Any = None, rows: str = "predictions"
+    ) -> None:
         self.project = project
         self.dataset = f"{project}.{dataset}"
         self.client = client or bigquery_client(project)
+        self.rows = rows
 
     def query(self, bigquery_sql: str) -> list[Row]:
         from google.api_core.retry import Retry
@@ -151,7 +158,7 @@ class BigQueryEngine(Engine):
 
     def create_views(self) -> None:
         for name in _sql.view_names():
-            body = _sql.render_view(name, self.dataset)
+            body = _sql.render_view(name, self.dataset, self.rows)
             self.query(f"CREATE OR REPLACE VIEW `{self.dataset}.{name}` AS\n{body}")
 
     def view(self, name: str, where: str = "") -> list[Row]:
@@ -179,14 +186,15 @@ def _json_value(value: Any) -> Any:
     return value
 
 
-def engine_from_uri(uri: str) -> Engine:
-    """duckdb://path or bq://project.dataset[.table] (the PREDICTION_LOG URI works as is; the
-    views read the table `predictions` of that dataset)."""
+def engine_from_uri(uri: str, rows: str = "predictions") -> Engine:
+    """duckdb://path or bq://project.dataset[.table] (the PREDICTION_LOG URI works as is); the
+    queries read the relation `rows` of that dataset (BigQuery: prediction_log_rows when the
+    function logs to stdout)."""
     if uri.startswith("duckdb://"):
         return DuckDBEngine(uri[len("duckdb://") :])
     if uri.startswith("bq://"):
         parts = uri[len("bq://") :].split(".")
         if len(parts) not in (2, 3) or not all(parts):
             raise ValueError(f"expected bq://project.dataset[.table], got {uri!r}")
-        return BigQueryEngine(parts[0], parts[1])
+        return BigQueryEngine(parts[0], parts[1], rows=rows)
     raise ValueError(f"monitoring needs a duckdb:// or bq:// log, got {uri!r}")

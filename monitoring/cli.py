@@ -1,8 +1,9 @@
-"""python -m monitoring {monitor,replay,dashboard,create-tables,load-baseline}
+"""python -m monitoring {monitor,replay,replay-dead-rows,dashboard,create-tables,load-baseline}
 
-Config order: flag, then environment (PREDICTION_LOG, DEAD_LETTER_URI, STORE, RETRAIN_COMMAND),
-then default. Exit codes: 0 ok, 1 error (replay: some file failed or some rows were invalid),
-2 bad usage, 3 drift above the PSI threshold, 4 drift and the retrain command failed.
+Config order: flag, then environment (PREDICTION_LOG, PREDICTION_LOG_ROWS, DEAD_LETTER_URI, STORE,
+RETRAIN_COMMAND), then default. Exit codes: 0 ok, 1 error (replay: some file failed or some rows
+were invalid), 2 bad usage, 3 drift above the PSI threshold, 4 drift and the retrain command
+failed.
 """
 
 from __future__ import annotations
@@ -27,6 +28,12 @@ def _with_log(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         "--log",
         default=os.environ.get("PREDICTION_LOG", DEFAULT_LOG),
         help="duckdb://path or bq://project.dataset[.table] (env PREDICTION_LOG)",
+    )
+    p.add_argument(
+        "--log-rows",
+        default=os.environ.get("PREDICTION_LOG_ROWS", "predictions"),
+        help="what queries read in that dataset: the table `predictions`, or the view "
+        "prediction_log_rows when the function logs to stdout (env PREDICTION_LOG_ROWS)",
     )
     return p
 
@@ -77,6 +84,23 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     )
 
 
+def _add_replay_dead_rows(sub: argparse._SubParsersAction) -> None:
+    rep = _with_log(
+        sub.add_parser(
+            "replay-dead-rows",
+            help="load the PREDICTION_LOG_DEAD_ROW lines of a file (e.g. exported logs), once each",
+        )
+    )
+    rep.add_argument(
+        "file", type=Path, help="raw stderr lines, JSON log entries, or gcloud logging read output"
+    )
+    rep.add_argument(
+        "--dead-letter",
+        default=os.environ.get("DEAD_LETTER_URI", DEFAULT_DEAD_LETTER),
+        help="where rows that can never load are set aside (env DEAD_LETTER_URI)",
+    )
+
+
 def _add_load_baseline(sub: argparse._SubParsersAction) -> None:
     base = _with_log(sub.add_parser("load-baseline", help="load a bundle's baseline.json"))
     base.add_argument("--store", default=os.environ.get("STORE", "local/store"))
@@ -96,6 +120,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_monitor(sub)
     _add_dashboard(sub)
     _add_replay(sub)
+    _add_replay_dead_rows(sub)
     _with_log(sub.add_parser("create-tables", help="create the tables and views from sql/"))
     _add_load_baseline(sub)
     return parser
@@ -125,7 +150,7 @@ def _ensure_baseline(engine: Engine, store: str) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    engine = engine_from_uri(args.log)
+    engine = engine_from_uri(args.log, args.log_rows)
     if args.command == "create-tables":
         engine.create_tables()
         engine.create_views()
@@ -142,6 +167,16 @@ def _run(args: argparse.Namespace) -> int:
             f"{result.failed_files} files failed"
         )
         return 1 if result.failed_files or result.rejected else 0
+    if args.command == "replay-dead-rows":
+        from monitoring.replay import replay_dead_rows
+
+        result = replay_dead_rows(args.log, args.file, args.dead_letter)
+        print(
+            f"replay-dead-rows: {result.rows} rows in {args.file}, {result.inserted} inserted, "
+            f"{result.rows - result.inserted - result.rejected} already present, "
+            f"{result.rejected} invalid (set aside as rejected-*.jsonl)"
+        )
+        return 1 if result.rejected else 0
     if args.command == "load-baseline":
         from monitoring.baseline import load_baseline, production_bundle, read_bundle_baseline
 

@@ -101,7 +101,9 @@ def window_drift(engine: Engine, start: datetime, end: datetime) -> list[dict[st
     if end.microsecond:
         end = end.replace(microsecond=0) + timedelta(seconds=1)
     return engine.query(
-        _sql.render_window_drift(engine.dataset, sql_timestamp(start), sql_timestamp(end))
+        _sql.render_window_drift(
+            engine.dataset, sql_timestamp(start), sql_timestamp(end), engine.rows
+        )
     )
 
 

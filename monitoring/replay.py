@@ -1,14 +1,31 @@
-"""Load dead-letter files back into the log, each row exactly once: rows whose
-(request_id, instance_index) is already in the table are skipped (BigQuery: anti-join query,
-same insert ids; DuckDB: the primary key), so a replay can be interrupted and rerun."""
+"""Load dead rows back into the log, each row exactly once.
+
+Rows are keyed by the row_id the server gave them (rows from before row_id by their old insert
+id, request_id-instance_index), and rows whose key is already in the table are skipped
+(BigQuery: a lookup of the keys, then inserts with the same insert ids; DuckDB: the primary
+key), so a replay can be interrupted and rerun, and the same row can come from several places.
+
+- replay():           the dead-letter files (DEAD_LETTER_URI); replayed files move to replayed/.
+- replay_dead_rows(): the last resort's `PREDICTION_LOG_DEAD_ROW {json}` stderr lines, read from
+                      a file: the raw lines, or an export of the function's log (JSON lines, or
+                      `gcloud logging read --format=json`).
+
+Every row is cleaned as the logger cleans it (prediction_log.rows) first, so a row spilled by an
+older release with a NaN in it loads too, as NULL with the column named in nonfinite_columns.
+Rows that can never load are set aside as rejected-*.jsonl files with their reason, for a person.
+"""
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from prediction_log.dead_letter import DeadLetter
-from prediction_log.sinks import make_sink
+from prediction_log.dead_letter import DeadLetter, dead_rows_in
+from prediction_log.rows import prepare_row
+from prediction_log.schema import load_columns
+from prediction_log.sinks import Sink, WriteResult, make_sink
 
 _log = logging.getLogger("monitoring.replay")
 
@@ -22,6 +39,33 @@ class ReplayResult:
     failed_files: int = 0
 
 
+def _load(
+    sink: Sink, rows: list[dict[str, Any]], dead_letter: DeadLetter, source: str
+) -> WriteResult:
+    """write_missing() of the cleaned rows; rows that cannot load are set aside. Raises on a
+    transient failure (the caller leaves the source for the next replay)."""
+    columns = load_columns()
+    good, bad, reasons = [], [], []
+    for row in rows:
+        prepared = prepare_row(row, columns, keep_text=True)  # the logger already decided
+        if prepared.problem is None:
+            good.append(prepared.row)
+        else:
+            bad.append(prepared.row)
+            reasons.append(prepared.problem)
+    written = sink.write_missing(good)
+    bad += written.rejected
+    reasons += written.reasons[: len(written.rejected)]
+    if bad:
+        # Invalid rows will never load: set them aside for a person, not for the next replay,
+        # so they cannot block the valid rows of their source forever.
+        where = dead_letter.write(bad, kind="rejected", reasons=reasons)
+        _log.error(
+            "%d invalid rows of %s set aside in %s: %s", len(bad), source, where, reasons[:1]
+        )
+    return WriteResult(rejected=bad, reasons=reasons, inserted=written.inserted or 0)
+
+
 def replay(log_uri: str, dead_letter_uri: str) -> ReplayResult:
     sink = make_sink(log_uri)
     dead_letter = DeadLetter(dead_letter_uri)
@@ -31,15 +75,7 @@ def replay(log_uri: str, dead_letter_uri: str) -> ReplayResult:
             result.files += 1
             result.rows += len(file.rows)
             try:
-                written = sink.write_missing(file.rows)
-                if written.rejected:
-                    # Invalid rows will never load: set them aside for a person, not for the
-                    # next replay, so they cannot block the valid rows of their file forever.
-                    where = dead_letter.write(written.rejected, kind="rejected")
-                    _log.error(
-                        "%d invalid rows of %s set aside in %s: %s",
-                        len(written.rejected), file.name, where, written.reasons[:1],
-                    )  # fmt: skip
+                written = _load(sink, file.rows, dead_letter, file.name)
             except Exception as exc:
                 # Leave the file where it is; the next replay tries it again.
                 result.failed_files += 1
@@ -50,4 +86,21 @@ def replay(log_uri: str, dead_letter_uri: str) -> ReplayResult:
             dead_letter.mark_replayed(file)
     finally:
         sink.close()
+    return result
+
+
+def replay_dead_rows(log_uri: str, path: Path, dead_letter_uri: str) -> ReplayResult:
+    """Load the rows of the PREDICTION_LOG_DEAD_ROW lines in the file at `path`, once each.
+    The file is left as it is: running this again with it inserts nothing."""
+    rows = dead_rows_in(path.read_text(encoding="utf-8", errors="replace"))
+    result = ReplayResult(files=1, rows=len(rows))
+    if not rows:
+        return result
+    sink = make_sink(log_uri)
+    try:
+        written = _load(sink, rows, DeadLetter(dead_letter_uri), str(path))
+    finally:
+        sink.close()
+    result.inserted = written.inserted or 0
+    result.rejected = len(written.rejected)
     return result

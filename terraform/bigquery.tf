@@ -8,10 +8,11 @@ locals {
   view_files = fileset("${local.sql_dir}/views", "*.sql")
 
   # The placeholders of sql/views (sql/README.md; monitoring/_sql.py view_params says the same):
-  # ${dataset} = project.dataset, ${predictions} = the log table the views read.
+  # ${dataset} = project.dataset, ${predictions} = every log row: the predictions table, or the
+  # view prediction_log_rows when the function logs to stdout (prediction_log_sink.tf).
   sql_vars = {
     dataset     = "${var.project}.${local.dataset_id}"
-    predictions = "`${var.project}.${local.dataset_id}.predictions`"
+    predictions = "`${var.project}.${local.dataset_id}.${local.prediction_log_rows}`"
   }
 }
 
@@ -107,6 +108,7 @@ resource "google_bigquery_table" "views" {
 
   depends_on = [
     google_bigquery_table.predictions,
+    google_bigquery_table.prediction_log_rows,
     google_bigquery_table.baselines,
     google_bigquery_table.baseline_bins,
   ]

@@ -44,9 +44,11 @@ resource "google_cloudfunctions2_function" "predict" {
     # Reachable over HTTPS, but every call is authorised by IAM (invokers below).
     ingress_settings = var.function_ingress
 
+    # PREDICTION_LOG is stdout by default: a JSON line per row, durable before the response
+    # leaves (prediction_log_sink.tf).
     environment_variables = {
       MODEL_URI       = local.model_uri
-      PREDICTION_LOG  = local.prediction_log
+      PREDICTION_LOG  = local.function_prediction_log
       DEAD_LETTER_URI = local.dead_letter_uri
       LOG_TEXT        = var.log_text ? "1" : "0"
       # Measured best (reports/bench_serve.md): one request at a time per process, onnxruntime

@@ -92,11 +92,14 @@ resource "google_cloud_run_v2_job" "monitor" {
           limits = { cpu = "1", memory = "2Gi" }
         }
 
+        # PREDICTION_LOG_ROWS: queries read every log row, through the view over the stdout
+        # lines when the function logs there (prediction_log_sink.tf).
         dynamic "env" {
           for_each = {
-            PREDICTION_LOG  = local.prediction_log
-            STORE           = local.store_uri
-            RETRAIN_COMMAND = "python -m monitoring.cloud_run_execute ${google_cloud_run_v2_job.train.id}"
+            PREDICTION_LOG      = local.prediction_log
+            PREDICTION_LOG_ROWS = local.prediction_log_rows
+            STORE               = local.store_uri
+            RETRAIN_COMMAND     = "python -m monitoring.cloud_run_execute ${google_cloud_run_v2_job.train.id}"
           }
           content {
             name  = env.key

@@ -4,6 +4,8 @@
 #                 sources/)
 #   registry.tf   Artifact Registry repositories: train job image, function build images
 #   bigquery.tf   dataset (with its access list), prediction log, baselines, dashboard views (sql/)
+#   prediction_log_sink.tf  the function's stdout log lines routed into BigQuery
+#                 (PREDICTION_LOG=stdout)
 #   iam.tf        one service account per workload, roles bound on the resources (and object
 #                 prefixes) they touch; Data Access audit logs
 #   jobs.tf       Cloud Run v2 jobs: train (python -m train_job), monitor and replay

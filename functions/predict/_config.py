@@ -1,6 +1,9 @@
 """Settings of the function, read from the environment once per process.
 
 Order: environment variable, then the documented default (the function has no command line).
+The prediction log's settings (PREDICTION_LOG, DEAD_LETTER_URI, LOG_TEXT, PREDICTION_LOG_*) are
+read here too, by prediction_log.settings with the same order, and handed to the logger, so a bad
+value fails the start like any other setting.
 Defaults for the thread counts were measured on a 2-vCPU machine (see benchmarks/bench_serve.py
 and reports/bench_serve.md); set both together when the instance size changes.
 """
@@ -13,6 +16,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from prediction_log.settings import LogSettings
+
 # Measured on 2 vCPUs (reports/bench_serve.md, thread sweep): requests in parallel, each on one
 # onnxruntime thread, beat one request on both cores at concurrency 1 and 16 (that lost badly
 # whenever anything else wanted a core). 4 threads gave more throughput in a noisy sweep, but 2
@@ -24,7 +29,14 @@ DEFAULT_ORT_INTRA_OP_THREADS = 1
 DEFAULTS: dict[str, str] = {
     "MODEL_URI": "local/store/models/production.json",
     "BUNDLE_CACHE_DIR": str(Path(tempfile.gettempdir()) / "fakenews-bundles"),
-    "PREDICTION_LOG": "duckdb://local/predictions.duckdb",
+    # Local default: the embedded DuckDB file. Terraform sets stdout in production.
+    "PREDICTION_LOG": LogSettings().sink_uri,
+    "DEAD_LETTER_URI": LogSettings().dead_letter_uri,
+    # Bounds of the background sinks' buffer (bq://, duckdb://): rows past either one go to the
+    # dead letter from the request thread rather than grow the instance until it is killed.
+    # 10000 rows are about 15 MiB of Python objects; 8 MiB bounds rows that carry texts.
+    "PREDICTION_LOG_BUFFER_ROWS": str(LogSettings().buffer_rows),
+    "PREDICTION_LOG_BUFFER_BYTES": str(LogSettings().buffer_bytes),
     "MAX_INSTANCES": "64",
     "MAX_TEXT_CHARS": "20000",
     "MAX_BODY_BYTES": str(1024 * 1024),
@@ -55,6 +67,7 @@ class ServeConfig:
     model_uri: str
     bundle_cache_dir: Path
     prediction_log: str
+    log: LogSettings
     max_instances: int
     max_text_chars: int
     max_body_bytes: int
@@ -100,10 +113,16 @@ class ServeConfig:
                 raise ConfigError(f"{name}={raw!r} must be >= 0")
             return value
 
+        try:
+            log = LogSettings.from_env(env, strict=True)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
         return cls(
             model_uri=text("MODEL_URI"),
             bundle_cache_dir=Path(text("BUNDLE_CACHE_DIR")),
-            prediction_log=text("PREDICTION_LOG"),
+            prediction_log=log.sink_uri,
+            log=log,
             max_instances=positive_int("MAX_INSTANCES"),
             max_text_chars=positive_int("MAX_TEXT_CHARS"),
             max_body_bytes=positive_int("MAX_BODY_BYTES"),

@@ -10,6 +10,7 @@ import shutil
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,6 +20,8 @@ from _bundle import BundleError, PointerReader, fetch_bundle, is_pointer
 from _config import ServeConfig
 from _errors import ModelUnavailable
 from _model import Model, Prediction
+
+from prediction_log.settings import LogSettings
 
 log = logging.getLogger("predict")
 
@@ -249,10 +252,22 @@ class PredictionLogHook:
     must never fail a prediction: errors are logged here and the prediction is still answered.
     """
 
-    def __init__(self, destination: str) -> None:
-        self.enabled = destination.strip().lower() != "none"
+    def __init__(self, settings: LogSettings) -> None:
+        self.settings = settings
+        self.enabled = settings.sink_uri.strip().lower() != "none"
         self._logger: Any = None
         self._lock = threading.Lock()
+
+    def install_shutdown_flush(self) -> bool:
+        """Flush buffered rows on SIGTERM. Must run on the main thread, so main.py calls it at
+        import; get_logger() is first called from a request thread, where it cannot be done."""
+        if not self.enabled:
+            return False
+        try:
+            from prediction_log.logger import install_sigterm_handler
+        except ImportError:
+            return False
+        return bool(install_sigterm_handler())
 
     def __call__(self, rows: list[dict[str, Any]]) -> None:
         if not self.enabled:
@@ -273,12 +288,13 @@ class PredictionLogHook:
                     log.error("prediction_log package missing: predictions are NOT being logged")
                     self.enabled = False
                     return None
-                self._logger = get_logger()
+                self._logger = get_logger(self.settings)
             return self._logger
 
 
 def prediction_log_rows(
     request_id: str,
+    trace_id: str | None,
     texts: Sequence[str],
     predictions: Sequence[Prediction],
     model: Model,
@@ -286,7 +302,8 @@ def prediction_log_rows(
     cold_start: bool,
 ) -> list[dict[str, Any]]:
     """Rows shaped by sql/prediction_log.schema.json, one per instance (text dropped by the logger
-    unless LOG_TEXT is on)."""
+    unless LOG_TEXT is on). Each row gets its own key here, on the server: request_id and
+    trace_id are whatever the caller sent, so they are kept as plain columns only."""
     ts = datetime.now(UTC).isoformat()
     return [
         {
@@ -305,6 +322,9 @@ def prediction_log_rows(
             "ood_score": prediction.ood_score,
             "in_domain": prediction.in_domain,
             "text": text,
+            "row_id": uuid.uuid4().hex,
+            "trace_id": trace_id,
+            "nonfinite_columns": None,
         }
         for index, (text, prediction) in enumerate(zip(texts, predictions, strict=True))
     ]

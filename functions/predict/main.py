@@ -36,7 +36,12 @@ MODEL = ModelHolder(
     retry_after_s=CONFIG.load_retry_seconds,
     refresh_interval_s=CONFIG.model_refresh_seconds,
 )
-PREDICTION_LOG = PredictionLogHook(CONFIG.prediction_log)
+PREDICTION_LOG = PredictionLogHook(CONFIG.log)
+# Here, at import, because signal handlers can only be set on the main thread and the logger is
+# first used from a request thread. A server that installs its own handler afterwards (gunicorn
+# does, in each worker) replaces it; its workers then exit through sys.exit and the logger's
+# atexit hook flushes instead.
+SIGTERM_FLUSH_INSTALLED = PREDICTION_LOG.install_shutdown_flush()
 ALLOWED_METHODS = ("GET", "HEAD", "POST")
 
 log = logging.getLogger("predict")
@@ -45,15 +50,19 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}")
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{1,64}")
 
 
+def trace_id_of(headers: Mapping[str, str]) -> str | None:
+    """The trace id of X-Cloud-Trace-Context (TRACE_ID/SPAN_ID;o=...) if sane, else None."""
+    trace = (headers.get("X-Cloud-Trace-Context") or "").split("/", 1)[0].strip()
+    return trace if _TRACE_ID.fullmatch(trace) else None
+
+
 def request_id_of(headers: Mapping[str, str]) -> str:
-    """X-Request-Id if sane, else the trace id in X-Cloud-Trace-Context, else a new uuid4."""
+    """X-Request-Id if sane, else the trace id in X-Cloud-Trace-Context, else a new uuid4.
+    Only echoed and logged as a column: log rows are keyed by the server (row_id)."""
     given = (headers.get("X-Request-Id") or "").strip()
     if _REQUEST_ID.fullmatch(given):
         return given
-    trace = (headers.get("X-Cloud-Trace-Context") or "").split("/", 1)[0].strip()
-    if _TRACE_ID.fullmatch(trace):
-        return trace
-    return uuid.uuid4().hex
+    return trace_id_of(headers) or uuid.uuid4().hex
 
 
 def _json_response(
@@ -118,7 +127,10 @@ def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
     started = time.perf_counter()
     predictions = model.predict(texts)
     latency_ms = (time.perf_counter() - started) * 1000
-    rows = prediction_log_rows(request_id, texts, predictions, model, latency_ms, cold_start)
+    trace_id = trace_id_of(request.headers)
+    rows = prediction_log_rows(
+        request_id, trace_id, texts, predictions, model, latency_ms, cold_start
+    )
     PREDICTION_LOG(rows)
     return {
         "predictions": [

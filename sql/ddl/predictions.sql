@@ -18,7 +18,12 @@ CREATE TABLE IF NOT EXISTS `${dataset}.predictions` (
   cold_start BOOL NOT NULL,
   ood_score FLOAT64,
   in_domain BOOL,
-  text STRING
+  text STRING,
+  -- Added after the first release, hence at the end and NULLABLE (an existing table gains them
+  -- in place); row_id is always set by the writer and is the row's key.
+  row_id STRING,
+  trace_id STRING,
+  nonfinite_columns STRING
 )
 PARTITION BY DATE(ts)
 CLUSTER BY model_version

@@ -6,7 +6,7 @@
 -- one "day" is the whole window.
 WITH window_rows AS (
   SELECT * REPLACE (TIMESTAMP '${start}' AS ts)
-  FROM `${dataset}.predictions`
+  FROM ${predictions}
   WHERE ts >= TIMESTAMP '${start}' AND ts < TIMESTAMP '${end}'
 )
 SELECT * EXCEPT (day)

@@ -4,11 +4,11 @@
 -- baseline do not appear here (daily_drift still lists them, with NULL PSI).
 WITH live_values AS (
   SELECT model_version, DATE(ts) AS day, 'score' AS distribution, fake_probability AS value
-  FROM `${dataset}.predictions`
+  FROM ${predictions}
   UNION ALL
   SELECT model_version, DATE(ts) AS day, 'token_length' AS distribution,
     CAST(token_count AS FLOAT64) AS value
-  FROM `${dataset}.predictions`
+  FROM ${predictions}
 ),
 live_totals AS (
   SELECT model_version, day, distribution, COUNT(*) AS n_live_total

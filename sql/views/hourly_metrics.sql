@@ -4,11 +4,12 @@
 -- is exact on both BigQuery and DuckDB; APPROX_QUANTILES would give engine-specific answers.
 -- SUM(IF(nullable = ..., 1, 0)) rather than COUNTIF(nullable = ...): on a group where the
 -- condition is NULL for every row, BigQuery's COUNTIF gives 0 but DuckDB's COUNT_IF gives NULL.
+-- n_requests counts HTTP calls (each has one instance_index = 0 row), not distinct request ids:
+-- those come from callers, who may reuse one for many calls.
 WITH instances AS (
   SELECT
     model_version,
     TIMESTAMP_TRUNC(ts, HOUR) AS hour,
-    request_id,
     instance_index,
     label,
     fake_probability,
@@ -17,7 +18,7 @@ WITH instances AS (
     latency_ms,
     cold_start,
     in_domain
-  FROM `${dataset}.predictions`
+  FROM ${predictions}
 ),
 request_latency AS (
   SELECT DISTINCT
@@ -34,7 +35,7 @@ hourly AS (
     model_version,
     hour,
     COUNT(*) AS n_predictions,
-    COUNT(DISTINCT request_id) AS n_requests,
+    COUNTIF(instance_index = 0) AS n_requests,
     COUNTIF(cold_start AND instance_index = 0) AS n_cold_starts,
     AVG(IF(label = 'fake', 1.0, 0.0)) AS fake_rate,
     AVG(fake_probability) AS mean_fake_probability,

@@ -13,7 +13,7 @@ WITH per_version AS (
     AVG(fake_probability) AS mean_fake_probability,
     AVG(IF(truncated, 1.0, 0.0)) AS truncation_rate,
     SAFE_DIVIDE(SUM(IF(in_domain = FALSE, 1, 0)), COUNTIF(in_domain IS NOT NULL)) AS ood_share
-  FROM `${dataset}.predictions`
+  FROM ${predictions}
   GROUP BY model_version
 ),
 request_latency AS (
@@ -21,7 +21,7 @@ request_latency AS (
     model_version,
     PERCENTILE_CONT(latency_ms, 0.5) OVER (PARTITION BY model_version) AS latency_p50_ms,
     PERCENTILE_CONT(latency_ms, 0.95) OVER (PARTITION BY model_version) AS latency_p95_ms
-  FROM `${dataset}.predictions`
+  FROM ${predictions}
   WHERE instance_index = 0
 ),
 per_text AS (
@@ -31,7 +31,7 @@ per_text AS (
     text_sha256,
     MAX(fake_probability) AS fake_probability,
     MAX(IF(label = 'fake', 1, 0)) AS is_fake
-  FROM `${dataset}.predictions`
+  FROM ${predictions}
   GROUP BY model_version, text_sha256
 ),
 shared AS (

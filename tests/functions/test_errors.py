@@ -18,6 +18,7 @@ from _errors import ModelUnavailable
 from _service import ModelHolder, PredictionLogHook
 
 from benchmarks.support import FUNCTION_DIR, ROOT
+from prediction_log.settings import LogSettings
 
 LOG_SCHEMA = json.loads((ROOT / "sql" / "prediction_log.schema.json").read_text())
 
@@ -191,7 +192,7 @@ def test_rows_handed_to_the_logger_match_the_log_schema(
 ) -> None:
     recorder = RecordingLogger()
     fake_module = types.ModuleType("prediction_log.logger")
-    fake_module.get_logger = lambda: recorder  # type: ignore[attr-defined]
+    fake_module.get_logger = lambda settings=None: recorder  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "prediction_log.logger", fake_module)
     client = make_client(MODEL_URI=str(tiny_bundle), PREDICTION_LOG="duckdb://unused.duckdb")
     texts = ["first post", "second " * 500]
@@ -207,6 +208,9 @@ def test_rows_handed_to_the_logger_match_the_log_schema(
             if field["mode"] == "REQUIRED":
                 assert row[field["name"]] is not None, field["name"]
     assert [(r["request_id"], r["instance_index"]) for r in first] == [("r1", 0), ("r1", 1)]
+    # The key is the server's: one per row, never the caller's request id.
+    assert len({r["row_id"] for r in first + second}) == 3
+    assert all(re.fullmatch(r"[0-9a-f]{32}", r["row_id"]) for r in first + second)
     assert [r["text"] for r in first] == texts
     assert first[1]["truncated"] is True and first[1]["token_count"] > first[1]["char_count"] / 10
     assert first[0]["cold_start"] is True and second[0]["cold_start"] is False
@@ -221,7 +225,7 @@ def test_a_failing_logger_never_fails_the_prediction(
             raise OSError("disk full")
 
     fake_module = types.ModuleType("prediction_log.logger")
-    fake_module.get_logger = Broken  # type: ignore[attr-defined]
+    fake_module.get_logger = lambda settings=None: Broken()  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "prediction_log.logger", fake_module)
     client = make_client(MODEL_URI=str(tiny_bundle), PREDICTION_LOG="duckdb://unused.duckdb")
     assert client.post("/", json={"text": "a"}).status_code == 200
@@ -231,6 +235,6 @@ def test_prediction_log_none_never_imports_the_logger(monkeypatch: pytest.Monkey
     monkeypatch.setitem(
         sys.modules, "prediction_log.logger", None
     )  # any import would raise ImportError
-    hook = PredictionLogHook("none")
+    hook = PredictionLogHook(LogSettings(sink_uri="none"))
     hook([{"request_id": "x"}])
     assert hook.enabled is False

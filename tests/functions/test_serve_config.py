@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from _config import DEFAULTS, ConfigError, ServeConfig, apply_server_defaults
 
+from prediction_log.settings import LogSettings
+
 
 def test_defaults_when_environment_is_empty() -> None:
     config = ServeConfig.from_env({})
@@ -65,3 +67,19 @@ def test_threads_default_is_given_to_functions_framework_unless_set() -> None:
     env = {"THREADS": "9"}
     apply_server_defaults(env)
     assert env["THREADS"] == "9"
+
+
+def test_prediction_log_settings_are_read_in_the_same_order() -> None:
+    config = ServeConfig.from_env(
+        {"PREDICTION_LOG_BUFFER_ROWS": "123", "PREDICTION_LOG_BUFFER_BYTES": "4567"}
+    )
+    assert (config.log.buffer_rows, config.log.buffer_bytes) == (123, 4567)
+    assert ServeConfig.from_env({}).log == LogSettings()
+    assert ServeConfig.from_env({}).prediction_log == DEFAULTS["PREDICTION_LOG"]
+    assert str(LogSettings().buffer_rows) == DEFAULTS["PREDICTION_LOG_BUFFER_ROWS"]
+    with pytest.raises(ConfigError, match="PREDICTION_LOG_BUFFER_ROWS"):
+        ServeConfig.from_env({"PREDICTION_LOG_BUFFER_ROWS": "0"})
+    with pytest.raises(ConfigError, match="PREDICTION_LOG_BUFFER_BYTES"):
+        ServeConfig.from_env({"PREDICTION_LOG_BUFFER_BYTES": "lots"})
+    with pytest.raises(ConfigError, match="LOG_TEXT"):
+        ServeConfig.from_env({"LOG_TEXT": "maybe"})

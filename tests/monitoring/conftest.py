@@ -8,12 +8,20 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from monitoring._engines import BigQueryEngine, DuckDBEngine
 from monitoring.baseline import load_baseline, production_bundle, read_bundle_baseline
 from tests.monitoring._bqemulator import BigQueryEmulator
 from tests.monitoring._crafted import write_store
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _duckdb_parameters_warm() -> None:
+    """DuckDB imports pandas the first time a statement binds a parameter: seconds on a busy
+    machine, which a writer thread would otherwise spend inside a test's 5 s shutdown window."""
+    duckdb.connect().execute("SELECT ?", [1]).fetchall()
 
 
 @pytest.fixture(scope="session")

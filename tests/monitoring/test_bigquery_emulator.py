@@ -100,7 +100,10 @@ def test_views_give_the_same_results_on_bigquery_and_duckdb(
         + make_rows(120, version=VERSION_B, seed=4)
         + make_rows(150, shifted=True, seed=6, start=DAY + timedelta(days=1))
     )
-    rows += [dict(r, model_version=VERSION_B, request_id="b" + r["request_id"]) for r in rows[:40]]
+    rows += [
+        dict(r, model_version=VERSION_B, request_id="b" + r["request_id"], row_id="b" + r["row_id"])
+        for r in rows[:40]
+    ]
     for uri in (_table_uri(bq), f"duckdb://{duck.path}"):
         result = make_sink(uri).write([dict(r, text=None) for r in rows])
         assert not result.retryable and not result.rejected

@@ -37,6 +37,10 @@ def _dead_rows(folder: Path) -> list[dict[str, Any]]:
     return [r for f in DeadLetter(str(folder)).pending() for r in f.rows]
 
 
+def _rejected_rows(folder: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for f in folder.glob("rejected-*.jsonl") for line in f.open()]
+
+
 def _logger(tmp_path: Path, sink: Any = None, **kw: Any) -> prediction_logger.PredictionLogger:
     sink = sink or DuckDBSink(f"duckdb://{tmp_path / 'log.duckdb'}")
     return prediction_logger.PredictionLogger(sink, DeadLetter(str(tmp_path / "dead")), **kw)
@@ -47,7 +51,7 @@ def test_rows_land_once_and_text_is_dropped_unless_asked(tmp_path: Path) -> None
     logger = _logger(tmp_path, batch_rows=100)
     for start in range(0, len(rows), 3):
         logger.log(rows[start : start + 3])
-    logger.log(rows[:10])  # a retried request: same (request_id, instance_index)
+    logger.log(rows[:10])  # the same rows again (same row_id): stored once
     logger.close()
     db = tmp_path / "log.duckdb"
     assert _count(db) == 1200
@@ -105,23 +109,23 @@ def test_failing_sink_never_raises_or_blocks_and_rows_spill(tmp_path: Path) -> N
     assert worst < 0.02, f"log() took {worst * 1000:.1f} ms while the sink was failing"
     assert sink.calls >= 3  # retried
     spilled = _dead_rows(tmp_path / "dead")
-    assert sorted((r["request_id"], r["instance_index"]) for r in spilled) == sorted(
-        (r["request_id"], r["instance_index"]) for r in rows
-    )
+    assert sorted(r["row_id"] for r in spilled) == sorted(r["row_id"] for r in rows)
     assert all(r["text"] is None for r in spilled)
     logger.close()
 
 
-def test_bad_row_goes_to_dead_letter_and_the_rest_land(tmp_path: Path) -> None:
+def test_bad_row_is_set_aside_with_its_reason_and_the_rest_land(tmp_path: Path) -> None:
     rows = make_rows(20)
     rows[7]["fake_probability"] = "not a number"
     logger = _logger(tmp_path)
     logger.log(rows)
     logger.close()
     assert _count(tmp_path / "log.duckdb") == 19
-    assert [(r["request_id"], r["instance_index"]) for r in _dead_rows(tmp_path / "dead")] == [
-        (rows[7]["request_id"], rows[7]["instance_index"])
-    ]
+    # Not in the replayable dead letter (it would fail on every replay), but kept for a person.
+    assert _dead_rows(tmp_path / "dead") == []
+    (rejected,) = _rejected_rows(tmp_path / "dead")
+    assert rejected["row_id"] == rows[7]["row_id"] and "not a number" in rejected["_reason"]
+    assert logger.counts["rejected"] == 1
 
 
 def test_bad_log_uri_sends_rows_to_dead_letter(

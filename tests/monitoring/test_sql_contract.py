@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import string
 from pathlib import Path
 
 import pytest
@@ -48,17 +47,15 @@ def test_predictions_table_is_partitioned_by_day_and_clustered_by_version() -> N
 @pytest.mark.parametrize("path", ALL_SQL, ids=lambda p: str(p.relative_to(_sql.SQL_DIR)))
 def test_placeholders_are_the_documented_ones(path: Path) -> None:
     text = path.read_text()
-    allowed = (
-        {"dataset", "start", "end", "daily_drift"}
-        if path.parent == _sql.QUERIES_DIR
-        else set(_sql.view_params("d"))
-    )
-    template = string.Template(text)
-    assert template.is_valid()
-    assert set(template.get_identifiers()) <= allowed
+    allowed = {
+        _sql.QUERIES_DIR: {"dataset", "predictions", "start", "end", "daily_drift"},
+        _sql.LOGGING_DIR: {"dataset", "log_entries"},
+    }.get(path.parent, set(_sql.view_params("d")))
+    assert _sql.placeholders(text) <= allowed
     # Terraform templatefile() would also interpret these; keep them out.
     assert "%{" not in text and "$${" not in text
-    assert re.findall(r"\$(?!\{)", text) == []
+    # Any other $ only opens a JSONPath in a string literal ('$.field').
+    assert re.findall(r"(?<!')\$(?![{.])", text) == []
 
 
 @pytest.mark.parametrize("path", ALL_SQL, ids=lambda p: str(p.relative_to(_sql.SQL_DIR)))
@@ -102,3 +99,15 @@ def test_expected_views_exist() -> None:
         "daily_histograms",
         "model_comparison",
     }
+
+
+def test_log_rows_view_gives_the_contract_columns_from_both_sources() -> None:
+    """Both branches of the union list the schema's columns in its order (a UNION matches
+    columns by position), so the view's rows have the contract's shape."""
+    sql = _sql.render_log_rows("p.d", "p.sink.run_googleapis_com_stdout")
+    tree = sqlglot.parse_one(sql, read="bigquery")
+    schema = [f["name"] for f in json.loads(_sql.SCHEMA_FILES["predictions"].read_text())]
+    ctes = {cte.alias: cte.this for cte in tree.find_all(exp.CTE)}
+    for name in ("logged", "inserted"):
+        assert ctes[name].named_selects == schema, name
+    assert "`p.sink.run_googleapis_com_stdout`" in sql

@@ -5,10 +5,14 @@ letter and creates the DuckDB table with the same `sinks`, `dead_letter` and `sc
 insert ids, table layout and spill files cannot drift apart. The row itself is defined by
 sql/prediction_log.schema.json (read by `schema`), not by this code.
 
-Modules (import them by name; nothing is imported here, so reading rows never starts the
-logger's SIGTERM handler):
-    schema       the schema file as columns; the DuckDB table derived from it
-    sinks        where rows go: BigQuery, DuckDB or nowhere (PREDICTION_LOG)
-    dead_letter  JSONL spill files in a folder or under gs://, read back by replay
-    logger       the buffered background writer the function uses
+Modules (import them by name; nothing is imported here, and importing them sets no signal
+handler: the function installs the logger's SIGTERM flush itself, from main.py):
+    schema        the schema file as columns; row keys (row_id, made by the server)
+    rows          a row as every sink stores it: contract columns, no NaN or infinity
+    duckdb_table  the DuckDB table derived from the schema, and its migration
+    sinks         where rows go: stdout, BigQuery, DuckDB or nowhere (PREDICTION_LOG)
+    dead_letter   JSONL spill files in a folder or under gs://, and dead-row lines, for replay
+    settings      the logger's settings, from the environment in one documented order
+    logger        the writer the function uses: synchronous for stdout, else a bounded buffer
+                  and a background thread
 """

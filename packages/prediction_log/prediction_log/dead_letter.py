@@ -4,6 +4,8 @@ objects under a gs:// prefix. `python -m monitoring replay` reads them back.
 Each spill is its own file (<prefix>/predictions-<utc>-<pid>-<random>.jsonl), written to a
 temporary name and renamed, so a reader never sees half a file and concurrent processes never
 append to the same one. Replayed files move to <prefix>/replayed/ (kept for audit).
+Rows no backend will take (rejected-*.jsonl) carry their reason in a `_reason` field; replay
+never picks them up, a person does.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 from typing import Any
 
 REPLAYED = "replayed"
+REASON_FIELD = "_reason"
+# The last resort, when even the dead letter cannot be written: one stderr line per row.
+DEAD_ROW_MARKER = "PREDICTION_LOG_DEAD_ROW "
 
 
 def _new_name(kind: str = "predictions") -> str:
@@ -60,10 +65,19 @@ class DeadLetter:
             self._bucket = storage.Client().bucket(self._bucket_name)
         return self._bucket
 
-    def write(self, rows: list[dict[str, Any]], kind: str = "predictions") -> str:
+    def write(
+        self,
+        rows: list[dict[str, Any]],
+        kind: str = "predictions",
+        reasons: list[str] | str | None = None,
+    ) -> str:
         """Persist rows; returns where. Raises OSError/API errors when even that fails.
-        kind="rejected" is for rows the backend refused as invalid during a replay: kept for a
-        person to look at, not picked up by the next replay."""
+        kind="rejected" is for rows no backend will take (invalid, or not storable): kept with
+        their reason (one for all, or one per row) for a person, never picked up by replay."""
+        if reasons is not None:
+            per_row = [reasons] * len(rows) if isinstance(reasons, str) else list(reasons)
+            per_row += [per_row[-1] if per_row else ""] * (len(rows) - len(per_row))
+            rows = [dict(r, **{REASON_FIELD: why}) for r, why in zip(rows, per_row, strict=False)]
         name = _new_name(kind)
         data = _encode(rows)
         if self._bucket_name is not None:
@@ -106,3 +120,58 @@ class DeadLetter:
         path = Path(file.name)
         (path.parent / REPLAYED).mkdir(exist_ok=True)
         os.replace(path, path.parent / REPLAYED / path.name)
+
+
+def dead_rows_in(text: str) -> list[dict[str, Any]]:
+    """The rows of the PREDICTION_LOG_DEAD_ROW lines in `text`, in order, in any of the forms
+    such lines come back in: the raw stderr lines; Cloud Logging entries as JSON lines (each
+    with the line in textPayload or jsonPayload.message); or the JSON array that
+    `gcloud logging read --format=json` prints. Anything else in the text is ignored."""
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        try:
+            entries = json.loads(stripped)
+        except json.JSONDecodeError:
+            entries = None
+        if isinstance(entries, list):
+            return [row for entry in entries for row in _rows_of_payload(_payload(entry))]
+    rows: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                entry = None
+            if isinstance(entry, dict):
+                rows += _rows_of_payload(_payload(entry))
+                continue
+        rows += _rows_of_payload(line)
+    return rows
+
+
+def _payload(entry: Any) -> str:
+    if not isinstance(entry, dict):
+        return ""
+    text = entry.get("textPayload")
+    if isinstance(text, str):
+        return text
+    payload = entry.get("jsonPayload")
+    if isinstance(payload, dict) and isinstance(payload.get("message"), str):
+        return str(payload["message"])
+    return ""
+
+
+def _rows_of_payload(payload: str) -> list[dict[str, Any]]:
+    rows = []
+    start = payload.find(DEAD_ROW_MARKER)
+    while start >= 0:
+        body = payload[start + len(DEAD_ROW_MARKER) :]
+        try:
+            row, _ = json.JSONDecoder().raw_decode(body)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        start = payload.find(DEAD_ROW_MARKER, start + len(DEAD_ROW_MARKER))
+    return rows

@@ -1,19 +1,28 @@
 """Prediction logger: every predicted instance becomes one row of the prediction log
-(sql/prediction_log.schema.json), written off the request path.
+(sql/prediction_log.schema.json).
 
     from prediction_log.logger import get_logger
-    get_logger().log(rows)        # never raises, never blocks on I/O
+    get_logger().log(rows)        # never raises; never waits on a remote backend
 
-Rows are buffered in the process and written by one background thread when the buffer holds
-LOG_BATCH_ROWS rows or its oldest row is LOG_MAX_AGE_S old, and on SIGTERM / interpreter exit.
-A failed write is retried with exponential backoff; rows that still fail (or that the backend
-rejects as invalid) are spilled to the dead letter (DEAD_LETTER_URI), from which
-`python -m monitoring replay` loads them without duplicates. If even the dead letter cannot be
-written, the rows go to stderr as JSON lines (Cloud Logging keeps them), so nothing vanishes.
+Every row is cleaned first (prediction_log.rows: contract columns only, no NaN or infinity; a
+row that cannot be stored goes to the dead letter's rejected-* files with its reason). Then:
 
-Environment: PREDICTION_LOG (sink URI, see prediction_log.sinks), LOG_TEXT (keep the text
-column; off by default), DEAD_LETTER_URI (folder or gs:// prefix), PREDICTION_LOG_SCHEMA (schema
-file path), PREDICTION_LOG_BATCH_ROWS (500) and PREDICTION_LOG_MAX_AGE_S (1.0): flush triggers.
+- stdout (the production sink): the rows are written as JSON lines by the calling thread, before
+  the response leaves. Nothing is held in memory, so nothing waits for CPU after the response.
+- bq:// and duckdb://: rows are buffered and written by one background thread when the buffer
+  holds `batch_rows` rows or its oldest row is `max_age_s` old, and on SIGTERM / interpreter
+  exit. The buffer is bounded (`buffer_rows` rows and `buffer_bytes` bytes): rows that do not
+  fit are written to the dead letter by the calling thread at once and counted as `overflow`,
+  so a slow backend costs those requests a dead-letter write instead of the process its memory.
+
+A failed write is retried with exponential backoff, only for the rows that failed; rows that
+still fail are spilled to the dead letter (DEAD_LETTER_URI), from which
+`python -m monitoring replay` loads them without duplicates (the key is the server's row_id).
+If even the dead letter cannot be written, the rows go to stderr as
+`PREDICTION_LOG_DEAD_ROW {json}` lines (Cloud Logging keeps them) and
+`python -m monitoring replay-dead-rows` loads them from an export of those lines.
+
+Settings: prediction_log.settings (environment, or what the function passes to get_logger()).
 """
 
 from __future__ import annotations
@@ -29,31 +38,22 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prediction_log.dead_letter import DeadLetter
-from prediction_log.schema import iso_utc, load_columns
+from prediction_log.dead_letter import DEAD_ROW_MARKER, DeadLetter
+from prediction_log.rows import prepare_row
+from prediction_log.schema import load_columns
+from prediction_log.settings import LogSettings
 from prediction_log.sinks import NoneSink, Row, Sink, make_sink
 
-DEFAULT_PREDICTION_LOG = "duckdb://local/predictions.duckdb"
-DEFAULT_DEAD_LETTER_URI = "local/dead_letter"
 SHUTDOWN_TIMEOUT_S = 5.0  # Cloud Run allows 10 s between SIGTERM and SIGKILL
+_OVERFLOW_WARNING_EVERY_S = 10.0
 
 _log = logging.getLogger("prediction_log")
 
 
-def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    try:
-        value = float(raw) if raw else default
-        if value > 0:
-            return value
-    except ValueError:
-        pass
-    _log.error("prediction log: %s=%r is not a positive number; using %s", name, raw, default)
-    return default
+def row_bytes(row: Row) -> int:
+    """About the row's size as JSON: its strings plus 8 bytes for any other value. Cheap (no
+    serialisation on the request path) and dominated by the text when LOG_TEXT is on."""
+    return sum(len(v) if isinstance(v, str) else 8 for v in row.values())
 
 
 class PredictionLogger:
@@ -65,6 +65,8 @@ class PredictionLogger:
         log_text: bool = False,
         batch_rows: int = 500,
         max_age_s: float = 1.0,
+        buffer_rows: int = 10_000,
+        buffer_bytes: int = 8 * 1024 * 1024,
         max_attempts: int = 4,
         backoff_s: float = 0.2,
     ) -> None:
@@ -73,11 +75,24 @@ class PredictionLogger:
         self.log_text = log_text
         self.batch_rows = batch_rows
         self.max_age_s = max_age_s
+        self.buffer_rows = buffer_rows
+        self.buffer_bytes = buffer_bytes
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
         self.pid = os.getpid()
-        self.counts = {"logged": 0, "written": 0, "spilled": 0, "rejected": 0, "stderr": 0}
-        self._columns = None if isinstance(sink, NoneSink) else [c.name for c in load_columns()]
+        # logged: handed to log(); written: in the sink; spilled: in the dead letter (overflow
+        # and rejected included); overflow: spilled because the buffer was full; rejected: refused
+        # as not storable; stderr: printed as dead-row lines because the dead letter failed too.
+        self.counts = dict.fromkeys(
+            ("logged", "written", "spilled", "overflow", "rejected", "stderr"), 0
+        )
+        self._columns = None if isinstance(sink, NoneSink) else load_columns()
+        self._synchronous = bool(getattr(sink, "synchronous", False))
+        # Bytes of the rows in the buffer and of the batch being written: the bounds cover both,
+        # since a batch stuck in retries holds its memory as long as the buffer does.
+        self._buffered_bytes = 0
+        self._in_flight_bytes = 0
+        self._last_overflow_warning = 0.0
         # RLock: the SIGTERM handler runs on the main thread, possibly while that same thread is
         # inside log() holding the lock; a plain Lock would deadlock there.
         self._lock = threading.RLock()
@@ -95,37 +110,94 @@ class PredictionLogger:
 
     # -- request path -------------------------------------------------------------------------
 
-    def _prepare(self, row: Row) -> Row:
-        out = {k: row.get(k) for k in self._columns or ()}
-        out["ts"] = iso_utc(out.get("ts"))
-        if not self.log_text:
-            out["text"] = None
-        return out
+    def _prepare(self, rows: list[dict[str, Any]]) -> list[Row]:
+        """Contract rows; the ones that cannot be stored go to the dead letter with the reason."""
+        good: list[Row] = []
+        bad: list[Row] = []
+        reasons: list[str] = []
+        for row in rows:
+            prepared = prepare_row(row, self._columns or [], keep_text=self.log_text)
+            if prepared.problem is None:
+                good.append(prepared.row)
+            else:
+                bad.append(prepared.row)
+                reasons.append(prepared.problem)
+        if bad:
+            self._count("rejected", len(bad))
+            self._spill(bad, "not storable", kind="rejected", reasons=reasons)
+        return good
 
     def log(self, rows: list[dict[str, Any]]) -> None:
-        """Queue rows for writing. Never raises and never waits for I/O."""
+        """Hand rows over. Never raises. Waits only for a local write: a stdout line, or a
+        dead-letter file when the buffer is full; never for a remote backend."""
         if self._columns is None or not rows:
             return
         try:
-            prepared = [self._prepare(r) for r in rows]
-            full = False
-            with self._lock:
-                if self._closed:
-                    late = prepared
-                else:
-                    late = []
-                    self._buffer.extend(prepared)
-                    self.counts["logged"] += len(prepared)
+            self._count("logged", len(rows))
+            prepared = self._prepare(rows)
+            if not prepared:
+                return
+            if self._synchronous:
+                self._write_now(prepared)
+                return
+            self._enqueue(prepared)
+        except Exception:  # a prediction never fails because logging failed
+            _log.exception("prediction log: could not queue %d rows", len(rows))
+
+    def _write_now(self, rows: list[Row]) -> None:
+        try:
+            self.sink.write(rows)
+        except Exception as exc:
+            self._spill(rows, f"{type(exc).__name__}: {exc}")
+            return
+        self._count("written", len(rows))
+
+    def _enqueue(self, rows: list[Row]) -> None:
+        overflow: list[Row] = []
+        late: list[Row] = []
+        full = False
+        with self._lock:
+            if self._closed:
+                late = rows  # after close() there is no writer thread left
+            else:
+                for row in rows:
+                    size = row_bytes(row)
+                    fits = (
+                        len(self._buffer) + self._in_flight < self.buffer_rows
+                        and self._buffered_bytes + self._in_flight_bytes + size <= self.buffer_bytes
+                    )
+                    if fits:
+                        self._buffer.append(row)
+                        self._buffered_bytes += size
+                    else:
+                        overflow.append(row)
+                if self._buffer:
                     if self._oldest is None:
                         self._oldest = time.monotonic()
                     self._ensure_thread()
-                    full = len(self._buffer) >= self.batch_rows
-            if late:  # after close() there is no writer thread left: keep them in the dead letter
-                self._spill(late, "logged after close")
-            elif full:
-                self._wake.set()
-        except Exception:  # a prediction never fails because logging failed
-            _log.exception("prediction log: could not queue %d rows", len(rows))
+                full = len(self._buffer) >= self.batch_rows or bool(overflow)
+        if late:
+            self._spill(late, "logged after close")
+        if overflow:
+            self._count("overflow", len(overflow))
+            self._warn_overflow(len(overflow))
+            self._spill(overflow, "buffer full")
+        if full:
+            self._wake.set()
+
+    def _warn_overflow(self, n: int) -> None:
+        now = time.monotonic()
+        if now - self._last_overflow_warning >= _OVERFLOW_WARNING_EVERY_S:
+            self._last_overflow_warning = now
+            _log.warning(
+                "prediction log: buffer full (%d rows / %d bytes at most); %d rows went to the "
+                "dead letter from the request thread (%d so far)",
+                self.buffer_rows, self.buffer_bytes, n, self.counts["overflow"],
+            )  # fmt: skip
+
+    def _count(self, name: str, n: int) -> None:
+        with self._lock:
+            self.counts[name] += n
 
     # -- writer thread ------------------------------------------------------------------------
 
@@ -149,6 +221,7 @@ class PredictionLogger:
                 batch: list[Row] = []
                 if self._due():
                     batch, self._buffer, self._oldest = self._buffer, [], None
+                    self._in_flight_bytes, self._buffered_bytes = self._buffered_bytes, 0
                     self._in_flight = len(batch)
                     self._in_flight_rows = batch
                 elif not self._buffer:
@@ -163,7 +236,7 @@ class PredictionLogger:
                     _log.exception("prediction log: writer failed")
                     self._spill(batch, "writer error")
                 with self._lock:
-                    self._in_flight = 0
+                    self._in_flight = self._in_flight_bytes = 0
                     self._in_flight_rows = []
                     self._done.notify_all()
                 self._wake.set()  # look again at once: more rows may have arrived meanwhile
@@ -182,10 +255,14 @@ class PredictionLogger:
                     retry += chunk
                     continue
                 if result.rejected:
-                    self.counts["rejected"] += len(result.rejected)
-                    self._spill(result.rejected, f"rejected: {result.reasons[:1]}")
-                retry += result.retryable
-                self.counts["written"] += len(chunk) - len(result.rejected) - len(result.retryable)
+                    # Rows the backend will never take: kept aside with the reason, not retried,
+                    # not replayed, so they cannot hold their neighbours back.
+                    self._count("rejected", len(result.rejected))
+                    self._spill(
+                        result.rejected, "rejected", kind="rejected", reasons=result.reasons
+                    )
+                retry += result.retryable  # only the rows that failed are tried again
+                self._count("written", len(chunk) - len(result.rejected) - len(result.retryable))
             pending = retry
             if not pending:
                 return
@@ -195,16 +272,25 @@ class PredictionLogger:
         _log.warning("prediction log: %d rows not written (%s)", len(pending), reason[:300])
         self._spill(pending, reason)
 
-    def _spill(self, rows: list[Row], reason: str) -> None:
+    def _spill(
+        self,
+        rows: list[Row],
+        reason: str,
+        kind: str = "predictions",
+        reasons: list[str] | None = None,
+    ) -> None:
         try:
-            where = self.dead_letter.write(rows)
-            self.counts["spilled"] += len(rows)
-            _log.warning("prediction log: %d rows spilled to %s (%s)", len(rows), where, reason)
+            where = self.dead_letter.write(rows, kind=kind, reasons=reasons)
+            self._count("spilled", len(rows))
+            if kind != "predictions" or reason != "buffer full":
+                _log.warning("prediction log: %d rows to %s (%s)", len(rows), where, reason)
         except Exception:
-            # Last resort: Cloud Logging keeps stderr, and replay can be fed from it by hand.
-            self.counts["stderr"] += len(rows)
-            for row in rows:
-                print("PREDICTION_LOG_DEAD_ROW " + json.dumps(row, default=str), file=sys.stderr)
+            # Last resort: Cloud Logging keeps stderr; `python -m monitoring replay-dead-rows`
+            # loads these lines from an export of the log.
+            self._count("stderr", len(rows))
+            text = "".join(DEAD_ROW_MARKER + json.dumps(r, default=str) + "\n" for r in rows)
+            sys.stderr.write(text)
+            sys.stderr.flush()
 
     # -- control ------------------------------------------------------------------------------
 
@@ -239,6 +325,7 @@ class PredictionLogger:
             thread.join(timeout)
         with self._lock:
             leftover, self._buffer = self._buffer, []
+            self._buffered_bytes = 0
             if thread is not None and thread.is_alive():
                 # The writer is still busy (a slow or unreachable backend) and the process is
                 # about to go: keep its batch too. Should the writer finish after all, replay
@@ -258,28 +345,35 @@ _previous_sigterm: Any = None
 _sigterm_installed = False
 
 
-def _from_env() -> PredictionLogger:
-    sink_uri = os.environ.get("PREDICTION_LOG", DEFAULT_PREDICTION_LOG)
-    dead_letter = DeadLetter(os.environ.get("DEAD_LETTER_URI", DEFAULT_DEAD_LETTER_URI))
+def build_logger(settings: LogSettings) -> PredictionLogger:
+    dead_letter = DeadLetter(settings.dead_letter_uri)
     try:
-        sink = make_sink(sink_uri)
+        sink = make_sink(settings.sink_uri)
     except Exception:
         # A misconfigured sink must not take predictions down: everything goes to the dead
         # letter, and the error is in the log once.
         _log.exception(
-            "prediction log: bad PREDICTION_LOG %r; rows go to the dead letter", sink_uri
+            "prediction log: bad PREDICTION_LOG %r; rows go to the dead letter", settings.sink_uri
         )
-        return PredictionLogger(_FailingSink(sink_uri), dead_letter, max_attempts=1)
+        return PredictionLogger(_FailingSink(settings.sink_uri), dead_letter, max_attempts=1)
     return PredictionLogger(
         sink,
         dead_letter,
-        log_text=_env_flag("LOG_TEXT"),
-        batch_rows=int(_env_number("PREDICTION_LOG_BATCH_ROWS", 500)),
-        max_age_s=_env_number("PREDICTION_LOG_MAX_AGE_S", 1.0),
+        log_text=settings.log_text,
+        batch_rows=settings.batch_rows,
+        max_age_s=settings.max_age_s,
+        buffer_rows=settings.buffer_rows,
+        buffer_bytes=settings.buffer_bytes,
     )
 
 
+def _from_env() -> PredictionLogger:
+    return build_logger(LogSettings.from_env(strict=False))
+
+
 class _FailingSink:
+    synchronous = False
+
     def __init__(self, uri: str) -> None:
         self.uri = uri
 
@@ -293,8 +387,9 @@ class _FailingSink:
         pass
 
 
-def get_logger() -> PredictionLogger:
-    """The process's logger, made on first use (after any fork) from the environment."""
+def get_logger(settings: LogSettings | None = None) -> PredictionLogger:
+    """The process's logger, made on first use (after any fork) from `settings`, else from the
+    environment. Later calls return the same logger whatever they pass."""
     global _instance
     inst = _instance
     if inst is not None and inst.pid == os.getpid():
@@ -302,7 +397,7 @@ def get_logger() -> PredictionLogger:
     with _instance_lock:
         if _instance is None or _instance.pid != os.getpid():
             # A logger inherited through fork has no writer thread: start a fresh one.
-            _instance = _from_env()
+            _instance = build_logger(settings) if settings else _from_env()
             atexit.register(_instance.close)
             install_sigterm_handler()
         return _instance
@@ -326,8 +421,12 @@ def _on_sigterm(signum: int, frame: Any) -> None:
 
 def install_sigterm_handler() -> bool:
     """Flush on SIGTERM, then hand the signal to whatever handler was there before (the server's
-    own, or the default exit). Only the main thread may set handlers; elsewhere this is a no-op
-    and the atexit hook covers a normal shutdown (gunicorn workers exit through sys.exit)."""
+    own, or the default exit). Only the main thread may set handlers; elsewhere this returns
+    False. The function calls it when main.py is imported, on the main thread.
+
+    A server that sets its own SIGTERM handler after that (gunicorn's arbiter, and each worker
+    after the fork) replaces this one; its workers then stop through sys.exit, and the atexit
+    hook flushes instead."""
     global _previous_sigterm, _sigterm_installed
     if threading.current_thread() is not threading.main_thread():
         return False
@@ -340,6 +439,5 @@ def install_sigterm_handler() -> bool:
     return True
 
 
-# Installed at import, which happens on the main thread, because get_logger() is usually first
-# called from a request thread where signal handlers cannot be set.
-install_sigterm_handler()
+def sigterm_handler_installed() -> bool:
+    return signal.getsignal(signal.SIGTERM) is _on_sigterm

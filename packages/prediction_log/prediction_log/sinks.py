@@ -1,35 +1,36 @@
 """Where prediction-log rows go, chosen by a URI (env PREDICTION_LOG):
 
-  bq://project.dataset.table        BigQuery streaming inserts (insert id = request_id-index)
-  duckdb:///abs/path.duckdb         embedded DuckDB file (no account needed)
+  stdout                            one structured JSON line per row on stdout, written before
+                                    the response leaves; Cloud Logging routes them to BigQuery
+                                    (production: terraform/prediction_log_sink.tf)
+  bq://project.dataset.table        BigQuery streaming inserts from a background thread
+                                    (insert id = row_id)
+  duckdb:///abs/path.duckdb         embedded DuckDB file (no account needed; the local default)
   duckdb://relative/path.duckdb     the same, relative to the working directory
   none                              logging off
 
 A sink's write() returns the rows it could not write, split into retryable ones and ones the
 backend rejected as invalid (retrying those cannot help); it raises when nothing was written
 for a reason worth retrying (backend down, DuckDB file locked by another process).
-write_missing() is the replay path: it writes only rows whose (request_id, instance_index) is
-not in the table yet, so a dead-letter file can be replayed any number of times; it raises on a
-transient failure and reports invalid rows as rejected.
+write_missing() is the replay path: it writes only rows whose row_id is not in the table yet,
+so a dead-letter file can be replayed any number of times; it raises on a transient failure and
+reports invalid rows as rejected. A sink whose `synchronous` is true is written by the request
+thread itself (it is cheap and local); the others by the logger's background thread.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
-from prediction_log.schema import (
-    KEY_COLUMNS,
-    Column,
-    duckdb_create_table,
-    duckdb_type,
-    load_columns,
-    row_id,
-)
+from prediction_log.duckdb_table import ensure_table
+from prediction_log.schema import KEY_COLUMNS, Column, duckdb_type, load_columns, row_id
 
 Row = dict[str, Any]
 
@@ -51,6 +52,7 @@ class WriteResult:
 
 class Sink(Protocol):
     uri: str
+    synchronous: bool
 
     def write(self, rows: list[Row]) -> WriteResult: ...
 
@@ -61,6 +63,7 @@ class Sink(Protocol):
 
 class NoneSink:
     uri = "none"
+    synchronous = True
 
     def write(self, rows: list[Row]) -> WriteResult:
         return WriteResult()
@@ -96,6 +99,8 @@ def bigquery_client(project: str | None = None) -> Any:
 
 
 class BigQuerySink:
+    synchronous = False
+
     def __init__(self, uri: str, client: Any = None) -> None:
         self.uri = uri
         self.table = uri[len("bq://") :]
@@ -114,25 +119,44 @@ class BigQuerySink:
             return self._client
 
     def write(self, rows: list[Row]) -> WriteResult:
+        from google.api_core.exceptions import BadRequest
         from google.api_core.retry import Retry
 
-        errors = self.client.insert_rows_json(
-            self.table,
-            rows,
-            row_ids=[row_id(r) for r in rows],
-            retry=Retry(deadline=BQ_RETRY_DEADLINE_S),
-            timeout=BQ_CALL_TIMEOUT_S,
-        )
+        try:
+            errors = self.client.insert_rows_json(
+                self.table,
+                rows,
+                row_ids=[row_id(r) for r in rows],
+                retry=Retry(deadline=BQ_RETRY_DEADLINE_S),
+                timeout=BQ_CALL_TIMEOUT_S,
+            )
+        except BadRequest as exc:
+            # The request as a whole was refused (a row BigQuery cannot even parse): halve it
+            # until the culprit stands alone, so it alone is rejected and its neighbours land.
+            if len(rows) == 1:
+                return WriteResult(rejected=list(rows), reasons=[f"BadRequest: {exc}"[:500]])
+            middle = len(rows) // 2
+            return _merge(self.write(rows[:middle]), self.write(rows[middle:]))
         result = WriteResult()
         for err in errors:
             row = rows[err["index"]]
             reasons = {e.get("reason", "") for e in err.get("errors", [])}
-            # "invalid" marks the bad row itself; the others in the request are "stopped".
+            # "invalid" marks a row BigQuery will never take; the others in the request are
+            # "stopped" (not written because of it) and are retried on their own.
             if "invalid" in reasons:
                 result.rejected.append(row)
-                result.reasons.append(str(err.get("errors")))
+                result.reasons.append(json.dumps(err.get("errors"), default=str)[:500])
             else:
                 result.retryable.append(row)
+        if result.rejected and result.retryable:
+            # The stopped rows failed only because of their invalid neighbours: send them again
+            # at once, without those (BigQuery is up; no backoff needed).
+            again = self.write(result.retryable)
+            again.rejected, again.reasons = (
+                result.rejected + again.rejected,
+                result.reasons + again.reasons,
+            )
+            return again
         return result
 
     def existing_ids(self, rows: list[Row]) -> set[str]:
@@ -141,11 +165,13 @@ class BigQuerySink:
         stamps = [_parse_ts(r["ts"]) for r in rows]
         lo = (min(stamps) - timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S+00:00")
         hi = (max(stamps) + timedelta(seconds=1)).strftime("%Y-%m-%d %H:%M:%S+00:00")
-        ids = sorted({r["request_id"] for r in rows})
+        ids = sorted({row_id(r) for r in rows})
+        # Rows written before row_id existed have it NULL: their key is their old insert id.
         # The ts range lets BigQuery prune partitions instead of scanning the whole log.
+        key = "COALESCE(row_id, CONCAT(request_id, '-', CAST(instance_index AS STRING)))"
         query = (
-            f"SELECT request_id, instance_index FROM `{self.table}` "
-            "WHERE ts >= TIMESTAMP(@lo) AND ts <= TIMESTAMP(@hi) AND request_id IN UNNEST(@ids)"
+            f"SELECT {key} AS row_id FROM `{self.table}` "
+            f"WHERE ts >= TIMESTAMP(@lo) AND ts <= TIMESTAMP(@hi) AND {key} IN UNNEST(@ids)"
         )
         config = bigquery.QueryJobConfig(
             query_parameters=[
@@ -155,7 +181,7 @@ class BigQuerySink:
             ]
         )
         result = self.client.query(query, job_config=config).result(timeout=60)
-        return {f"{r['request_id']}-{r['instance_index']}" for r in result}
+        return {r["row_id"] for r in result}
 
     def write_missing(self, rows: list[Row]) -> WriteResult:
         if not rows:
@@ -179,9 +205,19 @@ class BigQuerySink:
                 self._client = None
 
 
+def _merge(a: WriteResult, b: WriteResult) -> WriteResult:
+    return WriteResult(
+        retryable=a.retryable + b.retryable,
+        rejected=a.rejected + b.rejected,
+        reasons=a.reasons + b.reasons,
+    )
+
+
 class DuckDBSink:
     """One short-lived connection per write: DuckDB allows one writing process per file, so the
     file stays free for other processes (a second worker, `make dashboard`) between flushes."""
+
+    synchronous = False
 
     def __init__(self, uri: str, columns: list[Column] | None = None) -> None:
         self.uri = uri
@@ -190,59 +226,60 @@ class DuckDBSink:
             raise ValueError(f"expected duckdb://path/to/file.duckdb, got {uri!r}")
         self.columns = columns or load_columns()
         self._lock = threading.Lock()
+        self._table_ready = False
         self._names = [c.name for c in self.columns]
         self._list_types = [
             "VARCHAR" if c.type == "TIMESTAMP" else duckdb_type(c.type) for c in self.columns
         ]
 
-    def _insert(self, rows: list[Row]) -> int:
-        import duckdb  # lazy: not in the function's cloud requirements
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+    def _insert(self, con: Any, rows: list[Row]) -> int:
         cols = ", ".join(f'"{n}"' for n in self._names)
         # One typed list per column, unnested: about 4x faster than a VALUES list of scalar
         # parameters. Timestamps travel as ISO text and are cast by the INSERT.
         select = ", ".join(f"UNNEST(?::{t}[])" for t in self._list_types)
-        with self._lock:
-            con = duckdb.connect(str(self.path))
-            try:
-                con.execute(duckdb_create_table(DUCKDB_TABLE, self.columns))
-                before = con.execute(f'SELECT COUNT(*) FROM "{DUCKDB_TABLE}"').fetchone()
-                for start in range(0, len(rows), 5000):
-                    chunk = rows[start : start + 5000]
-                    # OR IGNORE + the primary key on (request_id, instance_index) is what makes
-                    # retries and replays idempotent.
-                    con.execute(
-                        f'INSERT OR IGNORE INTO "{DUCKDB_TABLE}" ({cols}) SELECT {select}',
-                        [[r.get(n) for r in chunk] for n in self._names],
-                    )
-                after = con.execute(f'SELECT COUNT(*) FROM "{DUCKDB_TABLE}"').fetchone()
-            finally:
-                con.close()
-        return int(after[0]) - int(before[0])  # type: ignore[index]
+        before = con.execute(f'SELECT COUNT(*) FROM "{DUCKDB_TABLE}"').fetchone()
+        for start in range(0, len(rows), 5000):
+            chunk = rows[start : start + 5000]
+            # OR IGNORE + the primary key on row_id is what makes retries and replays
+            # idempotent.
+            con.execute(
+                f'INSERT OR IGNORE INTO "{DUCKDB_TABLE}" ({cols}) SELECT {select}',
+                [[r.get(n) for r in chunk] for n in self._names],
+            )
+        after = con.execute(f'SELECT COUNT(*) FROM "{DUCKDB_TABLE}"').fetchone()
+        return int(after[0]) - int(before[0])
 
     def write(self, rows: list[Row]) -> WriteResult:
-        import duckdb
+        import duckdb  # lazy: not in the function's cloud requirements
 
-        try:
-            inserted = self._insert(rows)
-        except (
+        bad_value = (
             duckdb.ConversionException,
             duckdb.ConstraintException,
             duckdb.InvalidInputException,
-        ) as exc:
-            # A bad value poisons the whole statement; find the bad rows one by one so the
-            # good ones still land and only the bad ones go to the dead letter.
-            if len(rows) == 1:
-                return WriteResult(rejected=list(rows), reasons=[str(exc)], inserted=0)
-            result = WriteResult(inserted=0)
-            for row in rows:
-                single = self.write([row])
-                result.rejected += single.rejected
-                result.reasons += single.reasons
-                result.inserted += single.inserted or 0
-            return result
-        return WriteResult(inserted=inserted)
+        )
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            con = duckdb.connect(str(self.path))
+            try:
+                if not self._table_ready:  # once per process: a file from before is migrated
+                    ensure_table(con, DUCKDB_TABLE, self.columns)
+                    self._table_ready = True
+                try:
+                    return WriteResult(inserted=self._insert(con, rows))
+                except bad_value:
+                    pass
+                # A bad value poisons the whole statement; insert the rows one by one (same
+                # connection) so the good ones still land and only the bad ones are rejected.
+                result = WriteResult(inserted=0)
+                for row in rows:
+                    try:
+                        result.inserted = (result.inserted or 0) + self._insert(con, [row])
+                    except bad_value as exc:
+                        result.rejected.append(row)
+                        result.reasons.append(str(exc)[:500])
+                return result
+            finally:
+                con.close()
 
     def write_missing(self, rows: list[Row]) -> WriteResult:
         # The primary key does the anti-join: INSERT OR IGNORE skips rows already there.
@@ -252,15 +289,63 @@ class DuckDBSink:
         pass
 
 
+class StdoutSink:
+    """One JSON line per row on stdout, flushed before log() returns, so before the response.
+
+    On Cloud Run (Cloud Functions 2nd gen) the platform reads stdout as it is written and turns
+    each JSON line into a structured log entry; a Logging sink routes the entries into BigQuery
+    (terraform/prediction_log_sink.tf) and sql/logging/prediction_log_rows.sql reads them back in
+    the contract's shape. A background thread would not do: the CPU is throttled between
+    requests, so after the last response of a burst it may never run again before the instance
+    is stopped. Writing a line costs microseconds and needs no network or account.
+
+    The row travels as one JSON string (PAYLOAD_FIELD), not as loose fields: Logging derives the
+    BigQuery columns of loose fields from the values it sees (numbers become FLOAT64, a null
+    never makes a column), so their types would drift; a string column is always a string, and
+    the view parses it with the contract's types.
+    """
+
+    uri = "stdout"
+    synchronous = True
+    MESSAGE = "prediction_log_row"  # what the Logging sink's filter matches
+    PAYLOAD_FIELD = "prediction_log_row"
+
+    def __init__(self, stream: Any = None) -> None:
+        self._stream = stream
+        self._lock = threading.Lock()  # one request's lines stay together
+
+    @classmethod
+    def line(cls, row: Row) -> str:
+        payload = json.dumps(row, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+        entry = {"severity": "INFO", "message": cls.MESSAGE, cls.PAYLOAD_FIELD: payload}
+        return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
+
+    def write(self, rows: list[Row]) -> WriteResult:
+        text = "".join(self.line(r) + "\n" for r in rows)
+        stream = self._stream or sys.stdout  # servers and test runners swap sys.stdout
+        with self._lock:
+            stream.write(text)
+            stream.flush()
+        return WriteResult(inserted=len(rows))
+
+    def write_missing(self, rows: list[Row]) -> WriteResult:
+        raise ValueError("stdout is not a table: replay into bq:// or duckdb://")
+
+    def close(self) -> None:
+        pass
+
+
 def make_sink(uri: str) -> Sink:
     uri = uri.strip()
     if uri in ("", "none"):
         return NoneSink()
+    if uri == "stdout":
+        return StdoutSink()
     if uri.startswith("bq://"):
         return BigQuerySink(uri)
     if uri.startswith("duckdb://"):
         return DuckDBSink(uri)
-    raise ValueError(f"unknown PREDICTION_LOG {uri!r}: use bq://, duckdb:// or none")
+    raise ValueError(f"unknown PREDICTION_LOG {uri!r}: use stdout, bq://, duckdb:// or none")
 
 
 __all__ = [
@@ -269,5 +354,6 @@ __all__ = [
     "DuckDBSink",
     "NoneSink",
     "Sink",
+    "StdoutSink",
     "WriteResult",
 ]

@@ -1,0 +1,152 @@
+# The prediction log's production path: each row is durable before the function's response leaves.
+#
+# The function writes every row as one JSON line on stdout (PREDICTION_LOG=stdout), flushed before
+# it answers. Cloud Run hands stdout to Cloud Logging as it is written, so the row no longer depends
+# on the instance: a crash, an out-of-memory kill or the shutdown after SIGTERM cannot lose it. A
+# background thread inserting into BigQuery could: Cloud Run only gives the instance CPU while a
+# request is being served, so after the last response of a burst the thread may never run again.
+# The alternative, CPU always allocated (the service's cpu_idle = false), is billed for the
+# instance's whole lifetime instead of per request, and still loses the buffer on a kill.
+#
+# This file: the Logging sink routing exactly those lines into a dataset of their own, the table it
+# writes (created here so the view below can exist before the first line), the sink's right to
+# write there, and the view prediction_log_rows, which reads those entries back in the contract's
+# shape together with rows inserted into the predictions table (replays), each row once. The
+# dashboard views and the monitor job read that view (${predictions} in sql/views).
+# function_prediction_log = "bigquery" goes back to streaming inserts and drops all of this.
+
+variable "function_prediction_log" {
+  description = "How the function logs predictions: stdout (a JSON line per row, routed into BigQuery by a Cloud Logging sink; durable before the response) or bigquery (streaming inserts from a background thread, which Cloud Run's CPU throttling can starve after the last response)."
+  type        = string
+  default     = "stdout"
+
+  validation {
+    condition     = contains(["stdout", "bigquery"], var.function_prediction_log)
+    error_message = "function_prediction_log: stdout or bigquery."
+  }
+}
+
+locals {
+  log_via_stdout = var.function_prediction_log == "stdout"
+
+  # The function's PREDICTION_LOG.
+  function_prediction_log = local.log_via_stdout ? "stdout" : local.prediction_log
+
+  prediction_log_sink_dataset = "${replace(var.name_prefix, "-", "_")}_prediction_log_sink"
+  # The table Cloud Logging writes entries of the log run.googleapis.com/stdout to (partitioned
+  # tables: the log name with non-alphanumerics as underscores, no date suffix).
+  stdout_entries_table = "run_googleapis_com_stdout"
+
+  # What the dashboard views and the monitor read: every log row (monitoring/_sql.py view_params).
+  prediction_log_rows = local.log_via_stdout ? "prediction_log_rows" : local.predictions_table
+}
+
+# A dataset of its own: the sink's writer identity gets write access to these log entries only,
+# never to the predictions table or the baselines.
+resource "google_bigquery_dataset" "prediction_log_sink" {
+  #checkov:skip=CKV_GCP_81:Same data as the prediction log (see CKV_GCP_81 on the monitoring dataset): Google-managed encryption.
+  count = local.log_via_stdout ? 1 : 0
+
+  dataset_id  = local.prediction_log_sink_dataset
+  location    = local.bq_location
+  description = "fakenews-detector: prediction-log lines routed from the function's stdout by a Cloud Logging sink; read through the view prediction_log_rows."
+
+  delete_contents_on_destroy = !var.deletion_protection
+
+  depends_on = [google_project_service.apis]
+}
+
+# Created before any line arrives so that prediction_log_rows can be created with it. Logging
+# writes into an existing table of the expected name and adds the columns of the other LogEntry
+# fields itself, hence ignore_changes on the schema (Terraform would otherwise drop them, which
+# replaces the table).
+resource "google_bigquery_table" "stdout_entries" {
+  #checkov:skip=CKV_GCP_80:See CKV_GCP_81 on the dataset: Google-managed encryption.
+  count = local.log_via_stdout ? 1 : 0
+
+  dataset_id          = google_bigquery_dataset.prediction_log_sink[0].dataset_id
+  table_id            = local.stdout_entries_table
+  description         = "Cloud Logging entries of the function's prediction-log lines (columns: sql/logging/stdout_entries.schema.json, then whatever Logging adds)."
+  schema              = file("${local.sql_dir}/logging/stdout_entries.schema.json")
+  deletion_protection = var.deletion_protection
+
+  # What use_partitioned_tables makes: day partitions on the entry's timestamp.
+  time_partitioning {
+    type          = "DAY"
+    field         = "timestamp"
+    expiration_ms = var.prediction_log_partition_expiration_days == null ? null : var.prediction_log_partition_expiration_days * 86400000
+  }
+
+  lifecycle {
+    ignore_changes = [schema]
+  }
+}
+
+resource "google_logging_project_sink" "prediction_log" {
+  count = local.log_via_stdout ? 1 : 0
+
+  name        = "${var.name_prefix}-prediction-log"
+  description = "Prediction-log rows (PREDICTION_LOG=stdout lines of the prediction function) into BigQuery."
+  destination = "bigquery.googleapis.com/projects/${var.project}/datasets/${google_bigquery_dataset.prediction_log_sink[0].dataset_id}"
+
+  # Only the function's rows: its service, its stdout, and the message every row line carries
+  # (prediction_log.sinks.StdoutSink). Other output of the function stays out of the table.
+  filter = join(" AND ", [
+    "resource.type = \"cloud_run_revision\"",
+    "resource.labels.service_name = \"${local.function_name}\"",
+    "logName = \"projects/${var.project}/logs/run.googleapis.com%2Fstdout\"",
+    "jsonPayload.message = \"prediction_log_row\"",
+  ])
+
+  unique_writer_identity = true
+
+  bigquery_options {
+    use_partitioned_tables = true
+  }
+}
+
+# The sink's writer identity may write entries into its dataset, and only there.
+resource "google_bigquery_dataset_access" "prediction_log_sink_writer" {
+  count = local.log_via_stdout ? 1 : 0
+
+  dataset_id    = google_bigquery_dataset.prediction_log_sink[0].dataset_id
+  role          = "roles/bigquery.dataEditor"
+  user_by_email = trimprefix(google_logging_project_sink.prediction_log[0].writer_identity, "serviceAccount:")
+}
+
+# The monitoring dataset's views may read the entries (an authorized dataset), so whoever may read
+# the dashboards or run the monitor needs no rights on this dataset.
+resource "google_bigquery_dataset_access" "monitoring_views_read_prediction_log_sink" {
+  count = local.log_via_stdout ? 1 : 0
+
+  dataset_id = google_bigquery_dataset.prediction_log_sink[0].dataset_id
+
+  dataset {
+    dataset {
+      project_id = var.project
+      dataset_id = google_bigquery_dataset.monitoring.dataset_id
+    }
+    target_types = ["VIEWS"]
+  }
+}
+
+resource "google_bigquery_table" "prediction_log_rows" {
+  #checkov:skip=CKV_GCP_80:Views store no data; encryption applies to the tables they read.
+  #checkov:skip=CKV_GCP_121:A view holds no data (recreating it loses nothing).
+  count = local.log_via_stdout ? 1 : 0
+
+  dataset_id          = google_bigquery_dataset.monitoring.dataset_id
+  table_id            = "prediction_log_rows"
+  description         = "Every prediction-log row in the shape of sql/prediction_log.schema.json, each once: the stdout lines routed by Cloud Logging and the rows inserted into predictions (sql/logging/prediction_log_rows.sql)."
+  deletion_protection = false # a view holds no data; recreating it loses nothing
+
+  view {
+    query = templatefile("${local.sql_dir}/logging/prediction_log_rows.sql", {
+      dataset     = "${var.project}.${local.dataset_id}"
+      log_entries = "`${var.project}.${google_bigquery_dataset.prediction_log_sink[0].dataset_id}.${google_bigquery_table.stdout_entries[0].table_id}`"
+    })
+    use_legacy_sql = false
+  }
+
+  depends_on = [google_bigquery_table.predictions]
+}
