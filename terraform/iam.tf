@@ -214,8 +214,11 @@ resource "google_storage_bucket_iam_member" "function_spills_dead_letters" {
   }
 }
 
-# Streams prediction rows into the log table (insertAll); it cannot read or delete them.
+# Streams prediction rows into the log table (insertAll); it cannot read or delete them. Only
+# with function_prediction_log = "bigquery": on stdout the Logging sink writes the rows.
 resource "google_bigquery_table_iam_member" "function_inserts_predictions" {
+  count = local.log_via_stdout ? 0 : 1
+
   dataset_id = google_bigquery_table.predictions.dataset_id
   table_id   = google_bigquery_table.predictions.table_id
   role       = google_project_iam_custom_role.table_row_inserter.name
