@@ -49,7 +49,7 @@ def test_no_response_mixes_versions_during_swaps(
 
     recorder = RecordingLogger()
     fake_module = types.ModuleType("prediction_log.logger")
-    fake_module.get_logger = lambda: recorder  # type: ignore[attr-defined]
+    fake_module.get_logger = lambda *_: recorder  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "prediction_log.logger", fake_module)
     env = {
         "MODEL_URI": str(models / "production.json"),

@@ -155,5 +155,6 @@ def test_promotion_on_gcs_reaches_the_instance_and_frees_the_old_copy(
 
     wait_for(lambda: main.MODEL.model.version == V2, interval + LOAD_BUDGET_S)
     assert _version(client) == V2
-    assert not (tmp_path / "cache" / v1).exists()  # the demoted copy no longer takes memory
+    # The demoted copy no longer takes memory (removed right after the switch, off requests).
+    wait_for(lambda: not (tmp_path / "cache" / v1).exists(), 5.0)
     assert (tmp_path / "cache" / V2 / "manifest.json").is_file()
