@@ -4,10 +4,10 @@ The files are BigQuery SQL with `${name}` placeholders, substituted here the way
 templatefile() does in the cloud: only `${...}` is special, so a JSONPath literal such as
 '$.ts' stays as it is in both. Views take `${dataset}` and `${predictions}` (the rows a view reads:
 the log table, or the prediction_log_rows view when the function logs to stdout; see
-view_params); queries/ take `${dataset}`, `${predictions}`, `${start}` and `${end}`, and
-window_drift also `${daily_drift}`, the daily_drift view run over the window's rows.
-logging/prediction_log_rows.sql takes `${dataset}` and `${log_entries}` (the Cloud Logging
-sink's table).
+view_params), daily_drift also `${daily_histograms}`; queries/ take `${dataset}`,
+`${predictions}`, `${start}` and `${end}`, and window_drift also `${daily_drift}`, the
+daily_drift view run over the window's rows. logging/prediction_log_rows.sql takes `${dataset}`
+and `${log_entries}` (the Cloud Logging sink's table).
 """
 
 from __future__ import annotations
@@ -38,7 +38,14 @@ def view_params(dataset: str, rows: str = "predictions") -> dict[str, str]:
     """What a view's placeholders become (terraform/bigquery.tf's sql_vars say the same).
     `rows` names the relation in the dataset holding every log row: the table `predictions`, or
     the view prediction_log_rows when the function logs to stdout."""
-    return {"dataset": dataset, "predictions": f"`{dataset}.{rows}`"}
+    return _view_params(dataset, predictions=f"`{dataset}.{rows}`")
+
+
+def _view_params(dataset: str, predictions: str) -> dict[str, str]:
+    """`${daily_histograms}` is the daily_histograms view's query over the same rows, inlined
+    into daily_drift so the bins are defined once and every view still reads tables only."""
+    base = {"dataset": dataset, "predictions": predictions}
+    return {**base, "daily_histograms": render(VIEWS_DIR / "daily_histograms.sql", **base)}
 
 
 def render_view(name: str, dataset: str, rows: str = "predictions") -> str:
@@ -55,7 +62,9 @@ def render_log_rows(dataset: str, log_entries: str) -> str:
 
 def render_window_drift(dataset: str, start: str, end: str, rows: str = "predictions") -> str:
     """The daily_drift steps over [start, end): one definition of PSI for both."""
-    daily_drift = render(VIEWS_DIR / "daily_drift.sql", dataset=dataset, predictions="window_rows")
+    daily_drift = render(
+        VIEWS_DIR / "daily_drift.sql", **_view_params(dataset, predictions="window_rows")
+    )
     return render(
         QUERIES_DIR / "window_drift.sql",
         dataset=dataset,

@@ -10,10 +10,14 @@ locals {
   # The placeholders of sql/views (sql/README.md; monitoring/_sql.py view_params says the same):
   # ${dataset} = project.dataset, ${predictions} = every log row: the predictions table, or the
   # view prediction_log_rows when the function logs to stdout (prediction_log_sink.tf).
-  sql_vars = {
+  sql_base_vars = {
     dataset     = "${var.project}.${local.dataset_id}"
     predictions = "`${var.project}.${local.dataset_id}.${local.prediction_log_rows}`"
   }
+  # daily_drift inlines daily_histograms' query over the same rows, so the bins are defined once.
+  sql_vars = merge(local.sql_base_vars, {
+    daily_histograms = templatefile("${local.sql_dir}/views/daily_histograms.sql", local.sql_base_vars)
+  })
 }
 
 resource "google_bigquery_dataset" "monitoring" {

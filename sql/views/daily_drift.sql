@@ -4,8 +4,9 @@
 -- PSI = sum over bins of (live - base) * ln(live / base), with both shares floored at 1e-4 so an
 -- empty bin adds a large but finite term. Rule of thumb: < 0.1 stable, 0.1-0.2 moderate, > 0.2
 -- shifted (monitor's default threshold).
--- This file is the one definition of these steps: the rows they read (the predictions
--- placeholder) are the whole log for the view, one time window's rows for
+-- This file is the one definition of these steps and daily_histograms the one definition of the
+-- bins (the daily_histograms placeholder is that view's query over the same rows): the rows they read (the
+-- predictions placeholder) are the whole log for the view, one time window's rows for
 -- sql/queries/window_drift.sql.
 WITH live AS (
   SELECT model_version, DATE(ts) AS day, fake_probability, token_count, truncated, label, in_domain
@@ -23,37 +24,17 @@ live_totals AS (
   FROM live
   GROUP BY model_version, day
 ),
-live_values AS (
-  SELECT model_version, day, 'score' AS distribution, fake_probability AS value FROM live
-  UNION ALL
-  SELECT model_version, day, 'token_length' AS distribution, CAST(token_count AS FLOAT64) AS value
-  FROM live
-),
-live_binned AS (
-  SELECT v.model_version, v.day, b.distribution, b.bin_index, COUNT(*) AS n_live
-  FROM live_values AS v
-  JOIN `${dataset}.baseline_bins` AS b
-    ON b.model_version = v.model_version
-    AND b.distribution = v.distribution
-    AND v.value >= b.bin_lower
-    AND (v.value < b.bin_upper OR (b.upper_inclusive AND v.value = b.bin_upper))
-  GROUP BY v.model_version, v.day, b.distribution, b.bin_index
-),
 psi_terms AS (
+  -- The binning is daily_histograms' own (inlined, so this view still reads tables only).
   SELECT
-    t.model_version,
-    t.day,
-    b.distribution,
-    GREATEST(COALESCE(c.n_live, 0) / t.n_predictions, 0.0001) AS live_share,
-    GREATEST(b.proportion, 0.0001) AS baseline_share
-  FROM live_totals AS t
-  JOIN `${dataset}.baseline_bins` AS b
-    ON b.model_version = t.model_version
-  LEFT JOIN live_binned AS c
-    ON c.model_version = t.model_version
-    AND c.day = t.day
-    AND c.distribution = b.distribution
-    AND c.bin_index = b.bin_index
+    model_version,
+    day,
+    distribution,
+    GREATEST(live_share, 0.0001) AS live_share,
+    GREATEST(baseline_share, 0.0001) AS baseline_share
+  FROM (
+${daily_histograms}
+  ) AS histograms
 ),
 psi AS (
   SELECT
