@@ -266,6 +266,64 @@ def upload_bundle(fake: FakeGcs, store: Path, version: str) -> str:
     return "gs://bench/models/production.json"
 
 
+def cold_starts(
+    fake: FakeGcs, store: Path, version: str, text: str, tmp: Path
+) -> tuple[dict[str, Any], Served]:
+    """Three fresh processes to their first 200, each fetching the bundle from fake-gcs-server
+    into an empty cache; the last one is left running for the load runs."""
+    model_uri = upload_bundle(fake, store, version)
+    cold = []
+    served = None
+    for attempt in range(3):  # the first start also warms the OS file cache for python
+        if served is not None:
+            served.stop()
+        served = Served(
+            {
+                "MODEL_URI": model_uri,
+                "STORAGE_EMULATOR_HOST": fake.url,
+                "BUNDLE_CACHE_DIR": str(tmp / f"cache-{attempt}"),  # always a real fetch
+            },
+            tmp / f"cold-{attempt}.log",
+        )
+        port_open, first_200 = served.first_prediction(text)
+        cold.append({"port_open_s": round(port_open, 3), "first_200_s": round(first_200, 3)})
+    assert served is not None
+    return {
+        "runs": cold,
+        "first_200_s_median": statistics.median(c["first_200_s"] for c in cold),
+        "note": "fresh functions-framework process -> first 200 POST, bundle fetched from "
+        "fake-gcs-server into an empty cache (sha256-verified), session created",
+    }, served
+
+
+def thread_sweep(store: Path, texts: list[str], tmp: Path, quick: bool) -> list[dict[str, Any]]:
+    pointer = str(store / "models" / "production.json")
+    sweep = []
+    for threads, intra in [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1)]:
+        served = Served(
+            {"MODEL_URI": pointer, "THREADS": str(threads), "ORT_INTRA_OP_THREADS": str(intra)},
+            tmp / f"sweep-{threads}-{intra}.log",
+        )
+        try:
+            served.first_prediction(texts[0])
+            c1 = http_load(served.url, texts, 1, 100 if quick else 250)
+            c16 = http_load(served.url, texts, 16, 300 if quick else 800)
+        finally:
+            served.stop()
+        sweep.append(
+            {
+                "THREADS": threads,
+                "ORT_INTRA_OP_THREADS": intra,
+                "c1_p50_ms": c1["p50_ms"],
+                "c1_p99_ms": c1["p99_ms"],
+                "c16_rps": c16["throughput_rps"],
+                "c16_p99_ms": c16.get("p99_ms"),
+                "c16_errors": c16["errors"],
+            }
+        )
+    return sweep
+
+
 def bench_http(
     store: Path, version: str, posts: list[str], tmp: Path, quick: bool, sweep: bool
 ) -> dict[str, Any]:
@@ -274,29 +332,7 @@ def bench_http(
     result: dict[str, Any] = {}
     fake = start_fake_gcs(tmp / "fake-gcs.log")
     try:
-        model_uri = upload_bundle(fake, store, version)
-        cold = []
-        served = None
-        for attempt in range(3):  # the first start also warms the OS file cache for python
-            if served is not None:
-                served.stop()
-            served = Served(
-                {
-                    "MODEL_URI": model_uri,
-                    "STORAGE_EMULATOR_HOST": fake.url,
-                    "BUNDLE_CACHE_DIR": str(tmp / f"cache-{attempt}"),  # always a real fetch
-                },
-                tmp / f"cold-{attempt}.log",
-            )
-            port_open, first_200 = served.first_prediction(texts[0])
-            cold.append({"port_open_s": round(port_open, 3), "first_200_s": round(first_200, 3)})
-        result["cold_start"] = {
-            "runs": cold,
-            "first_200_s_median": statistics.median(c["first_200_s"] for c in cold),
-            "note": "fresh functions-framework process -> first 200 POST, bundle fetched from "
-            "fake-gcs-server into an empty cache (sha256-verified), session created",
-        }
-        assert served is not None
+        result["cold_start"], served = cold_starts(fake, store, version, texts[0], tmp)
         n16 = 500 if quick else 2000
         result["c1"] = http_load(served.url, texts, 1, 150 if quick else 400)
         result["c4"] = http_load(served.url, texts, 4, 300 if quick else 800)
@@ -305,32 +341,8 @@ def bench_http(
         served.stop()
     finally:
         fake.stop()
-
     if sweep:
-        pointer = str(store / "models" / "production.json")
-        result["thread_sweep"] = []
-        for threads, intra in [(1, 1), (1, 2), (2, 1), (2, 2), (4, 1)]:
-            served = Served(
-                {"MODEL_URI": pointer, "THREADS": str(threads), "ORT_INTRA_OP_THREADS": str(intra)},
-                tmp / f"sweep-{threads}-{intra}.log",
-            )
-            try:
-                served.first_prediction(texts[0])
-                c1 = http_load(served.url, texts, 1, 100 if quick else 250)
-                c16 = http_load(served.url, texts, 16, 300 if quick else 800)
-            finally:
-                served.stop()
-            result["thread_sweep"].append(
-                {
-                    "THREADS": threads,
-                    "ORT_INTRA_OP_THREADS": intra,
-                    "c1_p50_ms": c1["p50_ms"],
-                    "c1_p99_ms": c1["p99_ms"],
-                    "c16_rps": c16["throughput_rps"],
-                    "c16_p99_ms": c16.get("p99_ms"),
-                    "c16_errors": c16["errors"],
-                }
-            )
+        result["thread_sweep"] = thread_sweep(store, texts, tmp, quick)
     return result
 
 
@@ -391,7 +403,12 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
     ]
     for key, v in report["verdicts"].items():
         lines.append(f"| {key} | {v['measured']} | {v['target']} | {v['met']} |")
-    lines += [
+    lines += in_process_lines(report) + http_lines(report["http"])
+    path.write_text("\n".join(lines) + "\n")
+
+
+def in_process_lines(report: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## In-process latency, one text per call (ms)",
         "",
@@ -407,8 +424,11 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
                 f"{o['p99_ms']} | {t.get('p50_ms', '-')} | {t.get('p95_ms', '-')} | "
                 f"{t.get('p99_ms', '-')} | {run.get('speedup_p50', {}).get(name, '-')} |"
             )
-    http = report["http"]
-    lines += [
+    return lines
+
+
+def http_lines(http: dict[str, Any]) -> list[str]:
+    lines = [
         "",
         "## HTTP through functions-framework "
         "(127.0.0.1, keep-alive, real posts, PREDICTION_LOG=none)",
@@ -443,10 +463,10 @@ def write_markdown(report: dict[str, Any], path: Path) -> None:
                 f"| {s['THREADS']} | {s['ORT_INTRA_OP_THREADS']} | {s['c1_p50_ms']} | "
                 f"{s['c1_p99_ms']} | {s['c16_rps']} | {s['c16_p99_ms']} | {s['c16_errors']} |"
             )
-    path.write_text("\n".join(lines) + "\n")
+    return lines
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--store", default=os.environ.get("STORE", "local/store"))
     parser.add_argument("--hf-model-dir", help="default: hf_model_dir of local/last_run.json")
@@ -461,15 +481,11 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer requests (for debugging)")
     parser.add_argument("--no-sweep", action="store_true", help="skip the thread sweep")
     parser.add_argument("--out", default="reports/bench_serve")
-    args = parser.parse_args()
+    return parser.parse_args()
 
-    store = (ROOT / args.store).resolve()
-    pointer = store / "models" / "production.json"
-    if not pointer.exists():
-        print(f"no promoted bundle at {pointer}: run `make run` first", file=sys.stderr)
-        return 2
-    version = json.loads(pointer.read_text())["version"]
-    hf_dir = args.hf_model_dir
+
+def pytorch_reference(hf_dir: str | None) -> Path | None:
+    """The fine-tuned PyTorch model to compare with: --hf-model-dir, else the last run's."""
     last_run = ROOT / "local" / "last_run.json"
     if hf_dir is None and last_run.exists():
         hf_dir = json.loads(last_run.read_text()).get("hf_model_dir")
@@ -477,6 +493,18 @@ def main() -> int:
     if hf_path is not None and not hf_path.exists():
         print(f"PyTorch reference {hf_path} missing: skipped", file=sys.stderr)
         hf_path = None
+    return hf_path
+
+
+def main() -> int:
+    args = parse_args()
+    store = (ROOT / args.store).resolve()
+    pointer = store / "models" / "production.json"
+    if not pointer.exists():
+        print(f"no promoted bundle at {pointer}: run `make run` first", file=sys.stderr)
+        return 2
+    version = json.loads(pointer.read_text())["version"]
+    hf_path = pytorch_reference(args.hf_model_dir)
 
     report: dict[str, Any] = {
         "machine": {

@@ -102,7 +102,7 @@ def measure_plain(model, enc, batches, pad_id, device, warmup: int) -> float:
     return done / (time.perf_counter() - started)
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument(
         "--examples", type=int, default=384, help="examples timed per setting (at least)"
@@ -112,8 +112,47 @@ def main() -> int:
     parser.add_argument("--warmup-steps", type=int, default=2, help="steps left out of the timing")
     parser.add_argument("--base-model", default="", help="HF model folder ('' = packaged MiniLM)")
     parser.add_argument("--out", default=str(ROOT / "reports" / "bench_train"))
-    args = parser.parse_args()
+    return parser.parse_args()
 
+
+def run_settings(
+    path: Path, enc: Encoded, padded: Encoded, batches: list, pad_id: int, device, warmup: int
+) -> dict[str, float]:
+    """Examples/s of every setting, each on a fresh copy of the model from the same seed."""
+    results = {}
+    for name in SETTINGS:
+        torch.manual_seed(0)
+        model = load_classifier(path).to(device)
+        measure = measure_plain if name.startswith("plain") else measure_job
+        data = enc if name == "job_bucketed" else padded
+        results[name] = measure(model, data, batches, pad_id, device, warmup)
+        print(f"{name}: {results[name]:.1f} examples/s", flush=True)
+        del model
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return results
+
+
+def write_report(out: Path, record: dict, results: dict[str, float], args, sampled: int) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
+    rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in results.items())
+    out.with_suffix(".md").write_text(
+        f"# Training throughput (`{record['command']}`)\n\n"
+        f"{record['device_type']} ({record['device']}), {record['precision']}, "
+        f"{record['torch_threads']} torch threads, torch {record['torch']}; {record['model']}; "
+        f"at least {args.examples} examples timed per setting, from {sampled} CONSTRAINT "
+        f"training posts, batch {args.batch_size}, "
+        f"max length {args.max_length} (mean {record['mean_tokens_per_post']:.1f} tokens/post).\n\n"
+        f"| setting | examples/s |\n|---|---|\n{rows}\n\n"
+        f"Bucketed dynamic padding is {record['speedup_bucketed_vs_padded']}x the job's step on "
+        f"padded batches; the job's step runs at {record['job_step_vs_plain_loop_same_padding']}x "
+        "a minimal loop on the same padded batches.\n"
+    )
+
+
+def main() -> int:
+    args = parse_args()
     device = pick_device("auto")
     train = load_dataset(TrainConfig(max_train_examples=0)).splits["train"]
     frame = train.sample(min(args.examples, len(train)), random_state=0)
@@ -132,17 +171,7 @@ def main() -> int:
     multiple = pad_multiple(device)
     widths = [padded_width(enc, b, multiple) for b in batches]
     first_seen_timed = len(set(widths[args.warmup_steps :]) - set(widths[: args.warmup_steps]))
-    results = {}
-    for name in SETTINGS:
-        torch.manual_seed(0)
-        model = load_classifier(path).to(device)
-        measure = measure_plain if name.startswith("plain") else measure_job
-        data = enc if name == "job_bucketed" else padded
-        results[name] = measure(model, data, batches, pad_id, device, args.warmup_steps)
-        print(f"{name}: {results[name]:.1f} examples/s", flush=True)
-        del model
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    results = run_settings(path, enc, padded, batches, pad_id, device, args.warmup_steps)
 
     record = {
         "command": " ".join(["python", "-m", "benchmarks.bench_train", *sys.argv[1:]]),
@@ -167,22 +196,7 @@ def main() -> int:
             results["job_padded_to_max"] / results["plain_loop_padded_to_max"], 2
         ),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(record, indent=2) + "\n")
-    rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in results.items())
-    out.with_suffix(".md").write_text(
-        f"# Training throughput (`{record['command']}`)\n\n"
-        f"{record['device_type']} ({record['device']}), {record['precision']}, "
-        f"{record['torch_threads']} torch threads, torch {record['torch']}; {record['model']}; "
-        f"at least {args.examples} examples timed per setting, from {len(frame)} CONSTRAINT "
-        f"training posts, batch {args.batch_size}, "
-        f"max length {args.max_length} (mean {record['mean_tokens_per_post']:.1f} tokens/post).\n\n"
-        f"| setting | examples/s |\n|---|---|\n{rows}\n\n"
-        f"Bucketed dynamic padding is {record['speedup_bucketed_vs_padded']}x the job's step on "
-        f"padded batches; the job's step runs at {record['job_step_vs_plain_loop_same_padding']}x "
-        "a minimal loop on the same padded batches.\n"
-    )
+    write_report(Path(args.out), record, results, args, len(frame))
     print(json.dumps(record, indent=2))
     return 0
 

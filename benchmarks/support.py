@@ -1,5 +1,6 @@
 """What the benchmarks and the tests share: local processes on 127.0.0.1 (fake-gcs-server from
-its PyPI wheel, the prediction function under functions-framework; each binds a free port) and
+its PyPI wheel, bqemulator, the prediction function under functions-framework; each binds a free
+port), the memory of a process tree, and
 crafted prediction-log rows that follow a known baseline, so the log and monitoring need no model.
 
 Benchmarks import only product code and this module; the tests import it too, so a benchmark
@@ -9,12 +10,14 @@ measures the same function process and the same rows the tests check.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import random
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -146,10 +149,13 @@ class ServedFunction:
         stop_process(self.process)
 
 
-def launch_function(env: dict[str, str], log_path: Path) -> ServedFunction:
+def launch_function(
+    env: dict[str, str], log_path: Path, source: Path = FUNCTION_DIR / "main.py"
+) -> ServedFunction:
     """Start `functions-framework --target predict` on a free 127.0.0.1 port (returns at once).
 
     PREDICTION_LOG defaults to none and BUNDLE_CACHE_DIR to a folder beside the log; `env` wins.
+    `source` is the product's main.py unless a benchmark serves another function the same way.
     """
     port = free_port()
     full_env = {
@@ -168,7 +174,7 @@ def launch_function(env: dict[str, str], log_path: Path) -> ServedFunction:
                 "--target",
                 "predict",
                 "--source",
-                str(FUNCTION_DIR / "main.py"),
+                str(source),
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -189,6 +195,116 @@ def serve_function(env: dict[str, str], log_path: Path) -> ServedFunction:
     served = launch_function(env, log_path)
     served.wait_until_up()
     return served
+
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of a process and its descendants (shared pages counted once across
+    them), from /proc/PID/smaps_rollup: what the tree costs the machine."""
+    import psutil
+
+    pids = [pid, *(child.pid for child in psutil.Process(pid).children(recursive=True))]
+    total_kib = 0
+    for one in pids:
+        for line in Path(f"/proc/{one}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                total_kib += int(line.split()[1])
+    return round(total_kib / 1024, 1)
+
+
+# ---- bqemulator ---------------------------------------------------------------------------------
+# bqemulator as a subprocess on 127.0.0.1 that tests can stop and restart (outage tests), and
+# the serving bench logs into.
+#
+# bqemulator 1.4.0 runs `INSTALL spatial` at start-up, which downloads from the internet unless
+# the extension is already in DuckDB's extension folder. The duckdb-extension-spatial / -avro
+# wheels ship the binaries at duckdb_extension_<name>/extensions/v<duckdb>/<name>.duckdb_extension;
+# `INSTALL '<that file>'` copies it into the extension folder, after which bqemulator's plain
+# `INSTALL spatial` is a no-op. Done only when not installed yet, so it is idempotent.
+
+EXTENSIONS = ("spatial", "avro")
+
+
+def install_duckdb_extensions() -> None:
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        installed = {
+            name
+            for name, ok in con.execute(
+                "SELECT extension_name, installed FROM duckdb_extensions()"
+            ).fetchall()
+            if ok
+        }
+        for name in EXTENSIONS:
+            if name in installed:
+                continue
+            package = importlib.import_module(f"duckdb_extension_{name}")
+            folder = Path(package.__path__[0]) / "extensions" / f"v{duckdb.__version__}"
+            binary = folder / f"{name}.duckdb_extension"
+            if not binary.is_file():
+                raise RuntimeError(f"{binary} missing: install duckdb-extension-{name}")
+            con.execute(f"INSTALL '{binary}'")
+    finally:
+        con.close()
+
+
+class BigQueryEmulator:
+    """bqemulator on free 127.0.0.1 ports, its data in `data_dir` (kept across restarts)."""
+
+    def __init__(self, data_dir: Path, project: str = "test-project") -> None:
+        self.data_dir = data_dir
+        self.project = project
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        install_duckdb_extensions()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self._proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "bqemulator", "start",
+                "--rest-host", "127.0.0.1", "--rest-port", str(self.port),
+                "--grpc-host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
+                "--project", self.project,
+                "--data-dir", str(self.data_dir),  # persistent: rows survive a restart
+                "--log-level", "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        url = f"http://{self.host}/bigquery/v2/projects/{self.project}/datasets"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"bqemulator exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"bqemulator not ready in {timeout}s: {self.log_path}")
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        self._proc = None
 
 
 # ---- crafted prediction-log rows ---------------------------------------------------------------

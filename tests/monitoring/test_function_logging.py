@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 
+from benchmarks.support import BigQueryEmulator, free_port
 from monitoring._engines import BigQueryEngine
 from monitoring.cli import main as monitoring_main
 from prediction_log.dead_letter import DeadLetter
-from tests.monitoring._bqemulator import BigQueryEmulator, free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from prediction_log.duckdb_table import ensure_table
-from prediction_log.schema import KEY_COLUMNS, Column, duckdb_type, load_columns, row_id
+from prediction_log.schema import KEY_COLUMNS, Column, load_columns, row_id
 
 Row = dict[str, Any]
 
@@ -205,6 +205,11 @@ class BigQuerySink:
                 self._client = None
 
 
+def _sql_text(value: str) -> str:
+    """A SQL string literal: DuckDB's standard strings know no escape but the doubled quote."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def _merge(a: WriteResult, b: WriteResult) -> WriteResult:
     return WriteResult(
         retryable=a.retryable + b.retryable,
@@ -228,23 +233,26 @@ class DuckDBSink:
         self._lock = threading.Lock()
         self._table_ready = False
         self._names = [c.name for c in self.columns]
-        self._list_types = [
-            "VARCHAR" if c.type == "TIMESTAMP" else duckdb_type(c.type) for c in self.columns
-        ]
+        # Every value is read from the JSON as text and cast by the INSERT into the column's
+        # type, so a value of the wrong type fails the statement (and is rejected below) instead
+        # of silently becoming NULL. Timestamps are ISO text already.
+        structure = json.dumps([dict.fromkeys(self._names, "VARCHAR")])
+        self._fields = ", ".join(f"r[{_sql_text(n)}]" for n in self._names)
+        self._structure = _sql_text(structure)
 
     def _insert(self, con: Any, rows: list[Row]) -> int:
         cols = ", ".join(f'"{n}"' for n in self._names)
-        # One typed list per column, unnested: about 4x faster than a VALUES list of scalar
-        # parameters. Timestamps travel as ISO text and are cast by the INSERT.
-        select = ", ".join(f"UNNEST(?::{t}[])" for t in self._list_types)
         before = con.execute(f'SELECT COUNT(*) FROM "{DUCKDB_TABLE}"').fetchone()
-        for start in range(0, len(rows), 5000):
-            chunk = rows[start : start + 5000]
-            # OR IGNORE + the primary key on row_id is what makes retries and replays
-            # idempotent.
+        for start in range(0, len(rows), 1000):
+            chunk = [{n: r.get(n) for n in self._names} for r in rows[start : start + 1000]]
+            # The rows travel as one JSON text literal unpacked by from_json, not as bound
+            # parameters: binding any parameter makes DuckDB import pandas and pyarrow, about
+            # 70 MiB and half a second of CPU in the serving process. OR IGNORE + the primary key
+            # on row_id is what makes retries and replays idempotent.
+            rows_json = _sql_text(json.dumps(chunk, default=str))
             con.execute(
-                f'INSERT OR IGNORE INTO "{DUCKDB_TABLE}" ({cols}) SELECT {select}',
-                [[r.get(n) for r in chunk] for n in self._names],
+                f'INSERT OR IGNORE INTO "{DUCKDB_TABLE}" ({cols}) SELECT {self._fields} '
+                f"FROM (SELECT UNNEST(from_json({rows_json}, {self._structure})) AS r)"
             )
         after = con.execute(f'SELECT COUNT(*) FROM "{DUCKDB_TABLE}"').fetchone()
         return int(after[0]) - int(before[0])

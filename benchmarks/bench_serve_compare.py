@@ -1,0 +1,515 @@
+"""The product function next to a one-file reference function, in one run, on the same bundle,
+the same official-test posts (one per request), the same client and the same machine:
+
+1. HTTP through functions-framework on 127.0.0.1: p50/p99 at concurrency 1, throughput (and p99)
+   at concurrency 16, closed loop, keep-alive; rounds alternate between the servers so a change
+   in the machine's load hits all of them alike. The client is benchmarks/loadgen.py (one asyncio
+   thread); its own CPU time is reported.
+2. Servers: the reference (benchmarks/reference_function.py), the product in its default
+   configuration with the embedded DuckDB log, and the product logging to BigQuery (bqemulator).
+3. Cold start: process start to first answer for each server, and phase by phase in fresh
+   processes (benchmarks/cold_start.py): import, bundle fetch + verification, session, first run.
+4. PSS of each server's process tree after the load; the product's refusals of a 20 MB body and
+   of 20,000 instances (the reference accepts both, so it is not sent them).
+5. In-process p50 of tokenize + run (the reference's code path) and of the product's
+   Model.predict, one onnxruntime thread as both servers use, on the same posts.
+
+    PYTHONPATH=.:functions/predict python -m benchmarks.bench_serve_compare [--quick] [--no-bq]
+    (make bench-serve-compare)
+writes reports/bench_serve_compare.json and reports/bench_serve_compare.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from benchmarks.loadgen import official_test_posts, percentile, run_load, text_bodies
+from benchmarks.support import (
+    FUNCTION_DIR,
+    ROOT,
+    BigQueryEmulator,
+    ServedFunction,
+    launch_function,
+    pss_mib,
+    stop_process,
+)
+
+REFERENCE_SOURCE = ROOT / "benchmarks" / "reference_function.py"
+# The servers run as deployed by default: functions-framework's and the function's own settings.
+SERVER_SETTINGS = ("THREADS", "WORKERS", "ORT_INTRA_OP_THREADS", "PREDICTION_LOG")
+BQ_PROJECT, BQ_DATASET = "test-project", "bench"
+
+
+@dataclass
+class Scale:
+    rounds: int
+    c1_requests: int
+    c16_requests: int
+    cold_runs: int
+    in_process_posts: int
+
+    @classmethod
+    def of(cls, quick: bool) -> Scale:
+        return cls(1, 100, 240, 1, 100) if quick else cls(3, 400, 1600, 3, 400)
+
+
+@dataclass
+class Server:
+    name: str
+    env: dict[str, str]
+    source: Path = FUNCTION_DIR / "main.py"
+    product: bool = True
+    function: ServedFunction | None = None
+    first_answer_s: float | None = None
+    answered: int = 0
+    loads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+# ---- servers ------------------------------------------------------------------------------------
+
+
+def first_answer(function: ServedFunction, body: bytes, timeout_s: float = 120) -> float:
+    """Seconds from the process start to its first 200 prediction."""
+    deadline = time.perf_counter() + timeout_s
+    headers = {"Content-Type": "application/json"}
+    while time.perf_counter() < deadline:
+        if function.process.poll() is not None:
+            raise RuntimeError(function.log())
+        try:
+            response = requests.post(function.url, data=body, headers=headers, timeout=60)
+        except requests.ConnectionError:
+            time.sleep(0.005)
+            continue
+        if response.status_code != 200:
+            raise RuntimeError(f"{response.status_code}: {response.text}\n{function.log()}")
+        return round(time.perf_counter() - function.started_at, 3)
+    raise TimeoutError(function.log())
+
+
+def servers_for(store: Path, version: str, tmp: Path, bq: BigQueryEmulator | None) -> list[Server]:
+    pointer = str(store / "models" / "production.json")
+    product_env = {"MODEL_URI": pointer, "DEAD_LETTER_URI": str(tmp / "dead-letter")}
+    servers = [
+        Server(
+            "reference",
+            {"REFERENCE_BUNDLE_DIR": str(store / "models" / version)},
+            source=REFERENCE_SOURCE,
+            product=False,
+        ),
+        Server(
+            "product, DuckDB log",
+            {**product_env, "PREDICTION_LOG": f"duckdb://{tmp / 'predictions.duckdb'}"},
+        ),
+    ]
+    if bq is not None:
+        table = f"bq://{BQ_PROJECT}.{BQ_DATASET}.predictions"
+        env = {**product_env, "PREDICTION_LOG": table, "BIGQUERY_EMULATOR_HOST": bq.host}
+        servers.append(Server("product, BigQuery log (emulator)", env))
+    return servers
+
+
+def start(server: Server, tmp: Path, body: bytes) -> None:
+    slug = server.name.split(",")[0] + str(abs(hash(server.name)) % 1000)
+    log_path = tmp / f"{slug}.log"
+    env = {"BUNDLE_CACHE_DIR": str(tmp / f"{slug}-cache"), **server.env}
+    server.function = launch_function(env, log_path, source=server.source)
+    server.first_answer_s = first_answer(server.function, body)
+    server.answered += 1
+
+
+@contextmanager
+def bigquery(tmp: Path) -> Iterator[BigQueryEmulator]:
+    from monitoring._engines import BigQueryEngine
+
+    emulator = BigQueryEmulator(tmp / "bqemulator")
+    emulator.start()
+    try:
+        os.environ["BIGQUERY_EMULATOR_HOST"] = emulator.host
+        BigQueryEngine(BQ_PROJECT, BQ_DATASET).create_tables()
+        yield emulator
+    finally:
+        os.environ.pop("BIGQUERY_EMULATOR_HOST", None)
+        emulator.stop()
+
+
+# ---- measurements -------------------------------------------------------------------------------
+
+
+def load_rounds(servers: list[Server], bodies: list[bytes], scale: Scale) -> None:
+    """Warm-up, then rounds of c=1 and c=16 per server, the servers' order rotating by round."""
+    for server in servers:
+        assert server.function is not None
+        server.answered += run_load(server.function.url, bodies[:20], 1, 20).statuses.get(200, 0)
+    for round_index in range(scale.rounds):
+        shift = round_index % len(servers)
+        for server in servers[shift:] + servers[:shift]:
+            assert server.function is not None
+            for name, concurrency, total in (
+                ("c1", 1, scale.c1_requests),
+                ("c16", 16, scale.c16_requests),
+            ):
+                start_at = (round_index * total) % len(bodies)
+                result = run_load(server.function.url, bodies[start_at:], concurrency, total)
+                server.answered += result.statuses.get(200, 0)
+                summary = result.summary()
+                summary["latencies_ms"] = result.latencies_ms
+                server.loads.setdefault(name, []).append(summary)
+
+
+def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One figure per load level over the rounds: pooled percentiles, summed counts."""
+    latencies = sorted(ms for run in runs for ms in run["latencies_ms"])
+    wall = sum(run["requests"] / run["throughput_rps"] for run in runs if run["throughput_rps"])
+    ok = sum(run["ok"] for run in runs)
+    cpu = sum(run["client_cpu_s"] for run in runs)
+    return {
+        "requests": sum(run["requests"] for run in runs),
+        "errors": sum(run["errors"] for run in runs),
+        "throughput_rps": round(ok / wall, 1) if wall else None,
+        "throughput_rps_by_round": [run["throughput_rps"] for run in runs],
+        "p50_ms": round(percentile(latencies, 0.50), 3) if latencies else None,
+        "p99_ms": round(percentile(latencies, 0.99), 3) if latencies else None,
+        "client_cpu_per_request_us": round(1e6 * cpu / max(ok, 1)),
+        "client_core_share": round(cpu / wall, 4) if wall else None,
+    }
+
+
+def refusals(url: str) -> dict[str, Any]:
+    """Status codes of a 20 MB body and of 20,000 instances (both must be 413)."""
+    headers = {"Content-Type": "application/json"}
+    big = b'{"text": "' + b"a" * (20 * 1024 * 1024) + b'"}'
+    many = json.dumps({"instances": [{"text": "x"}] * 20_000}).encode()
+    out: dict[str, Any] = {}
+    for name, body in (("body_20mb", big), ("instances_20000", many)):
+        try:
+            out[name] = requests.post(url, data=body, headers=headers, timeout=120).status_code
+        except requests.ConnectionError as exc:  # the server may close while we still send
+            out[name] = f"connection closed ({type(exc).__name__})"
+    out["refused"] = out["instances_20000"] == 413 and out["body_20mb"] in (
+        413,
+        "connection closed (ConnectionError)",
+    )
+    return out
+
+
+def rows_logged(server: Server, tmp: Path) -> int | None:
+    """Rows in the server's prediction log (read after it stopped and flushed)."""
+    sink = server.env.get("PREDICTION_LOG", "")
+    if sink.startswith("duckdb://"):
+        import duckdb
+
+        with duckdb.connect(sink.removeprefix("duckdb://"), read_only=True) as con:
+            return int(con.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+    if sink.startswith("bq://"):
+        from monitoring._engines import BigQueryEngine
+
+        engine = BigQueryEngine(BQ_PROJECT, BQ_DATASET)
+        table = sink.removeprefix("bq://")
+        return int(engine.query(f"SELECT COUNT(*) AS n FROM `{table}`")[0]["n"])
+    return None
+
+
+def cold_phases(kind: str, env: dict[str, str], runs: int) -> dict[str, Any]:
+    """Median of each cold-start phase over `runs` fresh processes (benchmarks/cold_start.py)."""
+    full_env = {**os.environ, **env}
+    path = os.pathsep.join(filter(None, [str(FUNCTION_DIR), full_env.get("PYTHONPATH")]))
+    full_env["PYTHONPATH"] = path
+    samples: list[dict[str, float]] = []
+    for _ in range(runs):
+        full_env["COLD_START_SPAWNED_AT"] = repr(time.time())
+        done = subprocess.run(
+            [sys.executable, "-m", "benchmarks.cold_start", kind],
+            cwd=ROOT,
+            env=full_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        samples.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    return {key: round(statistics.median(s[key] for s in samples), 4) for key in samples[0]}
+
+
+def in_process(bundle_dir: Path, posts: list[str], threads: int) -> dict[str, Any]:
+    """p50 per post, one text per call: the reference's tokenize + run + softmax, and the
+    product's Model.predict (validation-free; calibration and out-of-domain score included)."""
+    os.environ["REFERENCE_BUNDLE_DIR"] = str(bundle_dir)
+    from _bundle import fetch_bundle
+    from _model import Model
+
+    from benchmarks import reference_function
+
+    model = Model.load(
+        fetch_bundle(str(bundle_dir), Path(tempfile.gettempdir())),
+        intra_op_threads=threads,
+        max_batch_size=32,
+        max_batch_tokens=1024,
+    )
+    calls = {
+        "tokenize_run_ms": lambda text: reference_function.predict_texts([text]),
+        "product_model_predict_ms": lambda text: model.predict([text]),
+    }
+    for text in posts[:10]:
+        for call in calls.values():
+            call(text)
+    ms: dict[str, list[float]] = {name: [] for name in calls}
+    for text in posts:  # alternating per post, so a change in the machine's load hits both
+        for name, call in calls.items():
+            started = time.perf_counter()
+            call(text)
+            ms[name].append((time.perf_counter() - started) * 1000)
+    out: dict[str, Any] = {"onnxruntime_threads": threads, "posts": len(posts)}
+    for name, values in ms.items():
+        ordered = sorted(values)
+        out[name] = {
+            "p50": round(percentile(ordered, 0.5), 3),
+            "p99": round(percentile(ordered, 0.99), 3),
+        }
+    return out
+
+
+def run_servers(
+    store: Path, version: str, bodies: list[bytes], scale: Scale, use_bq: bool
+) -> dict[str, Any]:
+    """Start every server (one after the other, so each cold start has the machine), load them
+    in alternating rounds, then read memory, refusals and the rows each one logged."""
+    out: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
+        tmp = Path(tmp_name)
+        bq = stack.enter_context(bigquery(tmp)) if use_bq else None
+        servers = servers_for(store, version, tmp, bq)
+        for server in servers:
+            start(server, tmp, bodies[0])
+            stack.callback(server.function.stop)  # type: ignore[union-attr]
+        load_rounds(servers, bodies, scale)
+        for server in servers:
+            assert server.function is not None
+            row: dict[str, Any] = {
+                "first_answer_s": server.first_answer_s,
+                "c1": merged(server.loads["c1"]),
+                "c16": merged(server.loads["c16"]),
+                "pss_mib": pss_mib(server.function.process.pid),
+            }
+            if server.product:
+                row["refusals"] = refusals(server.function.url)
+            out[server.name] = row
+        for server in servers:
+            assert server.function is not None
+            stop_process(server.function.process)  # SIGTERM: the logger flushes
+            if server.product:
+                out[server.name]["rows_logged"] = rows_logged(server, tmp)
+                out[server.name]["answered"] = server.answered
+    return out
+
+
+def ratios(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """product / reference for each figure (for throughput above 1 means the product is faster;
+    for the others below 1 does)."""
+    servers = report["servers"]
+    reference = servers["reference"]
+    figures = {
+        "p50_c1": lambda r: r["c1"]["p50_ms"],
+        "p99_c1": lambda r: r["c1"]["p99_ms"],
+        "throughput_c16": lambda r: r["c16"]["throughput_rps"],
+        "first_answer": lambda r: r["first_answer_s"],
+        "pss": lambda r: r["pss_mib"],
+    }
+    out = {}
+    for name, row in servers.items():
+        if name == "reference":
+            continue
+        out[name] = {
+            figure: round(get(row) / get(reference), 2) if get(row) and get(reference) else None
+            for figure, get in figures.items()
+        }
+    return out
+
+
+# ---- report -------------------------------------------------------------------------------------
+
+
+def header_lines(report: dict[str, Any]) -> list[str]:
+    machine = report["machine"]
+    busy = max(machine["loadavg_start"][0], machine["loadavg_end"][0]) >= 0.5
+    lines = ["# Serving: product function vs a one-file reference (`make bench-serve-compare`)", ""]
+    if report.get("note"):
+        lines += [f"**{report['note']}**", ""]
+    if busy:
+        lines += [
+            f"**Measured under load** (load average {machine['loadavg_start']} at start, "
+            f"{machine['loadavg_end']} at end, {machine['cpus']} CPUs): absolute numbers are "
+            "inflated and noisy; read the ratios, and rerun on an idle machine.",
+            "",
+        ]
+    lines += [
+        f"Bundle {report['bundle_version']}; {report['posts']} official-test posts, one per "
+        f"request; {report['scale']['rounds']} round(s) of {report['scale']['c1_requests']} "
+        f"requests at concurrency 1 and {report['scale']['c16_requests']} at 16 per server, the "
+        "servers' order rotating. Each server in its default settings under functions-framework "
+        "(the reference gets functions-framework's THREADS default, the product its own). Client: "
+        "benchmarks/loadgen.py, one asyncio thread, keep-alive.",
+        "",
+    ]
+    return lines
+
+
+def server_table(report: dict[str, Any]) -> list[str]:
+    lines = [
+        "| server | p50 c=1 ms | p99 c=1 ms | req/s c=16 | p99 c=16 ms | errors "
+        "| first answer s | PSS MiB | client CPU µs/req (c=1, c=16) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, row in report["servers"].items():
+        c1, c16 = row["c1"], row["c16"]
+        lines.append(
+            f"| {name} | {c1['p50_ms']} | {c1['p99_ms']} | {c16['throughput_rps']} | "
+            f"{c16['p99_ms']} | {c1['errors'] + c16['errors']} | {row['first_answer_s']} | "
+            f"{row['pss_mib']} | {c1['client_cpu_per_request_us']}, "
+            f"{c16['client_cpu_per_request_us']} |"
+        )
+    lines += [
+        "",
+        "Ratios, product / reference (throughput: above 1 is faster; others: below 1):",
+        "",
+    ]
+    lines += ["| server | p50 c=1 | p99 c=1 | req/s c=16 | first answer | PSS |"]
+    lines += ["|---|---|---|---|---|---|"]
+    for name, r in report["ratios"].items():
+        lines.append(
+            f"| {name} | {r['p50_c1']} | {r['p99_c1']} | {r['throughput_c16']} | "
+            f"{r['first_answer']} | {r['pss']} |"
+        )
+    return lines
+
+
+def detail_lines(report: dict[str, Any]) -> list[str]:
+    inp = report["in_process"]
+    run, product = inp["tokenize_run_ms"], inp["product_model_predict_ms"]
+    lines = [
+        "",
+        f"In-process, one text per call, {inp['onnxruntime_threads']} onnxruntime thread, "
+        f"{inp['posts']} posts: tokenize + run p50 {run['p50']} ms (p99 {run['p99']}); the "
+        f"product's Model.predict p50 {product['p50']} ms (p99 {product['p99']})."
+        " HTTP p50 at c=1 minus in-process tokenize + run p50: "
+        + ", ".join(f"{name} {gap} ms" for name, gap in report["http_minus_in_process_ms"].items())
+        + ".",
+        "",
+        "Cold start phase by phase (seconds, median of fresh processes; first answer above "
+        "also includes functions-framework's start and gunicorn's fork):",
+        "",
+        "| function | interpreter | import | fetch + verify | session | first run | first log "
+        "| total |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for name, p in report["cold_start"].items():
+        lines.append(
+            f"| {name} | {p['interpreter_s']} | {p['import_s']} | {p['fetch_verify_s']} | "
+            f"{p['session_s']} | {p['first_run_s']} | {p.get('first_log_s', '-')} | "
+            f"{p['total_s']} |"
+        )
+    lines += ["", "Product limits and log:", ""]
+    for name, row in report["servers"].items():
+        if "refusals" in row:
+            lines.append(
+                f"- {name}: 20 MB body -> {row['refusals']['body_20mb']}, 20,000 instances -> "
+                f"{row['refusals']['instances_20000']}; {row['rows_logged']} rows logged for "
+                f"{row['answered']} answered predictions."
+            )
+    return lines
+
+
+def write_markdown(report: dict[str, Any], path: Path) -> None:
+    lines = header_lines(report) + server_table(report) + detail_lines(report)
+    path.write_text("\n".join(lines) + "\n")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--store", default=os.environ.get("STORE", "local/store"))
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer requests (a check that it works)"
+    )
+    parser.add_argument("--no-bq", action="store_true", help="skip the BigQuery (emulator) row")
+    parser.add_argument("--note", default="", help="a line for the report's header")
+    parser.add_argument("--out", default="reports/bench_serve_compare")
+    args = parser.parse_args()
+    store = (ROOT / args.store).resolve()
+    pointer = store / "models" / "production.json"
+    if not pointer.exists():
+        print(f"no promoted bundle at {pointer}: run `make run` first", file=sys.stderr)
+        return 2
+    for name in SERVER_SETTINGS:  # default configuration: nothing inherited from the shell
+        os.environ.pop(name, None)
+    version = json.loads(pointer.read_text())["version"]
+    scale = Scale.of(args.quick)
+    posts = official_test_posts()
+    random.Random(0).shuffle(posts)
+    report: dict[str, Any] = {
+        "machine": machine_info(),
+        "note": args.note,
+        "bundle_version": version,
+        "posts": len(posts),
+        "scale": scale.__dict__,
+    }
+    threads = 1  # both functions' onnxruntime threads per request
+    report["in_process"] = in_process(
+        store / "models" / version, posts[: scale.in_process_posts], threads
+    )
+    report["cold_start"] = cold_start(store, version, scale.cold_runs)
+    report["servers"] = run_servers(store, version, text_bodies(posts), scale, not args.no_bq)
+    report["ratios"] = ratios(report)
+    base = report["in_process"]["tokenize_run_ms"]["p50"]
+    report["http_minus_in_process_ms"] = {
+        name: round(row["c1"]["p50_ms"] - base, 3) for name, row in report["servers"].items()
+    }
+    report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
+    out = ROOT / args.out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    write_markdown(report, out.with_suffix(".md"))
+    print(out.with_suffix(".md").read_text())
+    return 0
+
+
+def cold_start(store: Path, version: str, runs: int) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        product_env = {
+            "MODEL_URI": str(store / "models" / "production.json"),
+            "PREDICTION_LOG": f"duckdb://{tmp / 'cold.duckdb'}",
+            "DEAD_LETTER_URI": str(tmp / "dead-letter"),
+            "BUNDLE_CACHE_DIR": str(tmp / "cache"),
+        }
+        reference_env = {"REFERENCE_BUNDLE_DIR": str(store / "models" / version)}
+        return {
+            "reference": cold_phases("reference", reference_env, runs),
+            "product, DuckDB log": cold_phases("product", product_env, runs),
+        }
+
+
+def machine_info() -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "loadavg_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+if __name__ == "__main__":
+    sys.exit(main())
