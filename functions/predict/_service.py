@@ -239,6 +239,7 @@ def _load_model(config: ServeConfig) -> Model:
         intra_op_threads=config.ort_intra_op_threads,
         max_batch_size=config.max_batch_size,
         max_batch_tokens=config.max_batch_tokens,
+        allow_spinning=config.ort_allow_spinning,
     )
     model.bundle_dir = bundle.directory
     return model
