@@ -9,12 +9,14 @@ measures the same function process and the same rows the tests check.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import os
 import random
 import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,14 +132,17 @@ class ServedFunction:
         return self.log_path.read_text(errors="replace")
 
     def wait_until_up(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until the server accepts connections. A TCP connect, not a GET: GET is the readiness
+        check and loads the model, which the callers want to see happen (or time) themselves."""
+        port = int(self.url.rstrip("/").rsplit(":", 1)[1])
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"functions-framework exited early:\n{self.log()}")
             try:
-                requests.get(self.url, timeout=1)
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return
-            except requests.ConnectionError:
+            except OSError:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"functions-framework did not answer in {timeout_s} s:\n{self.log()}")
@@ -189,6 +194,98 @@ def serve_function(env: dict[str, str], log_path: Path) -> ServedFunction:
     served = launch_function(env, log_path)
     served.wait_until_up()
     return served
+
+
+# ---- bqemulator -------------------------------------------------------------------------------
+# bqemulator as a subprocess on 127.0.0.1 that tests and the chaos suite can stop and restart.
+# bqemulator 1.4.0 runs `INSTALL spatial` at start-up, which downloads from the internet unless
+# the extension is already in DuckDB's extension folder. The duckdb-extension-spatial / -avro
+# wheels ship the binaries at duckdb_extension_<name>/extensions/v<duckdb>/<name>.duckdb_extension;
+# `INSTALL '<that file>'` copies it into the extension folder, after which bqemulator's plain
+# `INSTALL spatial` is a no-op. Done only when not installed yet, so it is idempotent.
+
+EXTENSIONS = ("spatial", "avro")
+
+
+def install_duckdb_extensions() -> None:
+    import duckdb  # lazy: only the emulator needs it
+
+    con = duckdb.connect()
+    try:
+        installed = {
+            name
+            for name, ok in con.execute(
+                "SELECT extension_name, installed FROM duckdb_extensions()"
+            ).fetchall()
+            if ok
+        }
+        for name in EXTENSIONS:
+            if name in installed:
+                continue
+            package = importlib.import_module(f"duckdb_extension_{name}")
+            folder = Path(package.__path__[0]) / "extensions" / f"v{duckdb.__version__}"
+            binary = folder / f"{name}.duckdb_extension"
+            if not binary.is_file():
+                raise RuntimeError(f"{binary} missing: install duckdb-extension-{name}")
+            con.execute(f"INSTALL '{binary}'")
+    finally:
+        con.close()
+
+
+class BigQueryEmulator:
+    def __init__(self, data_dir: Path, project: str = "test-project") -> None:
+        self.data_dir = data_dir
+        self.project = project
+        self.port = free_port()
+        self.grpc_port = free_port()
+        self.log_path = data_dir.parent / f"{data_dir.name}.log"
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> None:
+        install_duckdb_extensions()
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = open(self.log_path, "ab")  # noqa: SIM115 - owned by the child for its lifetime
+        self._proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "bqemulator", "start",
+                "--rest-host", "127.0.0.1", "--rest-port", str(self.port),
+                "--grpc-host", "127.0.0.1", "--grpc-port", str(self.grpc_port),
+                "--project", self.project,
+                "--data-dir", str(self.data_dir),  # persistent: rows survive a restart
+                "--log-level", "warning",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        log.close()
+        url = f"http://{self.host}/bigquery/v2/projects/{self.project}/datasets"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"bqemulator exited: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(url, timeout=1) as resp:
+                    if resp.status == 200:
+                        return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"bqemulator not ready in {timeout}s: {self.log_path}")
+
+    def stop(self) -> None:
+        if self._proc is None:
+            return
+        self._proc.terminate()
+        try:
+            self._proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait(timeout=5)
+        self._proc = None
 
 
 # ---- crafted prediction-log rows ---------------------------------------------------------------
