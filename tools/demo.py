@@ -80,7 +80,7 @@ def send_examples(url: str) -> None:
     t0 = time.monotonic()
     status, answer = _call(url, json.dumps({"text": EXAMPLES[0]}).encode())
     print(f"\n== POST one text -> {status} in {1000 * (time.monotonic() - t0):.0f} ms "
-          "(first request loads the model)")  # fmt: skip
+          "(the readiness GET above loaded the model)")  # fmt: skip
     print(json.dumps(answer, indent=1))
     batch = {"instances": [{"text": t} for t in EXAMPLES]}
     t0 = time.monotonic()

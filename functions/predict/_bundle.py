@@ -51,7 +51,16 @@ _HASH_CHUNK = 1 << 20
 
 
 class BundleError(Exception):
-    """The bundle is missing, incomplete, corrupt or not a bundle at all."""
+    """The bundle is missing, incomplete, corrupt or not a bundle at all.
+
+    ``reason`` is what GET tells a caller (the message, with paths, stays in the server log):
+    ``not_found`` (no pointer, or no bundle where it points), ``corrupt`` (a file does not match
+    the manifest), ``unreachable`` (the store could not be read), ``invalid`` (anything else).
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -102,7 +111,7 @@ class PointerReader:
             raise
         except Exception as exc:  # network, auth: the check fails, the next one may not
             detail = f"{type(exc).__name__}: {exc}"
-            raise BundleError(f"cannot read {self.model_uri}: {detail}") from None
+            raise BundleError(f"cannot read {self.model_uri}: {detail}", "unreachable") from None
 
 
 def fetch_bundle(model_uri: str, cache_dir: Path) -> Bundle:
@@ -132,9 +141,9 @@ def _read_local(path: Path) -> bytes:
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise BundleError(f"{path} does not exist") from None
+        raise BundleError(f"{path} does not exist", "not_found") from None
     except OSError as exc:
-        raise BundleError(f"cannot read {path}: {exc}") from None
+        raise BundleError(f"cannot read {path}: {exc}", "unreachable") from None
 
 
 # ---- gs:// -------------------------------------------------------------------------------------
@@ -173,9 +182,13 @@ def _fetch_gcs(uri: str, cache_dir: Path) -> Bundle:
     except BundleError:
         raise
     except gexc.GoogleAPIError as exc:
-        raise BundleError(f"cannot fetch {uri}: {type(exc).__name__}: {exc}") from None
+        raise BundleError(
+            f"cannot fetch {uri}: {type(exc).__name__}: {exc}", "unreachable"
+        ) from None
     except Exception as exc:  # auth, network, disk: all mean "no bundle now, try again later"
-        raise BundleError(f"cannot fetch {uri}: {type(exc).__name__}: {exc}") from exc
+        raise BundleError(
+            f"cannot fetch {uri}: {type(exc).__name__}: {exc}", "unreachable"
+        ) from exc
 
 
 class _GcsBucket:
@@ -187,8 +200,8 @@ class _GcsBucket:
         self.bucket = bucket
         self.retry = DEFAULT_RETRY.with_deadline(_GCS_RETRY_DEADLINE_S)
 
-    def _missing(self, blob_name: str, why: str) -> BundleError:
-        return BundleError(f"gs://{self.bucket.name}/{blob_name} {why}")
+    def _missing(self, blob_name: str, why: str, reason: str = "not_found") -> BundleError:
+        return BundleError(f"gs://{self.bucket.name}/{blob_name} {why}", reason)
 
     def read(self, blob_name: str) -> bytes:
         from google.api_core import exceptions as gexc
@@ -208,7 +221,9 @@ class _GcsBucket:
                 str(local), timeout=_GCS_CALL_TIMEOUT_S, retry=self.retry
             )
         except gexc.NotFound:
-            raise self._missing(blob_name, "is listed in the manifest but missing") from None
+            raise self._missing(
+                blob_name, "is listed in the manifest but missing", "corrupt"
+            ) from None
 
 
 def _gcs_bundle_prefix(bucket: _GcsBucket, name: str) -> tuple[str, str | None]:
@@ -329,12 +344,16 @@ def _verify_file(directory: Path, name: str, expected: dict[str, Any]) -> None:
     try:
         size = path.stat().st_size
     except FileNotFoundError:
-        raise BundleError(f"{path} is listed in the manifest but missing") from None
+        raise BundleError(f"{path} is listed in the manifest but missing", "corrupt") from None
     if "bytes" in expected and size != expected["bytes"]:
-        raise BundleError(f"{path} has {size} bytes, the manifest says {expected['bytes']}")
+        raise BundleError(
+            f"{path} has {size} bytes, the manifest says {expected['bytes']}", "corrupt"
+        )
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(_HASH_CHUNK):
             digest.update(chunk)
     if digest.hexdigest() != expected.get("sha256"):
-        raise BundleError(f"{path} does not match its sha256 in the manifest (corrupt bundle)")
+        raise BundleError(
+            f"{path} does not match its sha256 in the manifest (corrupt bundle)", "corrupt"
+        )

@@ -55,6 +55,9 @@ DEFAULTS: dict[str, str] = {
     # background and switches: the bound on how long it serves a demoted model (plus the load).
     # One small object read per check; 0 turns it off (the pointer is then read at load only).
     "MODEL_REFRESH_SECONDS": "30",
+    # A version whose hot reload failed (corrupt bundle, store too slow) is retried after
+    # MODEL_REFRESH_SECONDS, then twice as long after each further failure, up to this.
+    "MODEL_RELOAD_BACKOFF_MAX_SECONDS": "600",
 }
 
 
@@ -78,6 +81,7 @@ class ServeConfig:
     ort_allow_spinning: bool
     load_retry_seconds: float
     model_refresh_seconds: float
+    model_reload_backoff_max_seconds: float
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
@@ -133,6 +137,7 @@ class ServeConfig:
             ort_allow_spinning=flag("ORT_ALLOW_SPINNING"),
             load_retry_seconds=non_negative_float("LOAD_RETRY_SECONDS"),
             model_refresh_seconds=non_negative_float("MODEL_REFRESH_SECONDS"),
+            model_reload_backoff_max_seconds=non_negative_float("MODEL_RELOAD_BACKOFF_MAX_SECONDS"),
         )
 
 

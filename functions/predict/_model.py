@@ -182,6 +182,7 @@ class Model:
         intra_op_threads: int,
         max_batch_size: int,
         max_batch_tokens: int,
+        allow_spinning: bool = False,
     ) -> Model:
         import onnxruntime as ort
         from tokenizers import Tokenizer
@@ -191,6 +192,11 @@ class Model:
         # Explicit, because onnxruntime's default (all cores) ignores the instance's other threads.
         options.intra_op_num_threads = intra_op_threads
         options.inter_op_num_threads = 1
+        # onnxruntime's default lets idle pool threads busy-wait for the next job
+        # (ORT_ALLOW_SPINNING in _config.py says why it is off here); matters with >1 thread.
+        spinning = "1" if allow_spinning else "0"
+        options.add_session_config_entry("session.intra_op.allow_spinning", spinning)
+        options.add_session_config_entry("session.inter_op.allow_spinning", spinning)
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Shapes change with every call (batch x longest text): a growing arena and memory patterns

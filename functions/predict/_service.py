@@ -73,7 +73,11 @@ class ModelHolder:
     ``refresh_interval_s``. On a new version it fetches, verifies and loads it off the request path,
     then switches with one reference assignment: a request takes the model once (``get``) and uses
     that object for all its texts, its answer and its log rows, so no response mixes versions. A
-    failed reload logs an error and keeps serving the loaded version; the next check retries.
+    failed reload logs an error and keeps serving the loaded version. The same version is then
+    retried after a delay that doubles with each failure, from ``refresh_interval_s`` up to
+    ``reload_backoff_max_s``: a bundle that stays corrupt, or a store that stays slow, is not
+    downloaded again on every check. The pointer itself is still read on every check, so a new
+    promotion (or a rollback) is tried at once.
     """
 
     def __init__(
@@ -84,18 +88,25 @@ class ModelHolder:
         clock: Callable[[], float] = time.monotonic,
         refresh_interval_s: float = 0.0,
         pointer_version: Callable[[], str] | None = None,
+        reload_backoff_max_s: float = 600.0,
     ) -> None:
         self.config = config
         self.retry_after_s = retry_after_s
         self.refresh_interval_s = refresh_interval_s
+        self.reload_backoff_max_s = reload_backoff_max_s
         self._loader = loader or _load_model
         self._clock = clock
         self._pointer_version = pointer_version
         self._lock = threading.Lock()
         self._model: Model | None = None
         self._error: str | None = None
+        self._error_reason: str | None = None
         self._failed_at: float | None = None
         self._reload_error: str | None = None
+        # The version the last hot reload failed on, how often in a row, and when to try it again.
+        self._reload_failed_version: str | None = None
+        self._reload_failures = 0
+        self._reload_retry_at = 0.0
         self._refresher: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -106,6 +117,16 @@ class ModelHolder:
     @property
     def error(self) -> str | None:
         return self._error
+
+    @property
+    def error_reason(self) -> str | None:
+        """Why the last load failed, for callers: BundleError.reason, else ``internal``."""
+        return self._error_reason
+
+    @property
+    def reload_failures(self) -> int:
+        """Failed hot reloads in a row of the version the pointer names (0 after a good check)."""
+        return self._reload_failures
 
     @property
     def reload_error(self) -> str | None:
@@ -128,6 +149,7 @@ class ModelHolder:
                 model = self._loader(self.config)
             except Exception as exc:
                 self._error = str(exc)
+                self._error_reason = exc.reason if isinstance(exc, BundleError) else "internal"
                 self._failed_at = self._clock()
                 detail = exc if isinstance(exc, BundleError) else repr(exc)
                 log.error(
@@ -141,7 +163,7 @@ class ModelHolder:
                 raise ModelUnavailable(
                     "the model bundle could not be loaded; retry later"
                 ) from None
-            self._model, self._error, self._failed_at = model, None, None
+            self._model, self._error, self._error_reason, self._failed_at = model, None, None, None
             log.info(
                 "loaded model %s from %s in %.0f ms",
                 model.version,
@@ -178,24 +200,19 @@ class ModelHolder:
         if current is None or self._pointer_version is None:
             return False
         started = time.perf_counter()
+        wanted: str | None = None
         try:
             wanted = self._pointer_version()
             if wanted == current.version:
-                self._reload_error = None
+                self._reload_ok()
                 return False
+            if wanted == self._reload_failed_version and self._clock() < self._reload_retry_at:
+                return False  # backing off from this version; a different one is tried at once
             model = self._loader(self.config)
         except Exception as exc:
-            self._reload_error = str(exc)
-            log.error(
-                "hot reload failed (MODEL_URI=%s): %s; still serving %s, next try in %.0f s",
-                self.config.model_uri,
-                exc if isinstance(exc, BundleError) else repr(exc),
-                current.version,
-                self.refresh_interval_s,
-                exc_info=not isinstance(exc, BundleError),
-            )
+            self._reload_failed(exc, current.version, wanted)
             return False
-        self._reload_error = None
+        self._reload_ok()
         if model.version == current.version:  # the pointer moved back while we loaded
             return False
         self._model = model  # the switch: one reference, so a request sees one version or the other
@@ -207,6 +224,36 @@ class ModelHolder:
         )
         self._discard_cached(current, model)
         return True
+
+    def _reload_ok(self) -> None:
+        self._reload_error = None
+        self._reload_failed_version = None
+        self._reload_failures = 0
+
+    def _reload_failed(self, exc: Exception, serving: str, wanted: str | None) -> None:
+        self._reload_error = str(exc)
+        if wanted is None:  # the pointer could not be read: the next check reads it again
+            delay = self.refresh_interval_s
+        else:
+            if wanted != self._reload_failed_version:
+                self._reload_failed_version, self._reload_failures = wanted, 0
+            self._reload_failures += 1
+            delay = min(
+                self.refresh_interval_s * 2 ** (self._reload_failures - 1),
+                max(self.reload_backoff_max_s, self.refresh_interval_s),
+            )
+            self._reload_retry_at = self._clock() + delay
+        log.error(
+            "hot reload failed (MODEL_URI=%s, version %s, %d in a row): %s; still serving %s, "
+            "next try in %.0f s",
+            self.config.model_uri,
+            wanted or "unknown",
+            self._reload_failures,
+            exc if isinstance(exc, BundleError) else repr(exc),
+            serving,
+            delay,
+            exc_info=not isinstance(exc, BundleError),
+        )
 
     def _discard_cached(self, old: Model, new: Model) -> None:
         # A gs:// bundle is a copy in BUNDLE_CACHE_DIR, on Cloud Run an in-memory disk: without
@@ -239,6 +286,7 @@ def _load_model(config: ServeConfig) -> Model:
         intra_op_threads=config.ort_intra_op_threads,
         max_batch_size=config.max_batch_size,
         max_batch_tokens=config.max_batch_tokens,
+        allow_spinning=config.ort_allow_spinning,
     )
     model.bundle_dir = bundle.directory
     return model

@@ -1,9 +1,10 @@
 """Cloud Function (functions-framework, HTTP): fake/real predictions for COVID news posts.
 
-POST {"instances": [{"text": ...}, ...]} or {"text": ...} -> predictions; GET -> health + metadata.
+POST {"instances": [{"text": ...}, ...]} or {"text": ...} -> predictions; GET -> readiness +
+metadata (200 only once the model is loaded and serving).
 The protocol is described in openapi.yaml; settings in _config.py; the model in _model.py.
 Nothing heavy happens at import: the bundle is fetched and the onnxruntime session created on the
-first request, in the serving process (see _model.py for why).
+first request (GET or POST), in the serving process (see _model.py for why).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 import flask
 import functions_framework
 from _config import ServeConfig, apply_server_defaults
-from _errors import ApiError, MethodNotAllowed, PayloadTooLarge, error_body
+from _errors import ApiError, MethodNotAllowed, ModelUnavailable, PayloadTooLarge, error_body
 from _service import ModelHolder, PredictionLogHook, configure_logging, prediction_log_rows
 from _validation import Limits, check_content_type, parse_texts
 
@@ -35,6 +36,7 @@ MODEL = ModelHolder(
     CONFIG,
     retry_after_s=CONFIG.load_retry_seconds,
     refresh_interval_s=CONFIG.model_refresh_seconds,
+    reload_backoff_max_s=CONFIG.model_reload_backoff_max_seconds,
 )
 PREDICTION_LOG = PredictionLogHook(CONFIG.log)
 # Here, at import, because signal handlers can only be set on the main thread and the logger is
@@ -93,11 +95,27 @@ def _read_body(request: flask.Request) -> bytes:
     return request.stream.read(LIMITS.max_body_bytes + 1)
 
 
+# What GET tells a caller about a failed load (the details, with paths, are in the server log).
+_UNAVAILABLE = {
+    "not_found": "no model to serve: the production pointer, or the bundle it names, is missing",
+    "corrupt": "the model bundle failed verification: a file does not match its manifest",
+    "unreachable": "the artifact store could not be read",
+    "invalid": "the model bundle is not usable (manifest or model files)",
+    "internal": "the model could not be loaded",
+}
+
+
 def _health() -> tuple[dict[str, Any], int]:
-    model = MODEL.model
-    error = MODEL.error
+    """Readiness: 200 only when a model is loaded and serving. Loads it if needed (the same lazy
+    load, under the same lock, as a POST), so an instance that answers 200 serves at once; 503
+    with the reason when there is nothing to serve (retried as for POST, after
+    LOAD_RETRY_SECONDS)."""
+    try:
+        model: Any = MODEL.get()[0]
+    except ModelUnavailable:
+        model = None
     body: dict[str, Any] = {
-        "status": "ok" if model else ("unavailable" if error else "not_loaded"),
+        "status": "ok" if model else "unavailable",
         "loaded": model is not None,
         "model_version": model.version if model else None,
         "labels": model.labels if model else None,
@@ -110,10 +128,12 @@ def _health() -> tuple[dict[str, Any], int]:
             "max_body_bytes": LIMITS.max_body_bytes,
         },
     }
-    if model is None and error:
+    if model is None:
+        reason = MODEL.error_reason or "internal"
         body["error"] = {
             "code": "model_unavailable",
-            "message": "the last load of the bundle failed",
+            "reason": reason,
+            "message": f"{_UNAVAILABLE.get(reason, _UNAVAILABLE['internal'])}; retried later",
         }
         return body, 503
     return body, 200
@@ -156,7 +176,8 @@ def predict(request: flask.Request) -> flask.Response:
         if request.method in ("GET", "HEAD"):
             body, status = _health()
             body["request_id"] = request_id
-            return _json_response(body, status, request_id)
+            headers = {"Retry-After": "5"} if status == 503 else None
+            return _json_response(body, status, request_id, headers)
         if request.method != "POST":
             raise MethodNotAllowed(request.method, ALLOWED_METHODS)
         return _json_response(_predict(request, request_id), 200, request_id)

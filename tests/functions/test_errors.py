@@ -140,14 +140,49 @@ def test_missing_bundle_is_503_and_health_says_so(
     make_client: Callable[..., Any], tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     client = make_client(MODEL_URI=str(tmp_path / "nowhere" / "production.json"))
-    assert client.get("/").get_json()["status"] == "not_loaded"
+    # GET is the readiness check: it tries the load itself, never 200 without a model.
+    health = client.get("/")
+    assert health.status_code == 503 and health.headers["Retry-After"]
+    body = health.get_json()
+    assert body["status"] == "unavailable" and body["loaded"] is False
+    assert body["model_version"] is None
+    assert body["error"]["code"] == "model_unavailable" and body["error"]["reason"] == "not_found"
+    assert "nowhere" not in health.get_data(as_text=True)  # paths stay in the server log
+    assert "model bundle unavailable" in capfd.readouterr().err  # the clear log line
     response = client.post("/", json={"text": "a"})
     _assert_error(response, 503, "model_unavailable")
     assert response.headers["Retry-After"]
-    assert "model bundle unavailable" in capfd.readouterr().err  # the clear log line
+
+
+def test_get_loads_the_model_and_is_ready_with_its_version(
+    make_client: Callable[..., Any], tiny_bundle: Path
+) -> None:
+    client = make_client(MODEL_URI=str(tiny_bundle))
+    main = sys.modules["main"]
+    assert main.MODEL.model is None  # nothing loaded at import
     health = client.get("/")
-    assert health.status_code == 503
-    assert health.get_json()["status"] == "unavailable" and health.get_json()["loaded"] is False
+    version = json.loads((tiny_bundle / "manifest.json").read_text())["version"]
+    assert health.status_code == 200
+    assert health.get_json()["status"] == "ok" and health.get_json()["model_version"] == version
+    assert main.MODEL.model is not None and main.MODEL.model.version == version
+    # The POST after it finds the model loaded: it is not the instance's cold start.
+    assert client.post("/", json={"text": "a"}).status_code == 200
+
+
+def test_corrupt_bundle_makes_get_503_with_the_reason(
+    make_client: Callable[..., Any], tiny_bundle: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(tiny_bundle, bundle)
+    model = bundle / "model.onnx"
+    model.write_bytes(model.read_bytes()[:-1] + b"\0")
+    client = make_client(MODEL_URI=str(bundle), LOAD_RETRY_SECONDS="0")
+    health = client.get("/")
+    assert health.status_code == 503 and health.get_json()["error"]["reason"] == "corrupt"
+    shutil.copy(tiny_bundle / "model.onnx", model)  # repaired: the next GET loads it
+    assert client.get("/").status_code == 200
 
 
 def test_load_is_retried_after_a_failure_but_not_in_a_burst() -> None:

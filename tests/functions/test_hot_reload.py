@@ -7,10 +7,13 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from _bundle import BundleError
 from _config import DEFAULTS, ServeConfig
+from _service import ModelHolder
 
 from export import publish
 from export.store import open_store
@@ -39,6 +42,7 @@ def _env(model_uri: str, tmp_path: Path, refresh_s: float) -> dict[str, str]:
     return {
         "MODEL_URI": model_uri,
         "MODEL_REFRESH_SECONDS": str(refresh_s),
+        "MODEL_RELOAD_BACKOFF_MAX_SECONDS": str(4 * refresh_s),
         "PREDICTION_LOG": "none",
         "BUNDLE_CACHE_DIR": str(tmp_path / "cache"),
     }
@@ -54,6 +58,46 @@ def test_refresh_interval_is_a_setting() -> None:
     assert DEFAULTS["MODEL_REFRESH_SECONDS"] == "30"
     assert ServeConfig.from_env({"MODEL_REFRESH_SECONDS": "5"}).model_refresh_seconds == 5.0
     assert ServeConfig.from_env({"MODEL_REFRESH_SECONDS": "0"}).model_refresh_seconds == 0.0
+    assert ServeConfig.from_env({}).model_reload_backoff_max_seconds == 600.0
+
+
+def test_a_version_that_keeps_failing_is_retried_with_a_capped_exponential_backoff() -> None:
+    """Checks every 30 s; v2's bundle stays corrupt. It is fetched at the first check that sees
+    it, then 30, 60, 120, 240 and 240 (the cap) seconds after each failure, not every 30 s; a
+    newer promotion is tried at once, and a good load ends the backoff."""
+    now = [0.0]
+    pointer = ["v1"]
+    loads: list[tuple[float, str]] = []
+    broken = {"v2"}
+
+    def loader(_config: Any) -> Any:
+        loads.append((now[0], pointer[0]))
+        if pointer[0] in broken:
+            raise BundleError(f"{pointer[0]}/model.onnx does not match its sha256", "corrupt")
+        return SimpleNamespace(version=pointer[0], bundle_dir=None)
+
+    holder = ModelHolder(
+        ServeConfig.from_env({"MODEL_URI": "store/models/production.json"}),
+        loader=loader,
+        clock=lambda: now[0],
+        refresh_interval_s=30.0,
+        pointer_version=lambda: pointer[0],
+        reload_backoff_max_s=240.0,
+    )
+    assert holder.get()[0].version == "v1"
+    pointer[0] = "v2"
+    for tick in range(1, 30):  # one check every 30 s, for 14.5 minutes
+        now[0] = tick * 30.0
+        holder.refresh()
+    tries = [t for t, version in loads if version == "v2"]
+    assert tries == [30.0, 60.0, 120.0, 240.0, 480.0, 720.0]  # gaps 30, 60, 120, 240, 240
+    assert holder.model.version == "v1" and holder.reload_failures == 6
+    assert "sha256" in (holder.reload_error or "")
+
+    pointer[0] = "v3"  # a new promotion: tried at the next check, not after the backoff
+    now[0] += 30.0
+    assert holder.refresh() and holder.model.version == "v3"
+    assert holder.reload_failures == 0 and holder.reload_error is None
 
 
 def test_promotion_reaches_a_warm_instance_within_the_interval(
@@ -117,7 +161,9 @@ def test_corrupt_new_bundle_keeps_the_old_one_serving(
     monkeypatch.setattr(
         main.MODEL, "_loader", lambda config: attempts.append(1) or real_loader(config)
     )
-    wait_for(lambda: len(attempts) >= 3, 3 * interval + LOAD_BUDGET_S)  # retried every interval
+    # Retried, backing off: after 0.2, 0.4, 0.8, then every 0.8 s (the cap set in _env).
+    wait_for(lambda: len(attempts) >= 3, 7 * interval + LOAD_BUDGET_S)
+    assert main.MODEL.reload_failures >= 3
     assert main.MODEL.reload_error and "sha256" in main.MODEL.reload_error
     for _ in range(3):
         assert _version(client) == v1
@@ -125,8 +171,8 @@ def test_corrupt_new_bundle_keeps_the_old_one_serving(
     log = capsys.readouterr().err
     assert "hot reload failed" in log and f"still serving {v1}" in log
 
-    model.write_bytes(good)  # the store is repaired: the next check switches
-    wait_for(lambda: main.MODEL.model.version == V2, interval + LOAD_BUDGET_S)
+    model.write_bytes(good)  # the store is repaired: the next try switches
+    wait_for(lambda: main.MODEL.model.version == V2, 4 * interval + LOAD_BUDGET_S)
     assert _version(client) == V2 and main.MODEL.reload_error is None
 
 

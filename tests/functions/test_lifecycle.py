@@ -28,11 +28,15 @@ def test_cold_start_fetches_from_fake_gcs(start_function, fake_gcs, tiny_store: 
             "STORAGE_EMULATOR_HOST": fake_gcs.url,
         }
     )
-    assert requests.get(served.url, timeout=5).json()["loaded"] is False  # nothing at import
+    assert "loaded model" not in served.log()  # nothing at import: the port is up, no model
+    # The readiness GET loads it (in the serving process) and is 200 only once it serves.
+    health = requests.get(served.url, timeout=30)
+    assert health.status_code == 200, served.log()
+    assert health.json()["loaded"] is True and health.json()["model_version"] == version
+    assert served.log().count("loaded model") == 1
     response = requests.post(served.url, json={"text": "hello"}, timeout=30)
     assert response.status_code == 200, served.log()
     assert response.json()["model_version"] == version
-    assert requests.get(served.url, timeout=5).json()["loaded"] is True
 
 
 def test_corrupt_bundle_is_503_then_recovers(start_function, store_copy: Path) -> None:
@@ -59,7 +63,8 @@ def test_missing_bundle_is_503(start_function, tmp_path: Path) -> None:
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "model_unavailable"
     assert "does not exist" in served.log()
-    assert requests.get(served.url, timeout=5).status_code == 503
+    health = requests.get(served.url, timeout=30)
+    assert health.status_code == 503 and health.json()["error"]["reason"] == "not_found"
     assert served.process.poll() is None
 
 

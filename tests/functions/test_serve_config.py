@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from _config import DEFAULTS, ConfigError, ServeConfig, apply_server_defaults
 
@@ -83,3 +85,23 @@ def test_prediction_log_settings_are_read_in_the_same_order() -> None:
         ServeConfig.from_env({"PREDICTION_LOG_BUFFER_BYTES": "lots"})
     with pytest.raises(ConfigError, match="LOG_TEXT"):
         ServeConfig.from_env({"LOG_TEXT": "maybe"})
+
+
+@pytest.mark.parametrize(("setting", "expected"), [("0", "0"), ("1", "1")])
+def test_allow_spinning_reaches_the_onnxruntime_session(
+    setting: str, expected: str, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    from _service import _load_model
+
+    config = ServeConfig.from_env(
+        {
+            "MODEL_URI": str(tiny_bundle),
+            "BUNDLE_CACHE_DIR": str(tmp_path),
+            "ORT_ALLOW_SPINNING": setting,
+            "ORT_INTRA_OP_THREADS": "2",
+        }
+    )
+    options = _load_model(config).session.get_session_options()
+    assert options.intra_op_num_threads == 2
+    for key in ("session.intra_op.allow_spinning", "session.inter_op.allow_spinning"):
+        assert options.get_session_config_entry(key) == expected

@@ -1,0 +1,792 @@
+"""Fault injection against the served function: `make chaos` -> reports/chaos.{json,md}.
+
+The function runs as in the lifecycle tests (functions-framework subprocess, gunicorn arbiter and
+worker) and logs through the bq:// sink into bqemulator, reached through a local TCP proxy that
+can refuse connections (BigQuery down) or hold every request past the client's timeout
+(BigQuery slow). CONCURRENCY clients post real CONSTRAINT posts (1-4 per request, each request
+with its own X-Request-Id) while one fault is injected:
+
+  a  BigQuery down for DOWN_S, then back
+  b  BigQuery slow: every call held DELAY_S (> the sink's 10 s call timeout) for SLOW_S
+  c  the whole instance frozen (SIGSTOP) right after its last responses, then SIGCONT + SIGTERM
+     and SIGKILL KILL_AFTER_S later, as Cloud Run stops an instance
+  d  SIGKILL of the whole instance mid-traffic (an out-of-memory kill); d-stdout: the same with
+     PREDICTION_LOG=stdout (production's sink; the rows are the log lines the platform keeps)
+  e  the artifact store (fake-gcs-server behind the proxy) slow, then serving a corrupt model
+     file, while a promotion is pending: the hot reload must keep the old version and back off
+  f  a promotion during traffic: every instance must switch within the refresh bound, and no
+     response or row may mix versions
+
+After each: `python -m monitoring replay` of the dead letter, then the table is compared with
+what was answered: rows lost, rows duplicated, versions served.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import requests
+
+from benchmarks.support import (
+    ROOT,
+    BigQueryEmulator,
+    FakeGcs,
+    ServedFunction,
+    free_port,
+    launch_function,
+    start_fake_gcs,
+)
+
+V2 = "20990101T000000Z-c4a05e0"
+CORRUPT = "does not match its sha256"  # the log line of a bundle file refused by verification
+DATA = ROOT / "data" / "constraint-covid19-fakenews" / "english_test_with_labels.csv"
+
+
+# ---- a TCP proxy that can go down or slow --------------------------------------------------------
+
+
+class FaultProxy:
+    """127.0.0.1:<port> -> upstream. `down()` closes the listener and every open connection
+    (callers get connection refused, as from a stopped server); `up()` listens again on the same
+    port. `delay_s` holds every client->upstream chunk that long before forwarding it (a chunk
+    whose client gave up is still delivered, as a slow backend may still commit it)."""
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream = ("127.0.0.1", upstream_port)
+        self.port = free_port()
+        self.delay_s = 0.0
+        self._lock = threading.Lock()
+        self._conns: set[socket.socket] = set()
+        self._in_transit = 0
+        self._listener: socket.socket | None = None
+        self.up()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def up(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def down(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            # shutdown() first: a bare close() leaves the port listening until the blocked
+            # accept() in the other thread returns.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
+            listener.close()
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for conn in conns:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+            conn.close()
+
+    def drain(self, timeout_s: float) -> None:
+        """Wait until no held chunk is left to deliver."""
+        deadline = time.monotonic() + timeout_s
+        while self._in_transit and time.monotonic() < deadline:
+            time.sleep(0.1)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+                upstream.settimeout(None)
+            except OSError:
+                client.close()
+                continue
+            with self._lock:
+                self._conns |= {client, upstream}
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, source: socket.socket, target: socket.socket, held: bool) -> None:
+        try:
+            while chunk := source.recv(65536):
+                if held and self.delay_s > 0:
+                    with self._lock:
+                        self._in_transit += 1
+                    try:
+                        time.sleep(self.delay_s)
+                        target.sendall(chunk)
+                    finally:
+                        with self._lock:
+                            self._in_transit -= 1
+                else:
+                    target.sendall(chunk)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+                sock.close()
+            with self._lock:
+                self._conns -= {source, target}
+
+
+# ---- traffic -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Answer:
+    request_id: str
+    instances: int
+    status: int | None  # None: no answer (connection refused or cut, timeout)
+    version: str | None
+    done_at: float
+    error: str | None = None
+
+
+class Traffic:
+    """CONCURRENCY clients posting until stopped; every request and its answer is recorded."""
+
+    def __init__(self, url: str, texts: list[str], concurrency: int, tag: str) -> None:
+        self.url, self.texts, self.concurrency, self.tag = url, texts, concurrency, tag
+        self.answers: list[Answer] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Traffic:
+        for worker in range(self.concurrency):
+            thread = threading.Thread(target=self._run, args=(worker,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=60)
+
+    def _run(self, worker: int) -> None:
+        rng = random.Random(worker)
+        session = requests.Session()
+        k = 0
+        while not self._stop.is_set():
+            k += 1
+            texts = rng.sample(self.texts, rng.randint(1, 4))
+            request_id = f"chaos-{self.tag}-{worker}-{k}"
+            body = {"instances": [{"text": t} for t in texts]}
+            try:
+                response = session.post(
+                    self.url, json=body, headers={"X-Request-Id": request_id}, timeout=30
+                )
+                version = response.json().get("model_version") if response.ok else None
+                answer = Answer(request_id, len(texts), response.status_code, version, _now())
+            except (requests.RequestException, ValueError) as exc:
+                answer = Answer(request_id, len(texts), None, None, _now(), type(exc).__name__)
+                time.sleep(0.2)  # the server is gone or refusing: do not spin
+            with self._lock:
+                self.answers.append(answer)
+
+    def ok(self) -> list[Answer]:
+        return [a for a in self.answers if a.status == 200]
+
+
+def _now() -> float:
+    return time.monotonic()
+
+
+# ---- the instance ------------------------------------------------------------------------------
+
+
+def _processes(served: ServedFunction) -> list[psutil.Process]:
+    """The instance: functions-framework's gunicorn arbiter and its worker(s)."""
+    try:
+        parent = psutil.Process(served.process.pid)
+        return [parent, *parent.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _signal_all(served: ServedFunction, sig: signal.Signals) -> None:
+    for process in _processes(served):
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.send_signal(sig)
+
+
+def stop_like_cloud_run(served: ServedFunction, kill_after_s: float) -> dict[str, Any]:
+    """SIGTERM to the entrypoint, SIGKILL to everything left kill_after_s later."""
+    started = _now()
+    with contextlib.suppress(ProcessLookupError):
+        served.process.send_signal(signal.SIGTERM)
+    try:
+        served.process.wait(timeout=kill_after_s)
+        killed = False
+    except subprocess.TimeoutExpired:
+        killed = True
+    _signal_all(served, signal.SIGKILL)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        served.process.wait(timeout=10)
+    return {"exit_s": round(_now() - started, 2), "sigkilled": killed}
+
+
+_STARTED: list[ServedFunction] = []  # killed at the end whatever happened
+
+
+def start_instance(env: dict[str, str], log_path: Path) -> ServedFunction:
+    served = launch_function(env, log_path)
+    _STARTED.append(served)
+    served.wait_until_up()
+    # GET is the readiness check: it loads the model and answers 200 once it serves.
+    deadline = _now() + 120
+    while _now() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(served.url, timeout=60).status_code == 200:
+                return served
+        time.sleep(0.5)
+    raise RuntimeError(f"the function never became ready:\n{served.log()[-3000:]}")
+
+
+# ---- the store and the table -------------------------------------------------------------------
+
+
+def add_version(store: Path, version: str) -> None:
+    """A second version of the production bundle: same weights, three times the temperature (so
+    its answers differ), its own manifest. Published, not promoted."""
+    current = json.loads((store / "models" / "production.json").read_text())["version"]
+    bundle = store / "models" / version
+    shutil.copytree(store / "models" / current, bundle)
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    manifest["version"] = version
+    manifest["calibration"]["temperature"] *= 3
+    (bundle / "manifest.json").write_text(json.dumps(manifest))
+
+
+def production_only(store: Path, into: Path) -> Path:
+    """A store holding just the production bundle and its pointer."""
+    pointer = store / "models" / "production.json"
+    version = json.loads(pointer.read_text())["version"]
+    (into / "models").mkdir(parents=True)
+    shutil.copytree(store / "models" / version, into / "models" / version)
+    shutil.copy(pointer, into / "models" / "production.json")
+    return into
+
+
+@dataclass
+class Table:
+    emulator: BigQueryEmulator
+    dataset: str
+    engine: Any = None
+
+    @classmethod
+    def create(cls, emulator: BigQueryEmulator, name: str) -> Table:
+        from monitoring._engines import BigQueryEngine
+
+        dataset = f"chaos_{name.replace('-', '_')}_{uuid.uuid4().hex[:6]}"
+        engine = BigQueryEngine(emulator.project, dataset)
+        engine.create_tables()
+        return cls(emulator, dataset, engine)
+
+    @property
+    def uri(self) -> str:
+        return f"bq://{self.emulator.project}.{self.dataset}.predictions"
+
+    def rows(self) -> list[dict[str, Any]]:
+        return self.engine.query(
+            "SELECT row_id, request_id, instance_index, model_version "
+            f"FROM `{self.emulator.project}.{self.dataset}.predictions`"
+        )
+
+    def replay(self, dead_letter: Path) -> str:
+        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": self.emulator.host, "PYTHONPATH": str(ROOT)}
+        result = subprocess.run(
+            [sys.executable, "-m", "monitoring", "replay", "--log", self.uri,
+             "--dead-letter", str(dead_letter)],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
+        )  # fmt: skip
+        lines = [line for line in result.stdout.splitlines() if line.startswith("replay:")]
+        return lines[-1] if lines else f"replay failed: {result.stderr.strip()[-300:]}"
+
+
+def dead_letter_rows(folder: Path) -> dict[str, int]:
+    counts = Counter()
+    for path in folder.glob("*.jsonl"):
+        kind = path.name.split("-", 1)[0]
+        counts[kind] += sum(1 for line in path.read_text().splitlines() if line.strip())
+    return dict(counts)
+
+
+def stdout_rows(log_text: str) -> list[dict[str, Any]]:
+    """The prediction rows PREDICTION_LOG=stdout wrote (the lines Cloud Logging would route)."""
+    rows = []
+    for line in log_text.splitlines():
+        if '"prediction_log_row"' not in line:
+            continue
+        with contextlib.suppress(ValueError, KeyError):
+            rows.append(json.loads(json.loads(line)["prediction_log_row"]))
+    return rows
+
+
+def tally(
+    traffic: Traffic, rows_before: list[dict[str, Any]], rows_after: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """Answered vs stored: the comparison every scenario reports."""
+    ok = traffic.ok()
+    answered = {(a.request_id, i) for a in ok for i in range(a.instances)}
+    version_of = {a.request_id: a.version for a in ok}
+    mine = [r for r in rows_after if r["request_id"].startswith(f"chaos-{traffic.tag}-")]
+    keys = Counter((r["request_id"], r["instance_index"]) for r in mine)
+    row_ids = Counter(r["row_id"] for r in mine)
+    mixed = sorted(
+        {r["request_id"] for r in mine if version_of.get(r["request_id"], r["model_version"])
+         != r["model_version"]}
+    )  # fmt: skip
+    statuses = Counter(
+        str(a.status) if a.status else (a.error or "no answer") for a in traffic.answers
+    )
+    return {
+        "requests": len(traffic.answers),
+        "answered_200": len(ok),
+        "statuses": dict(statuses),
+        "predictions_answered": len(answered),
+        "rows_in_table_before_replay": sum(
+            1 for r in rows_before if r["request_id"].startswith(f"chaos-{traffic.tag}-")
+        ),
+        "rows_in_table_after_replay": len(mine),
+        "rows_lost": len(answered - set(keys)),
+        "duplicate_rows": sum(n - 1 for n in row_ids.values())
+        + sum(n - 1 for n in keys.values() if n > 1),
+        "rows_of_unanswered_requests": len(set(keys) - answered),
+        "versions_served": dict(Counter(a.version for a in ok)),
+        "responses_with_rows_of_another_version": len(mixed),
+    }
+
+
+# ---- scenarios ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Context:
+    args: argparse.Namespace
+    emulator: BigQueryEmulator
+    bq_proxy: FaultProxy
+    store: Path
+    texts: list[str]
+    tmp: Path
+    results: dict[str, Any] = field(default_factory=dict)
+
+    def env(self, table: Table, dead: Path, **extra: str) -> dict[str, str]:
+        return {
+            "MODEL_URI": str(self.store / "models" / "production.json"),
+            "PREDICTION_LOG": table.uri,
+            "BIGQUERY_EMULATOR_HOST": self.bq_proxy.host,
+            "DEAD_LETTER_URI": str(dead),
+            "MODEL_REFRESH_SECONDS": "0",
+            **extra,
+        }
+
+
+def _scenario(ctx: Context, name: str) -> tuple[Table, Path, Path]:
+    folder = ctx.tmp / name
+    folder.mkdir()
+    return Table.create(ctx.emulator, name), folder / "dead", folder / "function.log"
+
+
+def _finish(
+    ctx: Context, name: str, table: Table, dead: Path, traffic: Traffic, extra: dict[str, Any]
+) -> dict[str, Any]:
+    ctx.bq_proxy.delay_s = 0.0
+    ctx.bq_proxy.drain(timeout_s=60)
+    before = table.rows()
+    spilled = dead_letter_rows(dead)
+    replay = table.replay(dead)
+    after = table.rows()
+    result = {
+        **tally(traffic, before, after),
+        "dead_letter_rows": spilled.get("predictions", 0),
+        "rejected_rows": spilled.get("rejected", 0),
+        "rows_replayed": len(after) - len(before),
+        "replay": replay,
+        **extra,
+    }
+    ctx.results[name] = result
+    print(f"{name}: {json.dumps(result)}", flush=True)
+    return result
+
+
+def scenario_a(ctx: Context) -> None:
+    """BigQuery down for DOWN_S, then back."""
+    table, dead, log = _scenario(ctx, "a")
+    served = start_instance(ctx.env(table, dead), log)
+    traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, "a").start()
+    time.sleep(ctx.args.lead_s)
+    ctx.bq_proxy.down()
+    time.sleep(ctx.args.down_s)
+    ctx.bq_proxy.up()
+    time.sleep(ctx.args.tail_s)
+    traffic.stop()
+    stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
+    _finish(ctx, "a", table, dead, traffic, {"bigquery_down_s": ctx.args.down_s, "stop": stop})
+
+
+def scenario_b(ctx: Context) -> None:
+    """BigQuery slow: every call held past the client's timeout for SLOW_S."""
+    table, dead, log = _scenario(ctx, "b")
+    served = start_instance(ctx.env(table, dead), log)
+    traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, "b").start()
+    time.sleep(ctx.args.lead_s)
+    ctx.bq_proxy.delay_s = ctx.args.delay_s
+    time.sleep(ctx.args.slow_s)
+    ctx.bq_proxy.delay_s = 0.0
+    time.sleep(ctx.args.tail_s)
+    traffic.stop()
+    stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
+    extra = {"delay_s": ctx.args.delay_s, "slow_s": ctx.args.slow_s, "stop": stop,
+             "overflow_warnings": served.log().count("buffer full")}  # fmt: skip
+    _finish(ctx, "b", table, dead, traffic, extra)
+
+
+def scenario_c(ctx: Context) -> None:
+    """Frozen right after the last responses; SIGCONT + SIGTERM; SIGKILL 10 s later."""
+    table, dead, log = _scenario(ctx, "c")
+    served = start_instance(ctx.env(table, dead), log)
+    traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, "c").start()
+    time.sleep(ctx.args.traffic_s)
+    traffic.stop()
+    _signal_all(served, signal.SIGSTOP)  # the platform throttles the CPU to nothing
+    time.sleep(ctx.args.freeze_s)
+    _signal_all(served, signal.SIGCONT)
+    stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
+    _finish(ctx, "c", table, dead, traffic, {"frozen_s": ctx.args.freeze_s, "stop": stop})
+
+
+def _kill_mid_traffic(ctx: Context, name: str, env: dict[str, str], log: Path) -> Traffic:
+    served = start_instance(env, log)
+    traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, name).start()
+    time.sleep(ctx.args.traffic_s)
+    _signal_all(served, signal.SIGKILL)
+    killed_at = _now()
+    served.process.wait(timeout=10)
+    traffic.stop()
+    traffic.killed_at = killed_at  # type: ignore[attr-defined]
+    return traffic
+
+
+def _in_flight(traffic: Traffic) -> dict[str, int]:
+    """Requests the kill cut: no answer, ended within a second of it (the rest were refused)."""
+    killed_at = traffic.killed_at  # type: ignore[attr-defined]
+    cut = [a for a in traffic.answers if a.status is None and a.done_at - killed_at < 1.0]
+    return {"requests_in_flight": len(cut), "predictions_in_flight": sum(a.instances for a in cut)}
+
+
+def scenario_d(ctx: Context) -> None:
+    """SIGKILL mid-traffic (bq:// sink: rows of the last flush window are in memory)."""
+    table, dead, log = _scenario(ctx, "d")
+    traffic = _kill_mid_traffic(ctx, "d", ctx.env(table, dead), log)
+    _finish(ctx, "d", table, dead, traffic, _in_flight(traffic))
+
+
+def scenario_d_stdout(ctx: Context) -> None:
+    """SIGKILL mid-traffic with PREDICTION_LOG=stdout: each row is written before its answer."""
+    table, dead, log = _scenario(ctx, "d-stdout")
+    traffic = _kill_mid_traffic(ctx, "d-stdout", ctx.env(table, dead, PREDICTION_LOG="stdout"), log)
+    rows = stdout_rows(log.read_text(errors="replace"))
+    result = {**tally(traffic, rows, rows), **_in_flight(traffic)}
+    result |= {"dead_letter_rows": 0, "rejected_rows": 0, "rows_replayed": 0,
+               "replay": "not needed: the rows are log lines"}  # fmt: skip
+    ctx.results["d-stdout"] = result
+    print(f"d-stdout: {json.dumps(result)}", flush=True)
+
+
+def _reload_log(log_text: str) -> dict[str, int]:
+    return {
+        "hot_reload_failures_logged": log_text.count("hot reload failed"),
+        "switches_logged": log_text.count("switched model"),
+    }
+
+
+def _switch(traffic: Traffic, old: str, new: str, since: float) -> dict[str, Any]:
+    """When the first answer of `new` came, and whether `old` ever answered after it."""
+    ok = sorted(traffic.ok(), key=lambda a: a.done_at)
+    first_new = next((a.done_at for a in ok if a.version == new), None)
+    return {
+        "switched": first_new is not None,
+        "switch_after_s": None if first_new is None else round(first_new - since, 2),
+        "old_answers_after_switch": 0
+        if first_new is None
+        else sum(1 for a in ok if a.version == old and a.done_at > first_new + 1.0),
+    }
+
+
+def scenario_e(ctx: Context) -> None:
+    """Store slow, then serving a corrupt model file, while a promotion is pending."""
+    from export import publish
+    from export.store import open_store
+
+    table, dead, log = _scenario(ctx, "e")
+    fake: FakeGcs = start_fake_gcs(ctx.tmp / "e" / "fake-gcs.log")
+    try:
+        gcs_proxy = FaultProxy(int(fake.url.rsplit(":", 1)[1]))
+        local = production_only(ctx.store, ctx.tmp / "e" / "store")
+        old = json.loads((local / "models" / "production.json").read_text())["version"]
+        fake.upload_folder(local / "models", "chaos", "store/models")
+        refresh = ctx.args.refresh_s
+        env = ctx.env(
+            table, dead,
+            MODEL_URI="gs://chaos/store/models/production.json",
+            STORAGE_EMULATOR_HOST=f"http://{gcs_proxy.host}",
+            MODEL_REFRESH_SECONDS=str(refresh),
+            MODEL_RELOAD_BACKOFF_MAX_SECONDS=str(4 * refresh),
+        )  # fmt: skip
+        served = start_instance(env, log)
+        traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, "e").start()
+        time.sleep(ctx.args.lead_s)
+        # Publish and promote v2 through the fast path; the instance sees the store slow.
+        previous_host = os.environ.get("STORAGE_EMULATOR_HOST")
+        os.environ["STORAGE_EMULATOR_HOST"] = fake.url
+        try:
+            add_version(local, V2)
+            store = open_store("gs://chaos/store")
+            publish.publish(local / "models" / V2, store)
+            gcs_proxy.delay_s = ctx.args.delay_s
+            publish.promote(store, V2)
+            promoted_at = _now()
+            time.sleep(ctx.args.slow_s)
+            # Now fast, but the model file is corrupt: verification must refuse it.
+            blob = fake.client().bucket("chaos").blob(f"store/models/{V2}/model.onnx")
+            good = (local / "models" / V2 / "model.onnx").read_bytes()
+            blob.upload_from_string(good[:-1] + bytes([good[-1] ^ 1]))
+            gcs_proxy.delay_s = 0.0
+            gcs_proxy.drain(timeout_s=60)
+            refused_before = served.log().count(CORRUPT)
+            time.sleep(ctx.args.corrupt_s)
+            refused = served.log().count(CORRUPT) - refused_before
+            blob.upload_from_string(good)  # repaired: the next try after the backoff switches
+            repaired_at = _now()
+            deadline = repaired_at + 8 * refresh + 60
+            while _now() < deadline and not any(a.version == V2 for a in traffic.ok()):
+                time.sleep(0.5)
+            time.sleep(2)
+        finally:
+            if previous_host is None:
+                os.environ.pop("STORAGE_EMULATOR_HOST", None)
+            else:
+                os.environ["STORAGE_EMULATOR_HOST"] = previous_host
+        traffic.stop()
+        stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
+        switch = _switch(traffic, old, V2, promoted_at)
+        switch["switch_after_repair_s"] = (
+            None
+            if not switch["switched"]
+            else round(promoted_at + switch["switch_after_s"] - repaired_at, 2)
+        )
+        extra = {**switch, **_reload_log(served.log()), "stop": stop,
+                 "corrupt_downloads_refused": refused,
+                 "checks_while_corrupt": int(ctx.args.corrupt_s / refresh),
+                 "store_delay_s": ctx.args.delay_s, "slow_s": ctx.args.slow_s,
+                 "corrupt_s": ctx.args.corrupt_s, "refresh_s": refresh}  # fmt: skip
+        _finish(ctx, "e", table, dead, traffic, extra)
+    finally:
+        fake.stop()
+
+
+def scenario_f(ctx: Context) -> None:
+    """A promotion during traffic."""
+    from export import publish
+    from export.store import open_store
+
+    table, dead, log = _scenario(ctx, "f")
+    local = production_only(ctx.store, ctx.tmp / "f" / "store")
+    old = json.loads((local / "models" / "production.json").read_text())["version"]
+    add_version(local, V2)
+    refresh = ctx.args.refresh_s
+    env = ctx.env(table, dead, MODEL_URI=str(local / "models" / "production.json"),
+                  MODEL_REFRESH_SECONDS=str(refresh))  # fmt: skip
+    served = start_instance(env, log)
+    traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, "f").start()
+    time.sleep(ctx.args.traffic_s / 3)
+    publish.promote(open_store(local), V2)
+    promoted_at = _now()
+    time.sleep(max(2 * ctx.args.traffic_s / 3, refresh + 10))
+    traffic.stop()
+    stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
+    extra = {**_switch(traffic, old, V2, promoted_at), **_reload_log(served.log()),
+             "refresh_s": refresh, "stop": stop}  # fmt: skip
+    _finish(ctx, "f", table, dead, traffic, extra)
+
+
+SCENARIOS = {
+    "a": scenario_a,
+    "b": scenario_b,
+    "c": scenario_c,
+    "d": scenario_d,
+    "d-stdout": scenario_d_stdout,
+    "e": scenario_e,
+    "f": scenario_f,
+}
+TITLES = {
+    "a": "BigQuery down, then back",
+    "b": "BigQuery slow (past the call timeout)",
+    "c": "frozen after responses, SIGTERM, SIGKILL",
+    "d": "SIGKILL mid-traffic (bq:// sink)",
+    "d-stdout": "SIGKILL mid-traffic (stdout sink)",
+    "e": "store slow, then corrupt, during a reload",
+    "f": "promotion during traffic",
+}
+
+
+# ---- report ------------------------------------------------------------------------------------
+
+
+def write_report(out: Path, args: argparse.Namespace, results: dict[str, Any], wall_s: float):
+    out.parent.mkdir(parents=True, exist_ok=True)
+    command = "make chaos" + (f" CHAOS_FLAGS='{args.flags}'" if args.flags else "")
+    settings = {k: v for k, v in vars(args).items() if k not in ("out", "flags")}
+    payload = {
+        "command": command,
+        "settings": settings,
+        "wall_s": round(wall_s, 1),
+        "load_average": os.getloadavg(),
+        "cpus": os.cpu_count(),
+        "scenarios": results,
+    }
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    lines = [
+        "# Fault injection (`make chaos`)",
+        "",
+        f"`{command}`: the function (functions-framework, gunicorn) logging through the bq:// sink "
+        f"into bqemulator, {args.concurrency} clients posting 1-4 CONSTRAINT posts per request; "
+        f"{round(wall_s)} s wall on {os.cpu_count()} CPUs, load average "
+        f"{os.getloadavg()[0]:.1f} at the end. Rows are counted by prediction (request id, "
+        "instance); 'lost' = answered with 200 but not in the table after the replay.",
+        "",
+        "| scenario | requests | 200 | predictions | rows before replay | dead letter | replayed "
+        "| rows after | lost | duplicates | versions served | notes |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, r in results.items():
+        versions = ", ".join(f"{v[:8] if v else v}…: {n}" for v, n in r["versions_served"].items())
+        lines.append(
+            f"| {name}: {TITLES[name]} | {r['requests']} | {r['answered_200']} | "
+            f"{r['predictions_answered']} | {r['rows_in_table_before_replay']} | "
+            f"{r['dead_letter_rows']} | {r['rows_replayed']} | {r['rows_in_table_after_replay']} "
+            f"| {r['rows_lost']} | {r['duplicate_rows']} | {versions} | {_notes(name, r)} |"
+        )
+    lines += ["", "Settings: " + ", ".join(f"{k}={v}" for k, v in settings.items()), ""]
+    out.with_suffix(".md").write_text("\n".join(lines))
+
+
+def _notes(name: str, r: dict[str, Any]) -> str:
+    notes = []
+    if "requests_in_flight" in r:
+        notes.append(
+            f"{r['requests_in_flight']} requests ({r['predictions_in_flight']} predictions) "
+            "in flight at the kill"
+        )
+    if "switch_after_s" in r:
+        notes.append(
+            f"switched {r['switch_after_s']} s after the promotion"
+            if r["switched"]
+            else "never switched"
+        )
+        notes.append(f"{r['old_answers_after_switch']} old-version answers after the switch")
+    if "corrupt_downloads_refused" in r:
+        notes.append(
+            f"corrupt v2 fetched and refused {r['corrupt_downloads_refused']} times in "
+            f"{r['checks_while_corrupt']} pointer checks (backoff)"
+        )
+    if r.get("responses_with_rows_of_another_version"):
+        notes.append(f"{r['responses_with_rows_of_another_version']} responses mixed versions")
+    if r.get("stop", {}).get("sigkilled"):
+        notes.append("needed SIGKILL")
+    other = {k: v for k, v in r["statuses"].items() if k != "200"}
+    if other:
+        notes.append("other answers: " + ", ".join(f"{k} x{v}" for k, v in other.items()))
+    return "; ".join(notes)
+
+
+# ---- main --------------------------------------------------------------------------------------
+
+
+def load_texts(limit: int = 400) -> list[str]:
+    with DATA.open(newline="", encoding="utf-8") as handle:
+        return [row["tweet"] for _, row in zip(range(limit), csv.DictReader(handle), strict=False)]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=Path(os.environ.get("STORE", "local/store")))
+    parser.add_argument("--scenarios", default=",".join(SCENARIOS))
+    parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--traffic-s", type=float, default=20.0, help="traffic of c, d, f")
+    parser.add_argument("--lead-s", type=float, default=5.0, help="traffic before a fault")
+    parser.add_argument("--tail-s", type=float, default=10.0, help="traffic after a fault")
+    parser.add_argument("--down-s", type=float, default=30.0, help="a: BigQuery down")
+    parser.add_argument("--slow-s", type=float, default=30.0, help="b, e: backend slow")
+    parser.add_argument("--delay-s", type=float, default=12.0, help="b, e: hold per call")
+    parser.add_argument("--freeze-s", type=float, default=5.0, help="c: SIGSTOP before SIGTERM")
+    parser.add_argument("--kill-after-s", type=float, default=10.0, help="SIGTERM -> SIGKILL")
+    parser.add_argument("--corrupt-s", type=float, default=15.0, help="e: store serves corrupt")
+    parser.add_argument("--refresh-s", type=float, default=2.0, help="e, f: MODEL_REFRESH_SECONDS")
+    parser.add_argument("--out", type=Path, default=ROOT / "reports" / "chaos")
+    parser.add_argument("--flags", default="", help=argparse.SUPPRESS)  # for the report's command
+    args = parser.parse_args(argv)
+    names = [n.strip() for n in args.scenarios.split(",") if n.strip()]
+    unknown = [n for n in names if n not in SCENARIOS]
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; choose from {', '.join(SCENARIOS)}")
+    if not (args.store / "models" / "production.json").is_file():
+        parser.error(f"no production bundle in {args.store}: run `make run` first")
+
+    started = _now()
+    with tempfile.TemporaryDirectory(prefix="chaos-") as tmp_name:
+        tmp = Path(tmp_name)
+        emulator = BigQueryEmulator(tmp / "bqemulator" / "data")
+        emulator.start()
+        os.environ["BIGQUERY_EMULATOR_HOST"] = emulator.host  # this process: straight to it
+        try:
+            ctx = Context(
+                args=args,
+                emulator=emulator,
+                bq_proxy=FaultProxy(emulator.port),
+                store=production_only(args.store, tmp / "store"),
+                texts=load_texts(),
+                tmp=tmp,
+            )
+            for name in names:
+                print(f"== {name}: {TITLES[name]}", flush=True)
+                SCENARIOS[name](ctx)
+        finally:
+            for served in _STARTED:
+                _signal_all(served, signal.SIGKILL)
+            emulator.stop()
+    write_report(args.out, args, ctx.results, _now() - started)
+    print(f"wrote {args.out.with_suffix('.md')} and .json")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
