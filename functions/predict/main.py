@@ -1,9 +1,10 @@
 """Cloud Function (functions-framework, HTTP): fake/real predictions for COVID news posts.
 
 POST {"instances": [{"text": ...}, ...]} or {"text": ...} -> predictions; GET -> health + metadata.
-The protocol is described in openapi.yaml; settings in _config.py; the model in _model.py.
-Nothing heavy happens at import: the bundle is fetched and the onnxruntime session created on the
-first request, in the serving process (see _model.py for why).
+The protocol is described in openapi.yaml; settings in _config.py; the model in the serving_core
+package (packages/serving_core/, shared with the batch scoring job). Nothing heavy happens at
+import: the bundle is fetched and the onnxruntime session created on the first request, in the
+serving process (see serving_core/model.py for why).
 """
 
 from __future__ import annotations
