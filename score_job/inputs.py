@@ -134,9 +134,7 @@ def _csv_rows(
     with _open_csv(path) as handle:
         records = csv.reader(handle)
         header = next(records, [])
-        missing = [
-            c for c in [*text_columns, *([id_column] if id_column else [])] if c not in header
-        ]
+        missing = [c for c in text_columns if c not in header]  # a missing id column is NULL
         positions = [header.index(c) for c in text_columns if c in header]
         id_position = header.index(id_column) if id_column and id_column in header else None
         index = -1

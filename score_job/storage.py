@@ -49,16 +49,17 @@ def join(base: str, *parts: str) -> str:
     return str(Path(base, *parts))
 
 
-_CLIENT: Any = None
+_CLIENTS: dict[str, Any] = {}
 
 
 def gcs_client() -> Any:
-    global _CLIENT
-    if _CLIENT is None:
+    """One client per process (per emulator, in tests), made on first use."""
+    endpoint = os.environ.get("STORAGE_EMULATOR_HOST", "")
+    if endpoint not in _CLIENTS:
         from google.cloud import storage
 
-        _CLIENT = storage.Client()
-    return _CLIENT
+        _CLIENTS[endpoint] = storage.Client()
+    return _CLIENTS[endpoint]
 
 
 def _blob(uri: str) -> Any:
