@@ -439,12 +439,15 @@ def load_marker(shard_uri: str, table: ScoresTable) -> str:
     return shard_uri.removesuffix(".parquet") + f".loaded-{digest}.json"
 
 
-def load_shard(table: ScoresTable, shard_uri: str, local: Path, scratch: Path) -> int:
+def load_shard(table: ScoresTable, shard_uri: str, local: Path | None, scratch: Path) -> int:
+    """Load the shard (`local`: a local copy of it, if there is one) into the table, once."""
     marker = load_marker(shard_uri, table) if table.records_loads else ""
     if marker and storage.exists(marker):
         log.info("%s is already in %s", shard_uri, table.uri)
         return 0
-    added = table.load(shard_uri, local)
+    if local is None and table.reads_local_file(shard_uri):
+        local = storage.fetch(shard_uri, scratch)
+    added = table.load(shard_uri, local or Path(shard_uri))
     if marker:
         note = {"table": table.uri, "loaded_at": datetime.now(UTC).isoformat(), "rows": added}
         storage.put_new_bytes(json.dumps(note).encode(), marker, scratch)
@@ -490,7 +493,7 @@ def run(cfg: ScoreConfig) -> TaskSummary:
         if storage.exists(shard_uri):
             log.info("%s exists: this share was scored by an earlier run", shard_uri)
             summary = _summary_from_outputs(summary, shard_uri, rejects_uri)
-            local_shard = storage.fetch(shard_uri, scratch)
+            local_shard = None
         else:
             plan = plan_split(files, scratch)
             record_plan(base, files, plan, cfg, scratch)
@@ -502,7 +505,7 @@ def run(cfg: ScoreConfig) -> TaskSummary:
             storage.put_new(local_rejects, rejects_uri)
             if not storage.put_new(local_shard, shard_uri):
                 log.warning("%s appeared while this task scored it; keeping that one", shard_uri)
-                local_shard = storage.fetch(shard_uri, scratch)
+                local_shard = None
             summary_uri = storage.join(base, name + ".summary.json")
             storage.put_new_bytes(summary.as_json().encode(), summary_uri, scratch)
         summary.table = table.uri

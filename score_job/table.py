@@ -61,6 +61,10 @@ class ScoresTable:
     uri: str
     records_loads = False  # whether the caller should keep a marker per loaded shard
 
+    def reads_local_file(self, shard_uri: str) -> bool:
+        """Whether `load` reads the shard from a local file rather than from its URI."""
+        return True
+
     def load(self, shard_uri: str, local_path: Path) -> int:
         """Load the shard; the number of rows this call added when the engine says it."""
         raise NotImplementedError
@@ -69,6 +73,9 @@ class ScoresTable:
 class NoTable(ScoresTable):
     def __init__(self) -> None:
         self.uri = "none"
+
+    def reads_local_file(self, shard_uri: str) -> bool:
+        return False
 
     def load(self, shard_uri: str, local_path: Path) -> int:
         return 0
@@ -149,6 +156,9 @@ class BigQueryTable(ScoresTable):
 
             self._client = bigquery_client(self.project)
         return self._client
+
+    def reads_local_file(self, shard_uri: str) -> bool:
+        return not shard_uri.startswith("gs://")  # a gs:// shard is loaded from where it lies
 
     def _job_config(self) -> Any:
         from google.cloud import bigquery

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from serving_core.bundle import fetch_bundle
 from serving_core.model import Model, OodDetector, plan_batches, softmax
 

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from serving_core.bundle import BundleError, fetch_bundle
 
 

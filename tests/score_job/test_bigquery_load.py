@@ -1,7 +1,8 @@
-"""Shards reach BigQuery by load job, each once: on bqemulator (which runs load jobs) the table
-holds one row per scored row after reruns, also when a run died between the load and its record;
-and the load request itself (job id, format, dispositions, retries) is checked on a recording
-client, since the emulator resolves gs:// sources only from its own folder."""
+"""Shards reach BigQuery by load job, each once. On bqemulator, which runs load jobs (gs:// sources
+from a local folder it maps them to): the table holds one row per scored row after reruns, and a
+load whose record was lost (a task killed right after it) is found by its job id, not repeated.
+The emulator gives uploaded files job ids of its own, so that part is checked with a gs:// shard.
+The load request itself (format, dispositions, retries) is checked on a recording client."""
 
 from __future__ import annotations
 
@@ -21,10 +22,19 @@ from tests.score_job.conftest import POSTS, posts_csv
 
 
 @pytest.fixture(scope="module")
-def emulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BigQueryEmulator]:
+def gcs_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the emulator finds gs://<bucket>/<name>: <gcs_root>/<bucket>/<name>."""
+    return tmp_path_factory.mktemp("gcs-root")
+
+
+@pytest.fixture(scope="module")
+def emulator(
+    tmp_path_factory: pytest.TempPathFactory, gcs_root: Path
+) -> Iterator[BigQueryEmulator]:
     emulator = BigQueryEmulator(tmp_path_factory.mktemp("bqemulator") / "data")
-    emulator.start()
     with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("BQEMU_GCS_LOCAL_ROOT", str(gcs_root))  # read by the emulator at start
+        emulator.start()
         patch.setenv("BIGQUERY_EMULATOR_HOST", emulator.host)
         yield emulator
     emulator.stop()
@@ -60,13 +70,29 @@ def test_load_job_into_the_emulator_is_idempotent(
     assert first.rows_loaded == len(POSTS)
     assert _count(scores_table) == (len(POSTS), len(POSTS))
     shard = Path(cfg.output, first.input_id, first.model_version, "task-00000-of-00001.parquet")
-    marker = Path(load_marker(str(shard), BigQueryTable(cfg.table)))
-    assert marker.is_file()
-
-    assert run(cfg).rows_loaded == 0  # the marker says it is loaded
-    marker.unlink()  # as if the task died after the load job, before writing the marker
-    assert run(cfg).rows_loaded == len(POSTS)  # the finished job with that id, not a new one
+    assert Path(load_marker(str(shard), BigQueryTable(cfg.table))).is_file()
+    again = run(cfg)
+    assert again.skipped and again.rows_loaded == 0  # the record says it is loaded
     assert _count(scores_table) == (len(POSTS), len(POSTS))
+
+
+def test_a_load_whose_record_was_lost_is_found_by_its_job_id(
+    scores_table: str, make_config, tmp_path: Path, gcs_root: Path
+) -> None:
+    output = gcs_root / "bucket" / uuid.uuid4().hex
+    cfg = make_config(
+        input=str(posts_csv(tmp_path / "posts.csv")), output=str(output), table="none"
+    )
+    summary = run(cfg)
+    name = f"{summary.input_id}/{summary.model_version}/task-00000-of-00001.parquet"
+    shard_uri = f"gs://bucket/{output.name}/{name}"
+    table = BigQueryTable(f"bq://{scores_table}")
+    assert table.load(shard_uri, output / name) == len(POSTS)
+    # The task died before recording the load; its retry loads the same shard again:
+    table.load(shard_uri, output / name)
+    assert _count(scores_table) == (len(POSTS), len(POSTS))
+    job = table.client.get_job(load_job_id(table.table, shard_uri))
+    assert job.job_type == "load" and job.state == "DONE"
 
 
 class RecordingClient:
