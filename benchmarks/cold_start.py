@@ -33,8 +33,8 @@ def product_phases() -> dict[str, float]:
     phases: dict[str, float] = {}
     main = timed(phases, "import_s", lambda: importlib.import_module("main"))
     # The modules main.py itself loads the model with; imported already, so this costs nothing.
-    bundle_module = importlib.import_module("_bundle")
-    model_module = importlib.import_module("_model")
+    bundle_module = importlib.import_module("serving_core.bundle")
+    model_module = importlib.import_module("serving_core.model")
     service = importlib.import_module("_service")
     config = main.CONFIG
     bundle = timed(

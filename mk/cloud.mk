@@ -76,6 +76,9 @@ run-job: cloud-check-project ## retrain in the cloud: gcloud run jobs execute <p
 run-monitor: cloud-check-project ## drift check now (what the scheduler runs daily)
 	gcloud run jobs execute $(NAME_PREFIX)-monitor --project=$(PROJECT) --region=$(REGION) --wait
 
+run-score: cloud-check-project ## batch scores in the cloud: gcloud run jobs execute <prefix>-score --wait
+	gcloud run jobs execute $(NAME_PREFIX)-score --project=$(PROJECT) --region=$(REGION) --wait
+
 run-replay: cloud-check-project ## load dead-letter files into the prediction log now (scheduled hourly)
 	gcloud run jobs execute $(NAME_PREFIX)-replay --project=$(PROJECT) --region=$(REGION) --wait
 
@@ -89,10 +92,10 @@ call-function: ## POST TEXT to the deployed function with your identity token
 logs: cloud-check-project ## the function's recent log lines
 	gcloud functions logs read $(NAME_PREFIX)-predict --gen2 --project=$(PROJECT) --region=$(REGION) --limit=100
 
-logs-job: cloud-check-project ## the train, monitor and replay jobs' log lines of the last day
+logs-job: cloud-check-project ## the train, monitor, replay and score jobs' log lines of the last day
 	gcloud logging read --project=$(PROJECT) --freshness=1d --limit=200 --order=asc \
 	  --format='value(timestamp,resource.labels.job_name,textPayload)' \
-	  'resource.type="cloud_run_job" AND resource.labels.job_name=("$(NAME_PREFIX)-train" OR "$(NAME_PREFIX)-monitor" OR "$(NAME_PREFIX)-replay")'
+	  'resource.type="cloud_run_job" AND resource.labels.job_name=("$(NAME_PREFIX)-train" OR "$(NAME_PREFIX)-monitor" OR "$(NAME_PREFIX)-replay" OR "$(NAME_PREFIX)-score")'
 
 .PHONY: cloud-check-project tf-check tf-fmt function-zip image tf-init tf-registry tf-plan tf-apply \
-  deploy-function run-job run-monitor run-replay call-function logs logs-job
+  deploy-function run-job run-monitor run-score run-replay call-function logs logs-job

@@ -117,3 +117,21 @@ resource "google_bigquery_table" "views" {
     google_bigquery_table.baseline_bins,
   ]
 }
+
+# Batch scores, one row per scored input row and model version; the score job appends each
+# Parquet shard with one load job (schema: sql/scores.schema.json).
+resource "google_bigquery_table" "scores" {
+  #checkov:skip=CKV_GCP_80:See CKV_GCP_81 on the dataset: Google-managed encryption.
+  dataset_id          = google_bigquery_dataset.monitoring.dataset_id
+  table_id            = local.scores_table
+  description         = "Batch scores from the score job (schema: sql/scores.schema.json)."
+  schema              = file("${local.sql_dir}/scores.schema.json")
+  deletion_protection = var.deletion_protection
+
+  # Reads pick a scoring run (by day) and a model version or input.
+  time_partitioning {
+    type  = "DAY"
+    field = "scored_at"
+  }
+  clustering = ["model_version", "input_id"]
+}

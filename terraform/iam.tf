@@ -40,10 +40,16 @@ resource "google_service_account" "replay" {
   description  = "Runs python -m monitoring replay: loads dead_letter/ files into the prediction log."
 }
 
+resource "google_service_account" "score" {
+  account_id   = "${var.name_prefix}-score"
+  display_name = "fakenews-detector score job"
+  description  = "Runs python -m score_job: reads inputs/ and models/, writes scores/ shards, loads them into the scores table."
+}
+
 resource "google_service_account" "scheduler" {
   account_id   = "${var.name_prefix}-scheduler"
   display_name = "fakenews-detector scheduler"
-  description  = "Cloud Scheduler identity: may only execute the monitor and replay jobs."
+  description  = "Cloud Scheduler identity: may only execute the monitor, replay and score jobs."
 }
 
 resource "google_service_account" "build" {
@@ -62,6 +68,17 @@ resource "google_project_iam_custom_role" "table_row_inserter" {
   role_id     = "${replace(var.name_prefix, "-", "_")}_table_row_inserter"
   title       = "fakenews-detector table row inserter"
   description = "Append rows to a BigQuery table with insertAll; no read, update or delete of the table."
+  permissions = ["bigquery.tables.get", "bigquery.tables.updateData"]
+}
+
+# A load job appends a file to a table: bigquery.tables.updateData on the table (and tables.get, to
+# find its location), with bigquery.jobs.create from roles/bigquery.jobUser. No read of the rows
+# (tables.getData); like the row inserters with jobUser, BigQuery has no permission that would
+# allow the load but not DML on this one table.
+resource "google_project_iam_custom_role" "table_loader" {
+  role_id     = "${replace(var.name_prefix, "-", "_")}_table_loader"
+  title       = "fakenews-detector table loader"
+  description = "Append files to a BigQuery table with load jobs; no read, update or delete of its rows."
   permissions = ["bigquery.tables.get", "bigquery.tables.updateData"]
 }
 
@@ -264,11 +281,85 @@ resource "google_project_iam_member" "replay_query_jobs" {
   member  = google_service_account.replay.member
 }
 
+# ---------------------------------------------------------------- score job
+
+# Reads the input files: a file by name, a prefix or a glob by listing, under inputs/ only.
+resource "google_storage_bucket_iam_member" "score_reads_inputs" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.score.member
+  condition {
+    title       = "inputs-read-and-list"
+    description = "Read objects under inputs/ and list that prefix."
+    expression  = "(resource.type == 'storage.googleapis.com/Object' && resource.name.startsWith('projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/inputs/')) || (resource.type == 'storage.googleapis.com/Bucket' && api.getAttribute('storage.googleapis.com/objectListPrefix', '').startsWith('inputs/'))"
+  }
+}
+
+# Reads models/production.json and the files of the bundle it names (by name, never a listing).
+resource "google_storage_bucket_iam_member" "score_reads_models" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.score.member
+  condition {
+    title       = "models-read"
+    description = "Read objects under models/."
+    expression  = "resource.type == 'storage.googleapis.com/Object' && resource.name.startsWith('projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/models/')"
+  }
+}
+
+# Creates its shards, rejects, plan and load records under scores/ (each once: create only, so a
+# rerun can neither overwrite nor delete a finished shard).
+resource "google_storage_bucket_iam_member" "score_writes_scores" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectCreator"
+  member = google_service_account.score.member
+  condition {
+    title       = "scores-create"
+    description = "Create objects under scores/."
+    expression  = "resource.type == 'storage.googleapis.com/Object' && resource.name.startsWith('projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/scores/')"
+  }
+}
+
+# Reads them back: a rerun checks what an earlier run finished, and the load job reads the shard
+# with the job's identity.
+resource "google_storage_bucket_iam_member" "score_reads_scores" {
+  bucket = google_storage_bucket.artifacts.name
+  role   = "roles/storage.objectViewer"
+  member = google_service_account.score.member
+  condition {
+    title       = "scores-read"
+    description = "Read objects under scores/."
+    expression  = "resource.type == 'storage.googleapis.com/Object' && resource.name.startsWith('projects/_/buckets/${google_storage_bucket.artifacts.name}/objects/scores/')"
+  }
+}
+
+# Appends shards to the scores table with load jobs; it cannot read or change the rows.
+resource "google_bigquery_table_iam_member" "score_loads_scores" {
+  dataset_id = google_bigquery_table.scores.dataset_id
+  table_id   = google_bigquery_table.scores.table_id
+  role       = google_project_iam_custom_role.table_loader.name
+  member     = google_service_account.score.member
+}
+
+# A load job is a BigQuery job, and jobs belong to a project (see monitor_query_jobs).
+resource "google_project_iam_member" "score_load_jobs" {
+  project = var.project
+  role    = "roles/bigquery.jobUser"
+  member  = google_service_account.score.member
+}
+
 # ---------------------------------------------------------------- scheduler
 
 resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_monitor" {
   location = google_cloud_run_v2_job.monitor.location
   name     = google_cloud_run_v2_job.monitor.name
+  role     = "roles/run.invoker"
+  member   = google_service_account.scheduler.member
+}
+
+resource "google_cloud_run_v2_job_iam_member" "scheduler_runs_score" {
+  location = google_cloud_run_v2_job.score.location
+  name     = google_cloud_run_v2_job.score.name
   role     = "roles/run.invoker"
   member   = google_service_account.scheduler.member
 }

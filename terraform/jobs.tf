@@ -1,6 +1,7 @@
-# Cloud Run v2 jobs. All three run the train job image (train_job/Dockerfile) by digest
-# (var.image): it holds the whole project, so the monitor and the replay run the same code and SQL
-# that was tested with the model, and pushing a new image changes nothing until it is deployed.
+# Cloud Run v2 jobs. All four run the train job image (train_job/Dockerfile) by digest
+# (var.image): it holds the whole project, so the monitor, the replay and the score job run the
+# same code and SQL that was tested with the model, and pushing a new image changes nothing until
+# it is deployed.
 
 locals {
   gpu_limits = var.job_gpu_count > 0 ? { "nvidia.com/gpu" = tostring(var.job_gpu_count) } : {}
@@ -149,6 +150,61 @@ resource "google_cloud_run_v2_job" "replay" {
           for_each = {
             PREDICTION_LOG  = local.prediction_log
             DEAD_LETTER_URI = local.dead_letter_uri
+          }
+          content {
+            name  = env.key
+            value = env.value
+          }
+        }
+      }
+    }
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.image != null
+      error_message = "image: the jobs need the train job image by digest (make tf-plan looks it up; run make image first)."
+    }
+  }
+
+  depends_on = [google_project_service.apis]
+}
+
+# Batch scoring: `gcloud run jobs execute <prefix>-score --tasks N` (make run-score). Each task
+# scores its share of the input (CLOUD_RUN_TASK_INDEX of CLOUD_RUN_TASK_COUNT) with the production
+# bundle, writes one Parquet shard under scores/ and loads it into the scores table with a load
+# job; a retried task redoes exactly its share and never loads a shard twice (docs/batch-scoring.md).
+resource "google_cloud_run_v2_job" "score" {
+  name                = "${var.name_prefix}-score"
+  location            = var.region
+  deletion_protection = var.deletion_protection
+
+  template {
+    task_count  = var.score_task_count
+    parallelism = var.score_parallelism
+
+    template {
+      service_account = google_service_account.score.email
+      timeout         = var.score_task_timeout
+      max_retries     = var.score_max_retries
+
+      containers {
+        image   = var.image
+        command = ["python", "-m", "score_job"]
+        args    = var.score_args
+
+        resources {
+          limits = { cpu = var.score_cpu, memory = var.score_memory }
+        }
+
+        # FND_SCORE_THREADS is left to the job: it sizes onnxruntime to the task's CPU quota.
+        dynamic "env" {
+          for_each = {
+            FND_SCORE_STORE        = local.store_uri
+            FND_SCORE_INPUT        = local.score_input
+            FND_SCORE_TEXT_COLUMNS = var.score_text_columns
+            FND_SCORE_OUTPUT       = "${local.store_uri}/scores"
+            FND_SCORE_TABLE        = "bq://${var.project}.${local.dataset_id}.${local.scores_table}"
           }
           content {
             name  = env.key

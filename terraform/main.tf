@@ -3,15 +3,18 @@
 #   storage.tf    artifact store bucket (models/, runs/, teacher_logits/, inputs/, dead_letter/,
 #                 sources/)
 #   registry.tf   Artifact Registry repositories: train job image, function build images
-#   bigquery.tf   dataset (with its access list), prediction log, baselines, dashboard views (sql/)
+#   bigquery.tf   dataset (with its access list), prediction log, baselines, batch scores,
+#                 dashboard views (sql/)
 #   prediction_log_sink.tf  the function's stdout log lines routed into BigQuery
 #                 (PREDICTION_LOG=stdout)
 #   iam.tf        one service account per workload, roles bound on the resources (and object
 #                 prefixes) they touch; Data Access audit logs
 #   jobs.tf       Cloud Run v2 jobs: train (python -m train_job), monitor and replay
-#                 (python -m monitoring), all from the train job image, deployed by digest
+#                 (python -m monitoring), score (python -m score_job, parallel tasks), all from
+#                 the train job image, deployed by digest
 #   function.tf   Cloud Functions 2nd gen prediction function and who may invoke it
-#   scheduler.tf  Cloud Scheduler jobs: the monitor (which may start a retrain) and the replay
+#   scheduler.tf  Cloud Scheduler jobs: the monitor (which may start a retrain), the replay and an
+#                 example batch scoring run (paused by default)
 #   alerts.tf     log-based metric and alert policy on prediction rows that reach the dead letter
 #
 # Deployment commands are in mk/cloud.mk and docs/production.md. The configuration is checked
@@ -32,6 +35,8 @@ locals {
   predictions_table   = "predictions"
   baselines_table     = "baselines"
   baseline_bins_table = "baseline_bins"
+  scores_table        = "scores"
+  score_input         = coalesce(var.score_input, "${local.store_uri}/inputs/score/")
   prediction_log      = "bq://${var.project}.${local.dataset_id}.${local.predictions_table}"
 
   apis = toset([

@@ -42,3 +42,13 @@ output "image_repository" {
   description = "Where `make image` pushes the train job image."
   value       = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
 }
+
+output "score_job_name" {
+  description = "Cloud Run job that scores a backlog in parallel tasks: gcloud run jobs execute <name> --tasks N (make run-score)."
+  value       = google_cloud_run_v2_job.score.name
+}
+
+output "scores_table" {
+  description = "BigQuery table the score job loads its shards into."
+  value       = "${var.project}.${google_bigquery_table.scores.dataset_id}.${google_bigquery_table.scores.table_id}"
+}

@@ -1,4 +1,5 @@
-# Runs the monitor and replay jobs on a schedule through the Cloud Run Admin API (jobs/<name>:run).
+# Runs the monitor, replay and (an example, paused) score jobs on a schedule through the Cloud Run
+# Admin API (jobs/<name>:run).
 # The call carries an OAuth token of the scheduler service account, which may only execute them.
 
 resource "google_cloud_scheduler_job" "monitor" {
@@ -53,4 +54,35 @@ resource "google_cloud_scheduler_job" "replay" {
   }
 
   depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.scheduler_runs_replay]
+}
+
+# An example batch scoring run: the score job over score_input with its configured task count.
+# Paused by default (score_schedule_paused): it scores whatever score_input holds when it fires,
+# and a changed set of files is a new input, so point it at a prefix that holds one batch at a time.
+resource "google_cloud_scheduler_job" "score" {
+  name        = "${var.name_prefix}-score"
+  region      = var.region
+  description = "Runs ${google_cloud_run_v2_job.score.name}: batch scores of ${local.score_input}."
+  schedule    = var.score_schedule
+  time_zone   = var.schedule_time_zone
+  paused      = var.score_schedule_paused
+
+  attempt_deadline = "60s" # the API call only starts the execution; it does not wait for it
+
+  retry_config {
+    retry_count          = 3
+    min_backoff_duration = "30s"
+  }
+
+  http_target {
+    http_method = "POST"
+    uri         = "https://run.googleapis.com/v2/${google_cloud_run_v2_job.score.id}:run"
+
+    oauth_token {
+      service_account_email = google_service_account.scheduler.email
+      scope                 = "https://www.googleapis.com/auth/cloud-platform"
+    }
+  }
+
+  depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.scheduler_runs_score]
 }

@@ -1,7 +1,8 @@
 # The artifact store: gs://<bucket>/models/<version>/..., models/production.json, runs/<run>/...
 # (checkpoints), teacher_logits/ (distillation cache), inputs/ (gs:// training inputs),
-# dead_letter/ (prediction rows BigQuery refused), sources/ (function zips). Each workload may
-# touch only its prefixes (conditions in iam.tf).
+# dead_letter/ (prediction rows BigQuery refused), sources/ (function zips), scores/ (batch
+# scoring shards; its inputs go under inputs/). Each workload may touch only its prefixes
+# (conditions in iam.tf).
 
 resource "google_storage_bucket" "artifacts" {
   #checkov:skip=CKV_GCP_62:Usage/storage access logs need a second log bucket; Data Access audit logs for storage.googleapis.com (DATA_READ and DATA_WRITE, google_project_iam_audit_config.data_access in iam.tf) record every object read and write instead.

@@ -293,3 +293,71 @@ variable "allow_unauthenticated" {
   type        = bool
   default     = false
 }
+
+# ---------------------------------------------------------------- batch scoring (Cloud Run v2 job + example schedule)
+
+variable "score_input" {
+  description = "What the score job scores (FND_SCORE_INPUT): a gs:// file, prefix or glob. It may read only under inputs/ of the artifact store (iam.tf). Default: <store>/inputs/score/."
+  type        = string
+  default     = null
+}
+
+variable "score_text_columns" {
+  description = "Text column(s) of the score job's input (FND_SCORE_TEXT_COLUMNS), comma-separated."
+  type        = string
+  default     = "text"
+}
+
+variable "score_task_count" {
+  description = "Tasks of one score job execution: each scores its share of the input (gcloud run jobs execute --tasks overrides it; a rerun of the same input must keep the count)."
+  type        = number
+  default     = 8
+}
+
+variable "score_parallelism" {
+  description = "Tasks of the score job that run at once (0 = as many as Cloud Run allows)."
+  type        = number
+  default     = 0
+}
+
+variable "score_cpu" {
+  description = "vCPUs of a score job task; onnxruntime uses all of them."
+  type        = string
+  default     = "2"
+}
+
+variable "score_memory" {
+  description = "Memory of a score job task (gs:// inputs are downloaded to its in-memory disk)."
+  type        = string
+  default     = "4Gi"
+}
+
+variable "score_task_timeout" {
+  description = "Longest a score job task may run (duration)."
+  type        = string
+  default     = "3600s"
+}
+
+variable "score_max_retries" {
+  description = "Retries of a failed score job task; a retry redoes exactly its share and loads it once."
+  type        = number
+  default     = 3
+}
+
+variable "score_args" {
+  description = "Extra arguments of `python -m score_job` (e.g. [\"--id-column\", \"post_id\"])."
+  type        = list(string)
+  default     = []
+}
+
+variable "score_schedule" {
+  description = "When the example scheduler runs the score job (cron, in schedule_time_zone)."
+  type        = string
+  default     = "30 2 * * *"
+}
+
+variable "score_schedule_paused" {
+  description = "Keep the example score schedule paused (it is an example: the job scores whatever score_input holds at that time)."
+  type        = bool
+  default     = true
+}

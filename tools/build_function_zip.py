@@ -1,8 +1,9 @@
 """Build the Cloud Function source zip: functions/predict/, the packages it imports, the log schema.
 
-The function's own packages (packages/prediction_log/, packages/production_pointer/: shared with
-monitoring by declared dependency) are vendored at the zip's root, which is on the function's
-import path, so the deployed folder needs nothing from the repository.
+The function's own packages (packages/prediction_log/, packages/production_pointer/,
+packages/serving_core/: shared with monitoring and the batch scoring job by declared dependency)
+are vendored at the zip's root, which is on the function's import path, so the deployed folder
+needs nothing from the repository.
 `make function-zip` and the zip test both call this, so what is tested is what Terraform uploads.
 The zip is reproducible (sorted entries, fixed timestamps and permissions): the same sources give
 the same bytes, so Terraform's content hash (sources/predict-<md5>.zip) only changes, and the
@@ -22,6 +23,7 @@ FUNCTION_DIR = REPO_ROOT / "functions" / "predict"
 VENDORED_PACKAGES = (
     REPO_ROOT / "packages" / "prediction_log" / "prediction_log",
     REPO_ROOT / "packages" / "production_pointer" / "production_pointer",
+    REPO_ROOT / "packages" / "serving_core" / "serving_core",
 )
 # prediction_log.schema looks for the schema next to its own modules first.
 CONTRACT_FILES = {

@@ -16,12 +16,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from _bundle import BundleError, PointerReader, fetch_bundle, is_pointer
 from _config import ServeConfig
 from _errors import ModelUnavailable
-from _model import Model, Prediction
 
 from prediction_log.settings import LogSettings
+from serving_core.bundle import BundleError, PointerReader, fetch_bundle, is_pointer
+from serving_core.model import Model, Prediction
 
 log = logging.getLogger("predict")
 
@@ -53,13 +53,15 @@ class _CurrentStderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
 
 def configure_logging() -> None:
     # functions-framework leaves the root logger unconfigured (WARNING, no handler); our own
-    # logger gets a handler so that load events at INFO reach the instance's log.
-    if not log.handlers:
-        handler = _CurrentStderrHandler()
-        handler.setFormatter(JsonLogFormatter())
-        log.addHandler(handler)
-        log.setLevel(logging.INFO)
-        log.propagate = False
+    # loggers (and the serving core's, which fetches the bundle) get a handler so that load
+    # events at INFO reach the instance's log.
+    for logger in (log, logging.getLogger("serving_core")):
+        if not logger.handlers:
+            handler = _CurrentStderrHandler()
+            handler.setFormatter(JsonLogFormatter())
+            logger.addHandler(handler)
+            logger.setLevel(logging.INFO)
+            logger.propagate = False
 
 
 class ModelHolder:

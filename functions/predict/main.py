@@ -2,9 +2,10 @@
 
 POST {"instances": [{"text": ...}, ...]} or {"text": ...} -> predictions; GET -> readiness +
 metadata (200 only once the model is loaded and serving).
-The protocol is described in openapi.yaml; settings in _config.py; the model in _model.py.
-Nothing heavy happens at import: the bundle is fetched and the onnxruntime session created on the
-first request (GET or POST), in the serving process (see _model.py for why).
+The protocol is described in openapi.yaml; settings in _config.py; the model in the serving_core
+package (packages/serving_core/, shared with the batch scoring job). Nothing heavy happens at
+import: the bundle is fetched and the onnxruntime session created on the first request (GET or
+POST), in the serving process (see serving_core/model.py for why).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ project.
 - every docs/ page is linked from the README;
 - every `make TARGET` (in a block or inline) names a real target, every script path named
   (`bash|python SCRIPT`, `dir/x.py`, `python -m pkg.module`) a real file;
-- every `python -m train_job ...` parses with the job's real argument parser;
+- every `python -m train_job ...` and `python -m score_job[.local] ...` parses with the job's real
+  argument parser;
 - every `python -m export|monitoring SUBCOMMAND` names a real subcommand;
 - every `terraform ... output NAME` names a real Terraform output;
 - blocks marked `<!-- test: run -->` are executed (in a scratch store), and must exit 0.
@@ -169,6 +170,13 @@ def test_documented_command_is_real(command: str) -> None:
 
         argv = [w for w in words[3:] if w != "--help"]
         resolve_config(argv, env={})  # raises SystemExit on an unknown flag
+    elif words[:3] in (["python", "-m", "score_job"], ["python", "-m", "score_job.local"]):
+        from score_job.config import build_parser
+
+        argv = words[3:]
+        if words[2] == "score_job.local":  # the launcher's own flags, then -- and the job's
+            argv = argv[argv.index("--") + 1 :] if "--" in argv else []
+        build_parser().parse_args([w for w in argv if w != "--help"])  # SystemExit if unknown
     elif words[:2] == ["python", "-m"] and words[2] in ("export", "monitoring"):
         sub = next((w for w in words[3:] if not w.startswith("-")), None)
         if sub is None:

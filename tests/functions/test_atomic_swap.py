@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _bundle import fetch_bundle
-from _model import Model
 
+from serving_core.bundle import fetch_bundle
+from serving_core.model import Model
 from tests.functions._rollout import add_version, point_at, start_in_process, wait_for
 
 pytestmark = pytest.mark.slow

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-from _bundle import fetch_bundle
-from _model import Model, OodDetector, plan_batches, softmax
+
+from serving_core.bundle import fetch_bundle
+from serving_core.model import Model, OodDetector, plan_batches, softmax
 
 
 class RecordingSession:

@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from _bundle import BundleError, fetch_bundle
+
+from serving_core.bundle import BundleError, fetch_bundle
 
 
 def _production_version(store: Path) -> str:

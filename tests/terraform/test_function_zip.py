@@ -31,6 +31,8 @@ def test_zip_holds_the_function_and_its_contract_and_no_build_debris(tmp_path: P
         "prediction_log/logger.py",
         "prediction_log/prediction_log.schema.json",
         "production_pointer/__init__.py",
+        "serving_core/bundle.py",
+        "serving_core/model.py",
     } <= names
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
     assert not [n for n in names if n.startswith(("tests/", "../"))]

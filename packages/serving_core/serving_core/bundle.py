@@ -8,7 +8,7 @@ MODEL_URI is one of:
 
 A ``gs://`` bundle is downloaded with google-cloud-storage (it honours STORAGE_EMULATOR_HOST)
 into ``<cache>/<version>/`` and renamed into place only once every file has been checked, so two
-processes on one instance never see half a bundle. A local bundle is read in place. Either way every
+processes on one machine never see half a bundle. A local bundle is read in place. Either way every
 file listed in ``manifest.files`` must match its size and sha256, or the bundle is refused.
 """
 
@@ -28,10 +28,10 @@ from typing import Any
 
 from production_pointer import SAFE_VERSION, PointerError, parse_pointer
 
-log = logging.getLogger("predict.bundle")
+log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
-# Keys the function itself relies on; the full contract is export/manifest.schema.json.
+# Keys the serving code relies on; the full contract is export/manifest.schema.json.
 _REQUIRED_KEYS = (
     "version",
     "labels",
@@ -43,8 +43,8 @@ _REQUIRED_KEYS = (
     "decision",
     "files",
 )
-# Bounded so that an unreachable store gives a 503 within seconds instead of hanging the request
-# behind the client's default two-minute retry deadline.
+# Bounded so that an unreachable store fails within seconds (the function answers 503) instead of
+# hanging behind the client's default two-minute retry deadline.
 _GCS_CALL_TIMEOUT_S = 10.0
 _GCS_RETRY_DEADLINE_S = 20.0
 _HASH_CHUNK = 1 << 20

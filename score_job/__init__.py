@@ -1,0 +1,1 @@
+"""Batch scoring job: scores CSV/JSONL/Parquet posts with a bundle, in parallel Cloud Run tasks."""
