@@ -119,7 +119,7 @@ class OodDetector:
         if self.method == "mahalanobis":
             assert pooled is not None
             centred = pooled.astype(np.float32) - self.mean
-            # One matrix product, then a row-wise dot: a three-operand einsum here is ten times slower.
+            # A matrix product, then a row-wise dot: the three-operand einsum is ten times slower.
             return np.einsum("ij,ij->i", centred @ self.precision, centred).astype(np.float64)
         # Energy score (Liu et al. 2020): -logsumexp of the raw logits; low energy = in domain.
         raw = logits.astype(np.float64)
