@@ -11,12 +11,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from _bundle import BundleError
 from _config import DEFAULTS, ServeConfig
 from _service import ModelHolder
 
 from export import publish
 from export.store import open_store
+from serving_core.bundle import BundleError
 from tests.functions._rollout import (
     LOAD_BUDGET_S,
     add_version,
