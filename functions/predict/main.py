@@ -19,6 +19,7 @@ from typing import Any
 
 import flask
 import functions_framework
+from _candidate import Rollout
 from _config import ServeConfig, apply_server_defaults
 from _errors import ApiError, MethodNotAllowed, PayloadTooLarge, error_body
 from _service import ModelHolder, PredictionLogHook, configure_logging, prediction_log_rows
@@ -32,12 +33,16 @@ LIMITS = Limits(
     max_text_chars=CONFIG.max_text_chars,
     max_body_bytes=CONFIG.max_body_bytes,
 )
+PREDICTION_LOG = PredictionLogHook(CONFIG.log)
+# The pointer's candidate (canary or shadow) rides on production's pointer reads: _candidate.py.
+ROLLOUT = Rollout(CONFIG, PREDICTION_LOG)
 MODEL = ModelHolder(
     CONFIG,
     retry_after_s=CONFIG.load_retry_seconds,
+    loader=ROLLOUT.load_production,
     refresh_interval_s=CONFIG.model_refresh_seconds,
+    pointer_version=ROLLOUT.production_version if ROLLOUT.watching else None,
 )
-PREDICTION_LOG = PredictionLogHook(CONFIG.log)
 # Here, at import, because signal handlers can only be set on the main thread and the logger is
 # first used from a request thread. A server that installs its own handler afterwards (gunicorn
 # does, in each worker) replaces it; its workers then exit through sys.exit and the logger's
@@ -111,6 +116,7 @@ def _health() -> tuple[dict[str, Any], int]:
             "max_body_bytes": LIMITS.max_body_bytes,
         },
     }
+    body["candidate"] = ROLLOUT.describe()
     if model is None and error:
         body["error"] = {
             "code": "model_unavailable",
@@ -125,6 +131,7 @@ def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
     check_content_type(request.mimetype, request.mimetype_params)
     texts = parse_texts(_read_body(request), LIMITS)
     model, cold_start = MODEL.get()
+    model = ROLLOUT.answering(model, request_id)
     started = time.perf_counter()
     predictions = model.predict(texts)
     latency_ms = (time.perf_counter() - started) * 1000
@@ -133,6 +140,7 @@ def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
         request_id, trace_id, texts, predictions, model, latency_ms, cold_start
     )
     PREDICTION_LOG(rows)
+    ROLLOUT.shadow(model, request_id, trace_id, texts)
     return {
         "predictions": [
             {
