@@ -19,4 +19,7 @@ bench-serve: $(STAMP) ## serving latency, HTTP load, cold start, RSS -> reports/
 bench-memory: $(STAMP) ## function RSS under long-text load per allocator setting -> reports/bench_memory.{json,md}
 	$(PY) -m benchmarks.bench_memory
 
-.PHONY: serve bench-serve bench-memory
+bench-rollout: $(STAMP) ## PSS with a shadow candidate loaded, live p50/p99 shadow on vs off -> reports/bench_rollout.{json,md}
+	$(PY) -m benchmarks.bench_rollout
+
+.PHONY: serve bench-serve bench-memory bench-rollout

@@ -14,10 +14,15 @@ therefore gets the same version; one without an id is placed at random. The salt
 canary its own share of the callers. The answer and its log rows name the version that answered.
 
 Shadow: after the live answer is computed and logged, the request's texts are queued for one
-worker thread that scores them with the candidate at the lowest CPU priority (nice 19; with one
-intra-op thread onnxruntime runs on that thread) and logs the rows with shadow = TRUE; they are
-never returned. The queue is bounded: when the worker is behind, new shadow work is dropped and
-counted rather than held, so live requests never wait for it and its memory stays bounded.
+worker thread that scores them with the candidate and logs the rows with shadow = TRUE; they are
+never returned. The worker starts a request's shadow scoring only once no live request has been
+in flight for SHADOW_QUIET_S, and runs at the lowest CPU priority (nice 19; with one intra-op
+thread onnxruntime runs on that thread). Low priority alone was not enough: on 2 vCPUs shared
+with other work it still cost the live answers about 60% on p50 (it also competes for the GIL).
+The queue is bounded: when the worker is behind (a steadily busy instance), new shadow work is
+dropped and counted rather than held, so live requests never wait for it and its memory stays
+bounded; the shadow rows' traffic_share in candidate_comparison shows how much was scored. On
+Cloud Run the worker needs CPU outside requests (instance-based billing) to keep up.
 Session threads: a canary uses ORT_INTRA_OP_THREADS like production and runs on the request
 threads (THREADS bounds both versions together); a shadow uses one thread on its own worker.
 """
@@ -31,7 +36,8 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -49,6 +55,7 @@ log = logging.getLogger("predict")
 # default), so the queue adds at most ~16 MiB; past it shadow work is dropped.
 SHADOW_QUEUE_REQUESTS = 16
 SHADOW_NICE = 19  # the lowest priority: live request threads always come first
+SHADOW_QUIET_S = 0.02  # no live request for this long before a shadow scoring starts
 _DROP_LOG_EVERY = 1000  # a warning on the first drop and every this many after it
 
 Rows = list[dict[str, Any]]
@@ -80,8 +87,14 @@ class ShadowJob:
 class ShadowWorker:
     """One thread scoring queued requests with the shadow candidate, off the request path."""
 
-    def __init__(self, log_rows: Callable[[Rows], None], max_requests: int) -> None:
+    def __init__(
+        self,
+        log_rows: Callable[[Rows], None],
+        max_requests: int,
+        wait_turn: Callable[[], None] | None = None,
+    ) -> None:
         self._log_rows = log_rows
+        self._wait_turn = wait_turn  # returns when the live requests leave room; None: at once
         self._queue: queue.Queue[ShadowJob | None] = queue.Queue(maxsize=max_requests)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -125,6 +138,8 @@ class ShadowWorker:
     def _run(self) -> None:
         _lower_priority()
         while (job := self._queue.get()) is not None:
+            if self._wait_turn is not None:
+                self._wait_turn()
             try:
                 started = time.perf_counter()
                 predictions = job.model.predict(job.texts)
@@ -184,7 +199,13 @@ class Rollout:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._syncer: threading.Thread | None = None
-        self.shadow_worker = ShadowWorker(lambda rows: self.log_rows(rows), shadow_queue_requests)
+        self._in_flight = 0
+        self._live_started = 0
+        self._idle = threading.Event()
+        self._idle.set()
+        self.shadow_worker = ShadowWorker(
+            lambda rows: self.log_rows(rows), shadow_queue_requests, self.wait_until_quiet
+        )
 
     @property
     def candidate(self) -> ActiveCandidate | None:
@@ -227,6 +248,31 @@ class Rollout:
         return model
 
     # ---- per request ---------------------------------------------------------------------------
+
+    @contextmanager
+    def live_request(self) -> Iterator[None]:
+        """Around a request's live work: the shadow worker waits while any is in flight."""
+        with self._lock:
+            self._in_flight += 1
+            self._live_started += 1
+            self._idle.clear()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._idle.set()
+
+    def wait_until_quiet(self, quiet_s: float = SHADOW_QUIET_S) -> None:
+        """Return once no live request has been in flight for `quiet_s`: a gap between requests
+        of a busy instance (a few ms) is no room for shadow work that would delay the next."""
+        while True:
+            self._idle.wait()
+            started = self._live_started
+            time.sleep(quiet_s)
+            if self._idle.is_set() and self._live_started == started:
+                return
 
     def answering(self, production: Model, request_id: str) -> Model:
         """The model that answers this request: the canary for its share, else production."""

@@ -168,7 +168,9 @@ def predict(request: flask.Request) -> flask.Response:
             return _json_response(body, status, request_id)
         if request.method != "POST":
             raise MethodNotAllowed(request.method, ALLOWED_METHODS)
-        return _json_response(_predict(request, request_id), 200, request_id)
+        with ROLLOUT.live_request():  # a shadow candidate scores only between live requests
+            body = _predict(request, request_id)
+        return _json_response(body, 200, request_id)
     except ApiError as exc:
         body = error_body(exc.code, exc.message, request_id)
         return _json_response(body, exc.status, request_id, exc.headers)
