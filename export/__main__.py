@@ -1,9 +1,12 @@
-"""python -m export {list,pointer,publish,promote,rollback,gate}: manage bundles in the store.
+"""python -m export: manage bundles and the production pointer in the store.
 
+Subcommands: list, pointer, publish, promote, rollback, gate; and for a candidate tried beside
+production (docs/rollout.md): canary, shadow, promote-candidate, abort.
 The store is read from --store, then FND_STORE, then local/store.
 Exit codes: 0 done, 2 bad request (unknown, incomplete or corrupt version, nothing to roll back
-to, bad bundle), 3 lost a race (the production pointer is not at --expected-generation, or moved
-while we were changing it), 4 the promotion gate refuses the version (worse than production).
+to, no candidate to promote or abort, a candidate that is production, bad bundle), 3 lost a race
+(the production pointer is not at --expected-generation, or moved while we were changing it),
+4 the promotion gate refuses the version (worse than production).
 """
 
 from __future__ import annotations
@@ -16,12 +19,15 @@ from pathlib import Path
 
 from export.promotion_gate import DEFAULT_MAX_AUC_DROP, DEFAULT_MAX_F1_DROP, Tolerance
 from export.publish import (
+    abort_candidate,
     list_versions,
     promote,
+    promote_candidate,
     publish,
     read_pointer,
     read_pointer_with_generation,
     rollback,
+    start_candidate,
 )
 from export.rollout import gate_against_production, promote_if_not_worse, read_production
 from export.store import PreconditionFailed, Store, open_store
@@ -42,6 +48,29 @@ def _add_tolerance(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_MAX_AUC_DROP,
         help="cross-source ROC-AUC the version may lose against production",
     )
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a share of requests in (0, 1)")
+    return value
+
+
+def _add_candidate_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("canary", help="let a published version answer a share of the requests")
+    p.add_argument("version")
+    p.add_argument("--fraction", type=_fraction, required=True, help="share of requests, e.g. 0.1")
+    p.add_argument("--expected-generation", type=int, default=None, help=EXPECTED_HELP)
+    p = sub.add_parser(
+        "shadow", help="let a published version score every request's texts, logged only"
+    )
+    p.add_argument("version")
+    p.add_argument("--expected-generation", type=int, default=None, help=EXPECTED_HELP)
+    p = sub.add_parser("promote-candidate", help="make the canary or shadow version production")
+    p.add_argument("--expected-generation", type=int, default=None, help=EXPECTED_HELP)
+    p = sub.add_parser("abort", help="drop the canary or shadow version; production alone serves")
+    p.add_argument("--expected-generation", type=int, default=None, help=EXPECTED_HELP)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("version")
     p.add_argument("--dry-run", action="store_true", help="print the verdict, change nothing")
     _add_tolerance(p)
+    _add_candidate_commands(sub)
     args = parser.parse_args(argv)
 
     store = open_store(args.store or os.environ.get("FND_STORE") or "local/store")
@@ -90,6 +120,16 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rollback(store, args.expected_generation)))
         elif args.command == "gate":
             return _gate(store, args)
+        elif args.command in ("canary", "shadow"):
+            fraction = args.fraction if args.command == "canary" else None
+            pointer = start_candidate(
+                store, args.version, args.command, fraction, args.expected_generation
+            )
+            print(json.dumps(pointer))
+        elif args.command == "promote-candidate":
+            print(json.dumps(promote_candidate(store, args.expected_generation)))
+        elif args.command == "abort":
+            print(json.dumps(abort_candidate(store, args.expected_generation)))
     except PreconditionFailed as e:
         print(f"error: {e}; read the pointer again and retry", file=sys.stderr)
         return 3

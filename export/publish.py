@@ -7,29 +7,46 @@ promotions exactly one wins, the other gets PreconditionFailed instead of silent
 A caller that read the pointer earlier (an operator, or the train job before training) passes its
 generation as `expected_generation`, so a change made since then is not undone. Promote and
 rollback first check that the target version is complete (every listed file, sha256 included).
+
+The pointer may also name a candidate (a canary or a shadow, docs/rollout.md). Setting, promoting
+and dropping it are pointer changes like any other: same precondition, same completeness check.
+A promotion or rollback keeps a running candidate unless it is the version that becomes
+production (it then has nothing left to be compared with).
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from export.store import PreconditionFailed, Store
-from production_pointer import POINTER_KEY, SAFE_VERSION, ProductionPointer, parse_pointer
+from production_pointer import (
+    CANARY,
+    MODES,
+    POINTER_KEY,
+    SAFE_VERSION,
+    Candidate,
+    ProductionPointer,
+    parse_pointer,
+)
 
 HISTORY_LENGTH = 20  # earlier versions a pointer remembers (the schema's maxItems)
 
 __all__ = [
     "POINTER_KEY",
     "IncompleteVersion",
+    "abort_candidate",
     "check_complete",
     "list_versions",
     "promote",
+    "promote_candidate",
     "publish",
     "read_pointer",
     "read_pointer_with_generation",
     "rollback",
+    "start_candidate",
 ]
 
 
@@ -128,6 +145,7 @@ def promote(store: Store, version: str, expected_generation: int | None = None) 
         promoted_at=_now(),
         previous=current.version if current else None,
         history=history,
+        candidate=_kept_candidate(current, version),
     )
     return _write(store, pointer, generation)
 
@@ -144,6 +162,60 @@ def rollback(store: Store, expected_generation: int | None = None) -> dict:
     except IncompleteVersion as e:
         raise IncompleteVersion(f"cannot roll back to {previous}: {e}") from None
     pointer = ProductionPointer(
-        version=previous, promoted_at=_now(), previous=current.version, history=tuple(older)
+        version=previous,
+        promoted_at=_now(),
+        previous=current.version,
+        history=tuple(older),
+        candidate=_kept_candidate(current, previous),
     )
     return _write(store, pointer, generation)
+
+
+def _kept_candidate(current: ProductionPointer | None, new_version: str) -> Candidate | None:
+    candidate = current.candidate if current else None
+    return None if candidate is None or candidate.version == new_version else candidate
+
+
+def start_candidate(
+    store: Store,
+    version: str,
+    mode: str,
+    fraction: float | None = None,
+    expected_generation: int | None = None,
+) -> dict:
+    """Try the complete `version` beside production: a `canary` answering `fraction` of the
+    requests, or a `shadow`. Replaces any candidate already running (say, to change the
+    fraction, or to go from shadow to canary)."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    if mode == CANARY and (fraction is None or not 0 < fraction < 1):
+        raise ValueError(f"a canary's fraction must be in (0, 1), not {fraction!r}")
+    if mode != CANARY and fraction is not None:
+        raise ValueError("only a canary takes a fraction")
+    check_complete(store, version)
+    current, generation = _read_current(store)
+    _check_expected(generation, expected_generation)
+    if current is None:
+        raise LookupError("no production version yet: promote one before trying a candidate")
+    if version == current.version:
+        raise LookupError(f"{version} is already production")
+    candidate = Candidate(version=version, mode=mode, fraction=fraction, started_at=_now())
+    return _write(store, replace(current, candidate=candidate), generation)
+
+
+def promote_candidate(store: Store, expected_generation: int | None = None) -> dict:
+    """Make the running candidate production (a promotion like `promote`) and end the trial."""
+    current, generation = _read_current(store)
+    _check_expected(generation, expected_generation)
+    if current is None or current.candidate is None:
+        raise LookupError("no candidate to promote: production has no canary or shadow")
+    return promote(store, current.candidate.version, expected_generation=generation)
+
+
+def abort_candidate(store: Store, expected_generation: int | None = None) -> dict:
+    """End the trial: production alone answers and is scored again."""
+    current, generation = _read_current(store)
+    _check_expected(generation, expected_generation)
+    if current is None or current.candidate is None:
+        raise LookupError("no candidate to abort: production has no canary or shadow")
+    return _write(store, replace(current, candidate=None), generation)

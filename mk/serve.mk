@@ -29,4 +29,7 @@ CHAOS_FLAGS ?=
 chaos: $(STAMP) ## fault injection against the served function, bqemulator sink -> reports/chaos.{json,md}
 	$(PY) -m benchmarks.chaos --flags "$(CHAOS_FLAGS)" $(CHAOS_FLAGS)
 
-.PHONY: serve bench-serve bench-serve-compare bench-memory chaos
+bench-rollout: $(STAMP) ## PSS with a shadow candidate loaded, live p50/p99 shadow on vs off -> reports/bench_rollout.{json,md}
+	$(PY) -m benchmarks.bench_rollout
+
+.PHONY: serve bench-serve bench-serve-compare bench-memory bench-rollout chaos

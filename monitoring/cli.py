@@ -193,6 +193,10 @@ def _run(args: argparse.Namespace) -> int:
     _ensure_baseline(engine, args.store)
     report = _monitor.check_drift(engine, start, end, args.psi_threshold, args.min_rows)
     print(report.text())
+    if args.command == "monitor":
+        from monitoring.candidates import candidate_comparison, candidate_text
+
+        print(candidate_text(candidate_comparison(engine, start, end)))
     out = args.out if args.command == "dashboard" else args.dashboard
     if out:
         from monitoring.dashboard import write_dashboard

@@ -1,6 +1,7 @@
 """One static HTML page from the views: volume, latency percentiles, fake rate, out-of-domain
-share, score and token-length histograms against the baseline, PSI over time. Plots are PNGs
-embedded as base64, so the page is a single file that opens anywhere."""
+share, score and token-length histograms against the baseline, PSI over time, and the canary or
+shadow comparison as a table. Plots are PNGs embedded as base64, so the page is a single file
+that opens anywhere."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
 from monitoring._engines import Engine
+from monitoring.candidates import candidate_comparison, candidate_html
 from monitoring.monitor import DriftReport, sql_timestamp
 
 Row = dict[str, Any]
@@ -122,10 +124,14 @@ def render_dashboard(engine: Engine, start: datetime, end: datetime, report: Dri
         f'<h2>{html.escape(t)}</h2><img alt="{html.escape(t)}" src="data:image/png;base64,{p}">'
         for t, p in plots
     )
+    candidates = candidate_html(candidate_comparison(engine, start, end))
+    body += f"\n<h2>Candidate comparison</h2>{candidates}"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><title>fakenews-detector monitoring"
         "</title><style>body{font-family:sans-serif;max-width:960px;margin:auto}"
-        "pre{background:#f4f4f4;padding:8px;overflow-x:auto}</style></head><body>"
+        "pre{background:#f4f4f4;padding:8px;overflow-x:auto}"
+        "table{border-collapse:collapse;font-size:12px}td,th{border:1px solid #ccc;padding:2px 4px}"
+        "</style></head><body>"
         f"<h1>fakenews-detector monitoring</h1><p>{len(hourly)} version-hours, "
         f"{sum(r['n_predictions'] for r in hourly)} predictions.</p>"
         f"<pre>{html.escape(report.text())}</pre>{body}</body></html>"

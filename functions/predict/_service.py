@@ -350,10 +350,12 @@ def prediction_log_rows(
     model: Model,
     latency_ms: float,
     cold_start: bool,
+    shadow: bool = False,
 ) -> list[dict[str, Any]]:
     """Rows shaped by sql/prediction_log.schema.json, one per instance (text dropped by the logger
     unless LOG_TEXT is on). Each row gets its own key here, on the server: request_id and
-    trace_id are whatever the caller sent, so they are kept as plain columns only."""
+    trace_id are whatever the caller sent, so they are kept as plain columns only. `shadow`
+    marks a shadow candidate's answers, which the caller never got."""
     ts = datetime.now(UTC).isoformat()
     return [
         {
@@ -375,6 +377,7 @@ def prediction_log_rows(
             "row_id": uuid.uuid4().hex,
             "trace_id": trace_id,
             "nonfinite_columns": None,
+            "shadow": shadow,
         }
         for index, (text, prediction) in enumerate(zip(texts, predictions, strict=True))
     ]

@@ -20,6 +20,7 @@ from typing import Any
 
 import flask
 import functions_framework
+from _candidate import Rollout
 from _config import ServeConfig, apply_server_defaults
 from _errors import ApiError, MethodNotAllowed, ModelUnavailable, PayloadTooLarge, error_body
 from _service import ModelHolder, PredictionLogHook, configure_logging, prediction_log_rows
@@ -33,13 +34,17 @@ LIMITS = Limits(
     max_text_chars=CONFIG.max_text_chars,
     max_body_bytes=CONFIG.max_body_bytes,
 )
+PREDICTION_LOG = PredictionLogHook(CONFIG.log)
+# The pointer's candidate (canary or shadow) rides on production's pointer reads: _candidate.py.
+ROLLOUT = Rollout(CONFIG, PREDICTION_LOG)
 MODEL = ModelHolder(
     CONFIG,
     retry_after_s=CONFIG.load_retry_seconds,
+    loader=ROLLOUT.load_production,
     refresh_interval_s=CONFIG.model_refresh_seconds,
+    pointer_version=ROLLOUT.production_version if ROLLOUT.watching else None,
     reload_backoff_max_s=CONFIG.model_reload_backoff_max_seconds,
 )
-PREDICTION_LOG = PredictionLogHook(CONFIG.log)
 # Here, at import, because signal handlers can only be set on the main thread and the logger is
 # first used from a request thread. A server that installs its own handler afterwards (gunicorn
 # does, in each worker) replaces it; its workers then exit through sys.exit and the logger's
@@ -129,6 +134,7 @@ def _health() -> tuple[dict[str, Any], int]:
             "max_body_bytes": LIMITS.max_body_bytes,
         },
     }
+    body["candidate"] = ROLLOUT.describe()
     if model is None:
         reason = MODEL.error_reason or "internal"
         body["error"] = {
@@ -145,6 +151,7 @@ def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
     check_content_type(request.mimetype, request.mimetype_params)
     texts = parse_texts(_read_body(request), LIMITS)
     model, cold_start = MODEL.get()
+    model = ROLLOUT.answering(model, request_id)
     started = time.perf_counter()
     predictions = model.predict(texts)
     latency_ms = (time.perf_counter() - started) * 1000
@@ -153,6 +160,7 @@ def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
         request_id, trace_id, texts, predictions, model, latency_ms, cold_start
     )
     PREDICTION_LOG(rows)
+    ROLLOUT.shadow(model, request_id, trace_id, texts)
     return {
         "predictions": [
             {
@@ -181,7 +189,9 @@ def predict(request: flask.Request) -> flask.Response:
             return _json_response(body, status, request_id, headers)
         if request.method != "POST":
             raise MethodNotAllowed(request.method, ALLOWED_METHODS)
-        return _json_response(_predict(request, request_id), 200, request_id)
+        with ROLLOUT.live_request():  # a shadow candidate scores only between live requests
+            body = _predict(request, request_id)
+        return _json_response(body, 200, request_id)
     except ApiError as exc:
         body = error_body(exc.code, exc.message, request_id)
         return _json_response(body, exc.status, request_id, exc.headers)

@@ -23,7 +23,8 @@ CREATE TABLE IF NOT EXISTS `${dataset}.predictions` (
   -- in place); row_id is always set by the writer and is the row's key.
   row_id STRING,
   trace_id STRING,
-  nonfinite_columns STRING
+  nonfinite_columns STRING,
+  shadow BOOL
 )
 PARTITION BY DATE(ts)
 CLUSTER BY model_version

@@ -30,7 +30,8 @@ WITH logged AS (
     JSON_VALUE(jsonPayload.prediction_log_row, '$.text') AS text,
     JSON_VALUE(jsonPayload.prediction_log_row, '$.row_id') AS row_id,
     JSON_VALUE(jsonPayload.prediction_log_row, '$.trace_id') AS trace_id,
-    JSON_VALUE(jsonPayload.prediction_log_row, '$.nonfinite_columns') AS nonfinite_columns
+    JSON_VALUE(jsonPayload.prediction_log_row, '$.nonfinite_columns') AS nonfinite_columns,
+    CAST(JSON_VALUE(jsonPayload.prediction_log_row, '$.shadow') AS BOOL) AS shadow
   FROM ${log_entries}
   WHERE jsonPayload.message = 'prediction_log_row'
 ),
@@ -53,7 +54,8 @@ inserted AS (
     text,
     COALESCE(row_id, CONCAT(request_id, '-', CAST(instance_index AS STRING))) AS row_id,
     trace_id,
-    nonfinite_columns
+    nonfinite_columns,
+    shadow
   FROM `${dataset}.predictions`
 ),
 copies AS (

@@ -8,9 +8,12 @@
 -- bins (the daily_histograms placeholder is that view's query over the same rows): the rows they read (the
 -- predictions placeholder) are the whole log for the view, one time window's rows for
 -- sql/queries/window_drift.sql.
+-- Only answers callers got (shadow rows are left out), so the monitor's verdict is about what
+-- was served; a shadow candidate's scores are compared in candidate_comparison.
 WITH live AS (
   SELECT model_version, DATE(ts) AS day, fake_probability, token_count, truncated, label, in_domain
   FROM ${predictions}
+  WHERE NOT COALESCE(shadow, FALSE)
 ),
 live_totals AS (
   SELECT

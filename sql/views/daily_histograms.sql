@@ -1,14 +1,17 @@
 -- daily_histograms: live vs baseline share per bin, per model version, day and distribution
 -- ('score' = calibrated P(fake), 'token_length' = token_count before truncation). Bins come from
 -- the model version's own training baseline (baseline_bins), so versions without a loaded
--- baseline do not appear here (daily_drift still lists them, with NULL PSI).
+-- baseline do not appear here (daily_drift still lists them, with NULL PSI). Like daily_drift,
+-- only answers callers got: shadow rows are left out.
 WITH live_values AS (
   SELECT model_version, DATE(ts) AS day, 'score' AS distribution, fake_probability AS value
   FROM ${predictions}
+  WHERE NOT COALESCE(shadow, FALSE)
   UNION ALL
   SELECT model_version, DATE(ts) AS day, 'token_length' AS distribution,
     CAST(token_count AS FLOAT64) AS value
   FROM ${predictions}
+  WHERE NOT COALESCE(shadow, FALSE)
 ),
 live_totals AS (
   SELECT model_version, day, distribution, COUNT(*) AS n_live_total

@@ -6,6 +6,8 @@
 -- condition is NULL for every row, BigQuery's COUNTIF gives 0 but DuckDB's COUNT_IF gives NULL.
 -- n_requests counts HTTP calls (each has one instance_index = 0 row), not distinct request ids:
 -- those come from callers, who may reuse one for many calls.
+-- Only answers callers got: a shadow candidate's rows (shadow = TRUE, scored off the request path)
+-- are in candidate_comparison instead, so they add no requests and no latency here.
 WITH instances AS (
   SELECT
     model_version,
@@ -19,6 +21,7 @@ WITH instances AS (
     cold_start,
     in_domain
   FROM ${predictions}
+  WHERE NOT COALESCE(shadow, FALSE)
 ),
 request_latency AS (
   SELECT DISTINCT

@@ -3,6 +3,8 @@
 -- bundles to compare (e.g. production and the candidate of a canary or shadow run).
 -- shared_texts / label_agreement / mean_abs_score_diff compare the two versions on the same
 -- texts (joined on text_sha256), so they are meaningful even when their traffic differed.
+-- Shadow rows count: they are a model's scores of real texts, the best data for this comparison
+-- (candidate_comparison splits live and shadow traffic and their latency).
 WITH per_version AS (
   SELECT
     model_version,

@@ -104,6 +104,19 @@ def test_views_give_the_same_results_on_bigquery_and_duckdb(
         dict(r, model_version=VERSION_B, request_id="b" + r["request_id"], row_id="b" + r["row_id"])
         for r in rows[:40]
     ]
+    # A shadow candidate on some of the same requests (candidate_comparison pairs them), one in
+    # five of its labels flipped; every other view must leave these rows out on both engines.
+    rows += [
+        dict(
+            r,
+            model_version="20240301T000000Z-cccccc",
+            shadow=True,
+            row_id="s" + r["row_id"],
+            label=r["label"] if k % 5 else ("real" if r["label"] == "fake" else "fake"),
+            latency_ms=r["latency_ms"] * 2,
+        )
+        for k, r in enumerate(rows[40:160])
+    ]
     for uri in (_table_uri(bq), f"duckdb://{duck.path}"):
         result = make_sink(uri).write([dict(r, text=None) for r in rows])
         assert not result.retryable and not result.rejected

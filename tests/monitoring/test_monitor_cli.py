@@ -18,6 +18,7 @@ from prediction_log.sinks import make_sink
 from tests.monitoring._crafted import DAY, VERSION_A, make_rows, write_store
 
 ROOT = Path(__file__).resolve().parents[2]
+SHADOW_VERSION = "20240301T000000Z-cccccc"
 WINDOW = ["--start", DAY.isoformat(), "--end", (DAY + timedelta(days=1)).isoformat()]
 
 
@@ -112,6 +113,7 @@ def test_dashboard_page_has_every_plot(log: str, store: Path, tmp_path: Path) ->
         "Out-of-domain share",
         "Score histogram",
         "PSI",
+        "Candidate comparison",
     ):
         assert f"<h2>{title}</h2>" in page
     assert VERSION_A in page
@@ -138,3 +140,32 @@ def test_replay_sets_invalid_rows_aside_and_loads_the_rest(tmp_path: Path, log: 
 def test_report_only_never_fails_on_drift(log: str, store: Path) -> None:
     _fill(log, shifted=True)
     assert _monitor(log, store, "--report-only") == 0
+
+
+def test_monitor_reports_a_shadow_trial_without_judging_drift_on_it(
+    log: str, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = make_rows(1500, seed=11)
+    shifted = make_rows(1500, shifted=True, seed=11)  # scores piled up in the middle
+    shadow = [
+        dict(s, request_id=r["request_id"], instance_index=r["instance_index"],
+             text_sha256=r["text_sha256"], model_version=SHADOW_VERSION, shadow=True,
+             row_id="shadow-" + r["row_id"])
+        for r, s in zip(live, shifted, strict=True)
+    ]  # fmt: skip
+    assert not make_sink(log).write([dict(r, text=None) for r in live + shadow]).retryable
+    assert _monitor(log, store) == 0  # the shadow's shifted scores were never served
+    out = capsys.readouterr().out
+    assert re.search(rf"{VERSION_A}\s+1500\s.*\bok$", out, re.M), out
+    section = out.split("Candidate comparison", 1)[1]
+    (line,) = [line for line in section.splitlines() if SHADOW_VERSION in line]
+    cells = line.split()
+    assert cells[2:6] == ["shadow", "750", "1.000", "1500"], line  # every request, all paired
+
+
+def test_monitor_says_when_there_is_no_candidate(
+    log: str, store: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _fill(log, shifted=False)
+    assert _monitor(log, store) == 0
+    assert "no canary or shadow in the window" in capsys.readouterr().out

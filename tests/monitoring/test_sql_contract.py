@@ -98,6 +98,7 @@ def test_expected_views_exist() -> None:
         "daily_drift",
         "daily_histograms",
         "model_comparison",
+        "candidate_comparison",
     }
 
 

@@ -146,3 +146,79 @@ def test_window_ending_now_counts_rows_logged_this_second(duck: DuckDBEngine) ->
     _write(duck, rows)
     (window,) = window_drift(duck, DAY, end)
     assert window["n_predictions"] == 4
+
+
+VERSION_C = "20240301T000000Z-cccccc"
+
+
+def _canary_and_shadow_rows() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Production (A) answers 150 requests and a canary (B) 50 others; a shadow (C) scores the
+    texts of A's first 100 requests, disagreeing on its first 30 rows. Returns (all, shadow)."""
+    production = make_rows(300, per_request=2)
+    canary = make_rows(100, version=VERSION_B, seed=7, per_request=2, request_prefix="canary")
+    shadow = []
+    for k, r in enumerate(production[:200]):
+        flipped = k < 30
+        shadow.append(
+            dict(
+                r,
+                model_version=VERSION_C,
+                shadow=True,
+                row_id="shadow-" + r["row_id"],
+                label=("real" if r["label"] == "fake" else "fake") if flipped else r["label"],
+                fake_probability=(1 - r["fake_probability"]) if flipped else r["fake_probability"],
+                latency_ms=r["latency_ms"] * 3,
+                cold_start=False,
+            )
+        )
+    return production + canary + shadow, shadow
+
+
+def test_candidate_comparison_pairs_shadow_rows_with_the_answers_of_their_request(
+    duck: DuckDBEngine,
+) -> None:
+    rows, shadow = _canary_and_shadow_rows()
+    _write(duck, rows)
+    got = {(r["model_version"], r["shadow"]): r for r in duck.view("candidate_comparison")}
+    assert set(got) == {(VERSION_A, False), (VERSION_B, False), (VERSION_C, True)}
+    live_requests = 150 + 50
+    assert got[(VERSION_A, False)]["traffic_share"] == pytest.approx(150 / live_requests)
+    assert got[(VERSION_B, False)]["traffic_share"] == pytest.approx(50 / live_requests)
+    assert got[(VERSION_C, True)]["traffic_share"] == pytest.approx(100 / live_requests)
+
+    c = got[(VERSION_C, True)]
+    assert c["n_predictions"] == c["n_paired"] == 200
+    assert c["label_agreement"] == pytest.approx(170 / 200)
+    by_row = {r["row_id"]: r for r in rows}
+    diffs = [
+        abs(s["fake_probability"] - by_row[s["row_id"].removeprefix("shadow-")]["fake_probability"])
+        for s in shadow
+    ]
+    assert c["mean_abs_score_diff"] == pytest.approx(np.mean(diffs))
+    for version, is_shadow in got:
+        members = [
+            r for r in rows if r["model_version"] == version and bool(r.get("shadow")) == is_shadow
+        ]
+        view = got[(version, is_shadow)]
+        scores = [m["fake_probability"] for m in members]
+        assert view["fake_rate"] == pytest.approx(
+            sum(m["label"] == "fake" for m in members) / len(members)
+        )
+        for q in (10, 50, 90):
+            assert view[f"score_p{q}"] == pytest.approx(np.percentile(scores, q))
+        firsts = [m["latency_ms"] for m in members if m["instance_index"] == 0]
+        assert view["latency_p99_ms"] == pytest.approx(np.percentile(firsts, 99))
+        if not is_shadow:
+            assert view["n_paired"] == 0 and view["label_agreement"] is None
+
+
+def test_live_views_leave_shadow_rows_out(duck: DuckDBEngine) -> None:
+    rows, shadow = _canary_and_shadow_rows()
+    _write(duck, rows)
+    live = len(rows) - len(shadow)
+    assert sum(r["n_predictions"] for r in duck.view("hourly_metrics")) == live
+    assert {r["model_version"] for r in duck.view("hourly_metrics")} == {VERSION_A, VERSION_B}
+    assert sum(r["n_predictions"] for r in duck.view("daily_drift")) == live
+    (window,) = [r for r in window_drift(duck, DAY, DAY + timedelta(days=1))
+                 if r["model_version"] == VERSION_A]  # fmt: skip
+    assert window["n_predictions"] == 300

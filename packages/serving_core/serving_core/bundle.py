@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from production_pointer import SAFE_VERSION, PointerError, parse_pointer
+from production_pointer import SAFE_VERSION, PointerError, ProductionPointer, parse_pointer
 
 log = logging.getLogger(__name__)
 
@@ -97,21 +97,34 @@ class PointerReader:
 
     def version(self) -> str:
         """The pointed version; BundleError when the pointer cannot be read or parsed."""
+        return self.pointer().version
+
+    def pointer(self) -> ProductionPointer:
+        """The whole pointer (production and any candidate); BundleError as for `version`."""
         if not self.model_uri.startswith("gs://"):
             path = Path(self.model_uri.removeprefix("file://"))
-            return _pointed_version(_read_local(path), str(path))
+            return _parsed_pointer(_read_local(path), str(path))
         bucket_name, name = _split_gs(self.model_uri)
         try:
             if self._bucket is None:
                 from google.cloud import storage
 
                 self._bucket = _GcsBucket(storage.Client().bucket(bucket_name))
-            return _pointed_version(self._bucket.read(name), self.model_uri)
+            return _parsed_pointer(self._bucket.read(name), self.model_uri)
         except BundleError:
             raise
         except Exception as exc:  # network, auth: the check fails, the next one may not
             detail = f"{type(exc).__name__}: {exc}"
             raise BundleError(f"cannot read {self.model_uri}: {detail}", "unreachable") from None
+
+
+def bundle_beside_pointer(pointer_uri: str, version: str) -> str:
+    """The URI of `version`'s bundle in the store of a pointer (<folder of the pointer>/<version>),
+    e.g. to load a candidate the pointer names."""
+    if not SAFE_VERSION.match(version):
+        raise BundleError(f"{version!r} is not a valid version")
+    head, _, _ = pointer_uri.rstrip("/").rpartition("/")
+    return f"{head}/{version}" if head else version
 
 
 def fetch_bundle(model_uri: str, cache_dir: Path) -> Bundle:
@@ -294,8 +307,12 @@ def _move_into_place(staging: Path, target: Path) -> None:
 
 
 def _pointed_version(raw: bytes, where: str) -> str:
+    return _parsed_pointer(raw, where).version
+
+
+def _parsed_pointer(raw: bytes, where: str) -> ProductionPointer:
     try:
-        return parse_pointer(raw, where).version
+        return parse_pointer(raw, where)
     except PointerError as exc:
         raise BundleError(str(exc)) from None
 
