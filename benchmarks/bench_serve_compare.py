@@ -6,9 +6,12 @@ the same official-test posts (one per request), the same client and the same mac
    in the machine's load hits all of them alike. The client is benchmarks/loadgen.py (one asyncio
    thread); its own CPU time is reported.
 2. Servers: the reference (benchmarks/reference_function.py), the product in its default
-   configuration with the embedded DuckDB log, and the product logging to BigQuery (bqemulator).
-3. Cold start: process start to first answer for each server, and phase by phase in fresh
-   processes (benchmarks/cold_start.py): import, bundle fetch + verification, session, first run.
+   configuration with the embedded DuckDB log, the product with production's stdout log (one JSON
+   line per row, routed into BigQuery by a Logging sink), the product logging to BigQuery
+   (bqemulator), and the product with PREDICTION_LOG=none, the baseline of what logging costs.
+3. Cold start: process start to first answer, the median of several fresh starts per server
+   taken in turns, and phase by phase in fresh processes (benchmarks/cold_start.py): import,
+   bundle fetch + verification, session, first run.
 4. PSS of each server's process tree after the load; the product's refusals of a 20 MB body and
    of 20,000 instances (the reference accepts both, so it is not sent them).
 5. In-process p50 of tokenize + run (the reference's code path) and of the product's
@@ -26,6 +29,7 @@ import json
 import os
 import platform
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -54,6 +58,7 @@ REFERENCE_SOURCE = ROOT / "benchmarks" / "reference_function.py"
 # The servers run as deployed by default: functions-framework's and the function's own settings.
 SERVER_SETTINGS = ("THREADS", "WORKERS", "ORT_INTRA_OP_THREADS", "PREDICTION_LOG")
 BQ_PROJECT, BQ_DATASET = "test-project", "bench"
+NO_LOG = "product, no log"
 
 
 @dataclass
@@ -63,10 +68,11 @@ class Scale:
     c16_requests: int
     cold_runs: int
     in_process_posts: int
+    first_answer_runs: int
 
     @classmethod
     def of(cls, quick: bool) -> Scale:
-        return cls(1, 100, 240, 1, 100) if quick else cls(3, 400, 1600, 3, 400)
+        return cls(1, 100, 240, 1, 100, 1) if quick else cls(3, 400, 1600, 3, 400, 7)
 
 
 @dataclass
@@ -76,7 +82,7 @@ class Server:
     source: Path = FUNCTION_DIR / "main.py"
     product: bool = True
     function: ServedFunction | None = None
-    first_answer_s: float | None = None
+    first_answers_s: list[float] = field(default_factory=list)
     answered: int = 0
     loads: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
@@ -116,6 +122,10 @@ def servers_for(store: Path, version: str, tmp: Path, bq: BigQueryEmulator | Non
             "product, DuckDB log",
             {**product_env, "PREDICTION_LOG": f"duckdb://{tmp / 'predictions.duckdb'}"},
         ),
+        Server(
+            "product, stdout log (production's sink)", {**product_env, "PREDICTION_LOG": "stdout"}
+        ),
+        Server(NO_LOG, {**product_env, "PREDICTION_LOG": "none"}),
     ]
     if bq is not None:
         table = f"bq://{BQ_PROJECT}.{BQ_DATASET}.predictions"
@@ -124,13 +134,36 @@ def servers_for(store: Path, version: str, tmp: Path, bq: BigQueryEmulator | Non
     return servers
 
 
+def slug_of(server: Server) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", server.name).strip("-")
+
+
 def start(server: Server, tmp: Path, body: bytes) -> None:
-    slug = server.name.split(",")[0] + str(abs(hash(server.name)) % 1000)
-    log_path = tmp / f"{slug}.log"
-    env = {"BUNDLE_CACHE_DIR": str(tmp / f"{slug}-cache"), **server.env}
+    """A fresh process (its own empty bundle cache) and its first answer's time."""
+    slug = slug_of(server)
+    run = len(server.first_answers_s)
+    log_path = tmp / f"{slug}-{run}.log"
+    env = {"BUNDLE_CACHE_DIR": str(tmp / f"{slug}-cache-{run}"), **server.env}
     server.function = launch_function(env, log_path, source=server.source)
-    server.first_answer_s = first_answer(server.function, body)
+    server.first_answers_s.append(first_answer(server.function, body))
     server.answered += 1
+
+
+def stop_all(servers: list[Server]) -> None:
+    for server in servers:
+        if server.function is not None:
+            stop_process(server.function.process)
+
+
+def start_all(servers: list[Server], tmp: Path, body: bytes, runs: int) -> None:
+    """`runs` cold starts per server, taken in turns so a change in the machine's load hits all
+    of them alike; the last process of each stays up for the load."""
+    for run in range(runs):
+        for server in servers:
+            start(server, tmp, body)
+            if run < runs - 1:
+                assert server.function is not None
+                stop_process(server.function.process)  # SIGTERM: the logger flushes
 
 
 @contextmanager
@@ -216,6 +249,9 @@ def rows_logged(server: Server, tmp: Path) -> int | None:
 
         with duckdb.connect(sink.removeprefix("duckdb://"), read_only=True) as con:
             return int(con.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
+    if sink == "stdout":  # the lines Cloud Logging would route into BigQuery
+        logs = tmp.glob(f"{slug_of(server)}-[0-9]*.log")
+        return sum(log.read_text().count('"message":"prediction_log_row"') for log in logs)
     if sink.startswith("bq://"):
         from monitoring._engines import BigQueryEngine
 
@@ -292,14 +328,14 @@ def run_servers(
         tmp = Path(tmp_name)
         bq = stack.enter_context(bigquery(tmp)) if use_bq else None
         servers = servers_for(store, version, tmp, bq)
-        for server in servers:
-            start(server, tmp, bodies[0])
-            stack.callback(server.function.stop)  # type: ignore[union-attr]
+        stack.callback(stop_all, servers)
+        start_all(servers, tmp, bodies[0], scale.first_answer_runs)
         load_rounds(servers, bodies, scale)
         for server in servers:
             assert server.function is not None
             row: dict[str, Any] = {
-                "first_answer_s": server.first_answer_s,
+                "first_answer_s": statistics.median(server.first_answers_s),
+                "first_answers_s": server.first_answers_s,
                 "c1": merged(server.loads["c1"]),
                 "c16": merged(server.loads["c16"]),
                 "pss_mib": pss_mib(server.function.process.pid),
@@ -313,6 +349,26 @@ def run_servers(
             if server.product:
                 out[server.name]["rows_logged"] = rows_logged(server, tmp)
                 out[server.name]["answered"] = server.answered
+    return out
+
+
+def log_cost(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """What the log path costs: each logging product row against the same function with
+    PREDICTION_LOG=none (latency and throughput as ratios, memory as a difference)."""
+    servers = report["servers"]
+    base = servers[NO_LOG]
+    out = {}
+    for name, row in servers.items():
+        if name in ("reference", NO_LOG):
+            continue
+        out[name] = {
+            "p50_c1": round(row["c1"]["p50_ms"] / base["c1"]["p50_ms"], 3),
+            "p99_c1": round(row["c1"]["p99_ms"] / base["c1"]["p99_ms"], 3),
+            "throughput_c16": round(
+                row["c16"]["throughput_rps"] / base["c16"]["throughput_rps"], 3
+            ),
+            "pss_mib_more": round(row["pss_mib"] - base["pss_mib"], 1),
+        }
     return out
 
 
@@ -344,17 +400,21 @@ def ratios(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 
 def header_lines(report: dict[str, Any]) -> list[str]:
     machine = report["machine"]
-    busy = max(machine["loadavg_start"][0], machine["loadavg_end"][0]) >= 0.5
+    # Only the start says whether others were using the machine: by the end the bench's own
+    # servers and client have raised the load average.
+    busy = machine["loadavg_start"][0] >= 1.0
     lines = ["# Serving: product function vs a one-file reference (`make bench-serve-compare`)", ""]
     if report.get("note"):
         lines += [f"**{report['note']}**", ""]
+    load = f"load average {machine['loadavg_start']} at start, {machine['cpus']} CPUs"
     if busy:
         lines += [
-            f"**Measured under load** (load average {machine['loadavg_start']} at start, "
-            f"{machine['loadavg_end']} at end, {machine['cpus']} CPUs): absolute numbers are "
-            "inflated and noisy; read the ratios, and rerun on an idle machine.",
+            f"**Measured under load** ({load}): absolute numbers are inflated and noisy; read "
+            "the ratios, and rerun on an idle machine.",
             "",
         ]
+    else:
+        lines += [f"Idle machine at start ({load}).", ""]
     lines += [
         f"Bundle {report['bundle_version']}; {report['posts']} official-test posts, one per "
         f"request; {report['scale']['rounds']} round(s) of {report['scale']['c1_requests']} "
@@ -393,6 +453,15 @@ def server_table(report: dict[str, Any]) -> list[str]:
             f"| {name} | {r['p50_c1']} | {r['p99_c1']} | {r['throughput_c16']} | "
             f"{r['first_answer']} | {r['pss']} |"
         )
+    lines += ["", f"What the log path costs, against `{NO_LOG}` (PREDICTION_LOG=none):", ""]
+    lines += ["| server | p50 c=1 | p99 c=1 | req/s c=16 | PSS MiB more |", "|---|---|---|---|---|"]
+    for name, r in report["log_cost"].items():
+        lines.append(
+            f"| {name} | {r['p50_c1']} | {r['p99_c1']} | {r['throughput_c16']} | "
+            f"{r['pss_mib_more']} |"
+        )
+    first = ", ".join(f"{name} {row['first_answers_s']}" for name, row in report["servers"].items())
+    lines += ["", f"First answers of every fresh start, in turn (s; the table: median): {first}."]
     return lines
 
 
@@ -426,8 +495,12 @@ def detail_lines(report: dict[str, Any]) -> list[str]:
         if "refusals" in row:
             lines.append(
                 f"- {name}: 20 MB body -> {row['refusals']['body_20mb']}, 20,000 instances -> "
-                f"{row['refusals']['instances_20000']}; {row['rows_logged']} rows logged for "
-                f"{row['answered']} answered predictions."
+                f"{row['refusals']['instances_20000']}; "
+                + (
+                    f"{row['rows_logged']} rows logged for {row['answered']} answered predictions."
+                    if row["rows_logged"] is not None
+                    else f"{row['answered']} answered predictions, none logged by design."
+                )
             )
     return lines
 
@@ -472,6 +545,7 @@ def main() -> int:
     report["cold_start"] = cold_start(store, version, scale.cold_runs)
     report["servers"] = run_servers(store, version, text_bodies(posts), scale, not args.no_bq)
     report["ratios"] = ratios(report)
+    report["log_cost"] = log_cost(report)
     base = report["in_process"]["tokenize_run_ms"]["p50"]
     report["http_minus_in_process_ms"] = {
         name: round(row["c1"]["p50_ms"] - base, 3) for name, row in report["servers"].items()
