@@ -4,7 +4,8 @@ Each field is read in one documented order: command-line flag, then environment 
 (``FND_SCORE_`` + the field name in upper case, e.g. ``--text-columns`` /
 ``FND_SCORE_TEXT_COLUMNS``), then the default written here. The task's share comes last from
 Cloud Run's own ``CLOUD_RUN_TASK_INDEX`` / ``CLOUD_RUN_TASK_COUNT`` when neither the flag nor the
-``FND_SCORE_`` variable sets it.
+``FND_SCORE_`` variable sets it. The job_config package, shared with the train job, does the
+reading.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import argparse
 import dataclasses
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+import job_config
 
 ENV_PREFIX = "FND_SCORE_"
 # Same limit as the function's MAX_TEXT_CHARS, so what the job rejects the function rejects too.
@@ -106,27 +109,9 @@ class ScoreConfig:
         return dataclasses.asdict(self)
 
 
-def _parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
-
-
-def _convert(kind: Any, value: str) -> Any:
-    if kind in (bool, "bool"):
-        return _parse_bool(value)
-    if kind in (int, "int"):
-        return int(value)
-    if kind in (float, "float"):
-        return float(value)
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    return job_config.build_parser(
+        ScoreConfig,
         prog="python -m score_job",
         description=(
             "Score posts in bulk with a model bundle from the artifact store: reads its share of "
@@ -135,16 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
             "skip finished shards and never load a shard twice. Every flag can also be set by "
             f"the environment variable {ENV_PREFIX}<FLAG NAME IN UPPER CASE>; flags win."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,
+        env_prefix=ENV_PREFIX,
     )
-    for f in fields(ScoreConfig):
-        flag = "--" + f.name.replace("_", "-")
-        env = ENV_PREFIX + f.name.upper()
-        help_text = f"{f.metadata.get('help', '')} [env {env}]"
-        kind = {"int": int, "float": float}.get(str(f.type), str)
-        parser.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
-    return parser
 
 
 def _cloud_run_share(env: Mapping[str, str], index: int, count: int) -> tuple[int, int]:
@@ -170,20 +147,7 @@ def resolve_config(
     """Flag, then FND_SCORE_ environment variable, then default (Cloud Run's task variables
     for the task share)."""
     env = dict(os.environ) if env is None else env
-    args = vars(build_parser().parse_args(argv))
-    values: dict[str, Any] = {}
-    for f in fields(ScoreConfig):
-        if args.get(f.name) is not None:
-            values[f.name] = args[f.name]
-            continue
-        raw = env.get(ENV_PREFIX + f.name.upper())
-        if raw is not None and raw != "":
-            try:
-                values[f.name] = _convert(f.type, raw)
-            except ValueError as e:
-                raise SystemExit(f"error: {ENV_PREFIX}{f.name.upper()}: {e}") from e
-        else:
-            values[f.name] = f.default
+    values = job_config.resolve(ScoreConfig, build_parser(), argv, env, ENV_PREFIX)
     cfg = ScoreConfig(**values)
     cfg.task_index, cfg.task_count = _cloud_run_share(env, cfg.task_index, cfg.task_count)
     problems = []

@@ -2,7 +2,8 @@
 
 Each field is read in one documented order: command-line flag, then environment variable
 (``FND_`` + the field name in upper case, e.g. ``--batch-size`` / ``FND_BATCH_SIZE``), then the
-profile's value (``--profile quick|full``), then the default written here.
+profile's value (``--profile quick|full``), then the default written here (the job_config
+package, shared with the scoring job, does the reading).
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import os
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
+
+import job_config
 
 ENV_PREFIX = "FND_"
 
@@ -188,82 +191,35 @@ PROFILES: dict[str, dict[str, Any]] = {
 }
 
 
-def _parse_bool(value: str) -> bool:
-    lowered = value.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ValueError(f"not a boolean: {value!r}")
-
-
-def _convert(kind: Any, value: str) -> Any:
-    if kind in (bool, "bool"):
-        return _parse_bool(value)
-    if kind in (int, "int"):
-        return int(value)
-    if kind in (float, "float"):
-        return float(value)
-    return value
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    return job_config.build_parser(
+        TrainConfig,
         prog="python -m train_job",
         description=(
             "Fine-tune a BERT-family model to tell fake from real news posts, evaluate it, "
             "then export, gate and publish an int8 ONNX bundle. Every flag can also be set by "
             f"the environment variable {ENV_PREFIX}<FLAG NAME IN UPPER CASE>; flags win."
         ),
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-        allow_abbrev=False,  # a misspelt flag is an error, never a silent prefix match
+        env_prefix=ENV_PREFIX,
     )
-    for f in fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        env = ENV_PREFIX + f.name.upper()
-        help_text = f"{f.metadata.get('help', '')} [env {env}]"
-        if f.type in (bool, "bool"):
-            parser.add_argument(
-                flag,
-                dest=f.name,
-                action=argparse.BooleanOptionalAction,
-                default=None,
-                help=help_text,
-            )
-        else:
-            kind = {"int": int, "float": float}.get(str(f.type), str)
-            parser.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text)
-    return parser
 
 
 def resolve_config(argv: list[str] | None = None, env: dict[str, str] | None = None) -> TrainConfig:
     """Flag, then environment, then profile, then default."""
     env = dict(os.environ) if env is None else env
-    args = vars(build_parser().parse_args(argv))
-    kinds = {f.name: f.type for f in fields(TrainConfig)}
-
-    def from_flag_or_env(name: str) -> Any:
-        if args.get(name) is not None:
-            return args[name]
-        raw = env.get(ENV_PREFIX + name.upper())
-        if raw is not None and raw != "":
-            try:
-                return _convert(kinds[name], raw)
-            except ValueError as e:
-                raise SystemExit(f"error: {ENV_PREFIX}{name.upper()}: {e}") from e
-        return None
-
-    profile = from_flag_or_env("profile") or TrainConfig.profile
+    parser = build_parser()
+    # The profile's values sit between the environment and the defaults: read the profile first.
+    profile = job_config.resolve(TrainConfig, parser, argv, env, ENV_PREFIX)["profile"]
     if profile not in PROFILES:
         raise SystemExit(f"error: unknown profile {profile!r}; choose from {sorted(PROFILES)}")
-    values: dict[str, Any] = {"profile": profile}
-    for f in fields(TrainConfig):
-        if f.name == "profile":
-            continue
-        chosen = from_flag_or_env(f.name)
-        if chosen is None:
-            chosen = PROFILES[profile].get(f.name, f.default)
-        values[f.name] = chosen
+    values = job_config.resolve(
+        TrainConfig,
+        parser,
+        argv,
+        env,
+        ENV_PREFIX,
+        fallback=lambda f: PROFILES[profile].get(f.name, job_config.field_default(f)),
+    )
     if not values["run_id"]:
         values["run_id"] = env.get("CLOUD_RUN_EXECUTION", "")
     return TrainConfig(**values)
