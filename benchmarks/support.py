@@ -255,9 +255,12 @@ def install_duckdb_extensions() -> None:
 class BigQueryEmulator:
     """bqemulator on free 127.0.0.1 ports, its data in `data_dir` (kept across restarts)."""
 
-    def __init__(self, data_dir: Path, project: str = "test-project") -> None:
+    def __init__(self, data_dir: Path, project: str = "test-project", nice: int = 0) -> None:
         self.data_dir = data_dir
         self.project = project
+        # A benchmark gives the emulator the lowest priority: it stands for BigQuery, whose CPU
+        # is Google's, not the function instance's, and must not steal the measured server's.
+        self.nice = nice
         self.port = free_port()
         self.grpc_port = free_port()
         self.log_path = data_dir.parent / f"{data_dir.name}.log"
@@ -282,6 +285,7 @@ class BigQueryEmulator:
             ],
             stdout=log,
             stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None,
         )  # fmt: skip
         log.close()
         url = f"http://{self.host}/bigquery/v2/projects/{self.project}/datasets"
@@ -297,6 +301,14 @@ class BigQueryEmulator:
                 time.sleep(0.2)
         self.stop()
         raise TimeoutError(f"bqemulator not ready in {timeout}s: {self.log_path}")
+
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the emulator has used so far."""
+        import psutil
+
+        assert self._proc is not None
+        times = psutil.Process(self._proc.pid).cpu_times()
+        return round(times.user + times.system, 2)
 
     def stop(self) -> None:
         if self._proc is None:

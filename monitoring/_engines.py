@@ -4,14 +4,13 @@
 from __future__ import annotations
 
 import json
-import time
 from abc import ABC, abstractmethod
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
 from monitoring import _sql
-from prediction_log.duckdb_table import ensure_table
+from prediction_log.duckdb_table import connect_waiting, ensure_table
 from prediction_log.schema import load_columns
 from prediction_log.sinks import bigquery_client
 
@@ -64,21 +63,7 @@ class DuckDBEngine(Engine):
         self.lock_wait_s = lock_wait_s
 
     def _connect(self) -> Any:
-        import duckdb
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        deadline = time.monotonic() + self.lock_wait_s
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.path))
-                con.execute("SET TimeZone = 'UTC'")  # BigQuery TIMESTAMP semantics
-                return con
-            except duckdb.IOException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        return connect_waiting(self.path, self.lock_wait_s)
 
     def _execute(self, sql: str, params: list[Any] | None = None) -> list[Row]:
         con = self._connect()

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import time
 from pathlib import Path
 from typing import Any
+
+from prediction_log.duckdb_table import connect_waiting
 
 SCHEMA_FILE = Path(__file__).resolve().parents[1] / "sql" / "scores.schema.json"
 KEY_COLUMN = "row_key"
@@ -98,22 +99,8 @@ class DuckDBTable(ScoresTable):
         return f'CREATE TABLE IF NOT EXISTS "{DUCKDB_TABLE}" (\n  ' + ",\n  ".join(columns) + "\n)"
 
     def _connect(self) -> Any:
-        import duckdb
-
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         # One process at a time may hold a DuckDB file for writing; local tasks load in turn.
-        deadline = time.monotonic() + self.lock_wait_s
-        delay = 0.05
-        while True:
-            try:
-                con = duckdb.connect(str(self.path))
-                con.execute("SET TimeZone = 'UTC'")
-                return con
-            except duckdb.IOException:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(delay)
-                delay = min(delay * 2, 1.0)
+        return connect_waiting(self.path, self.lock_wait_s)
 
     def load(self, shard_uri: str, local_path: Path) -> int:
         names = ", ".join(f'"{f["name"]}"' for f in self.fields)

@@ -11,9 +11,33 @@ dead-letter files get, so replaying them later adds nothing twice.
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any
 
 from prediction_log.schema import KEY_COLUMNS, Column, duckdb_create_table, duckdb_type
+
+
+def connect_waiting(path: Path, lock_wait_s: float) -> Any:
+    """A connection to the DuckDB file at `path`, in UTC (BigQuery's TIMESTAMP semantics). One
+    process at a time may hold a DuckDB file for writing, so another's lock is waited out for up
+    to `lock_wait_s` (backing off from 50 ms to 1 s) before its IOException is raised."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    deadline = time.monotonic() + lock_wait_s
+    delay = 0.05
+    while True:
+        try:
+            con = duckdb.connect(str(path))
+            con.execute("SET TimeZone = 'UTC'")
+            return con
+        except duckdb.IOException:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
 
 _LEGACY_ROW_ID = "request_id || '-' || CAST(instance_index AS VARCHAR)"
 
