@@ -41,7 +41,7 @@ import requests
 # folder; `make bench-serve` puts functions/predict/ on PYTHONPATH.
 from _config import DEFAULTS
 
-from benchmarks.support import ROOT, FakeGcs, launch_function, start_fake_gcs
+from benchmarks.support import ROOT, FakeGcs, launch_function, start_fake_gcs, write_report
 from serving_core.bundle import fetch_bundle
 from serving_core.model import Model
 
@@ -537,11 +537,7 @@ def main() -> int:
         report["http"] = bench_http(store, version, posts, Path(tmp), args.quick, not args.no_sweep)
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     report["verdicts"] = verdicts(report)
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(report, out.with_suffix(".md"))
-    print(out.with_suffix(".md").read_text())
+    write_report(report, ROOT / args.out, write_markdown)
     return 0
 
 

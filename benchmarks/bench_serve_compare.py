@@ -52,6 +52,7 @@ from benchmarks.support import (
     launch_function,
     pss_mib,
     stop_process,
+    write_report,
 )
 
 REFERENCE_SOURCE = ROOT / "benchmarks" / "reference_function.py"
@@ -562,11 +563,7 @@ def main() -> int:
         name: round(row["c1"]["p50_ms"] - base, 3) for name, row in report["servers"].items()
     }
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
-    out = ROOT / args.out
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
-    write_markdown(report, out.with_suffix(".md"))
-    print(out.with_suffix(".md").read_text())
+    write_report(report, ROOT / args.out, write_markdown)
     return 0
 
 

@@ -9,19 +9,14 @@ no usable bundle or a conflicting earlier run, 1 unexpected error (Cloud Run ret
 
 from __future__ import annotations
 
-import logging
 import os
 import sys
 
+import job_config
+
 
 def main(argv: list[str] | None = None) -> int:
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for ours in ("score_job", "serving_core"):
-        logging.getLogger(ours).setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    job_config.configure_logging("score_job", "serving_core")
 
     from score_job.config import resolve_config
 

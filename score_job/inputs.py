@@ -14,6 +14,7 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -137,15 +138,8 @@ def _csv_rows(
         missing = [c for c in text_columns if c not in header]  # a missing id column is NULL
         positions = [header.index(c) for c in text_columns if c in header]
         id_position = header.index(id_column) if id_column and id_column in header else None
-        index = -1
-        for record in records:
-            if not record:
-                continue
-            index += 1
-            if index < start:
-                continue
-            if index >= end:
-                break
+        # Rows are numbered without the empty records, as the plan counted them.
+        for index, record in islice(enumerate(r for r in records if r), start, end):
             ident = (
                 _ident(record[id_position])
                 if id_position is not None and id_position < len(record)
@@ -164,15 +158,8 @@ def _jsonl_rows(
     path: Path, start: int, end: int, text_columns: Sequence[str], id_column: str
 ) -> Iterator[_Raw]:
     with path.open(encoding="utf-8") as handle:
-        index = -1
-        for line in handle:
-            if not line.strip():
-                continue
-            index += 1
-            if index < start:
-                continue
-            if index >= end:
-                break
+        # Rows are numbered without the blank lines, as the plan counted them.
+        for index, line in islice(enumerate(t for t in handle if t.strip()), start, end):
             try:
                 record = json.loads(line)
             except ValueError as exc:

@@ -9,21 +9,14 @@ Exit codes: 0 done, 2 bad data or configuration, 4 int8 model failed the accurac
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 
+import job_config
+
 
 def main(argv: list[str] | None = None) -> int:
-    # Libraries (the ONNX quantizer logs every tensor on the root logger) only speak up for
-    # warnings; the job's own loggers at LOG_LEVEL.
-    logging.basicConfig(
-        level=logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    for ours in ("train_job", "export"):
-        logging.getLogger(ours).setLevel(os.environ.get("LOG_LEVEL", "INFO"))
+    job_config.configure_logging("train_job", "export")
 
     from train_job.config import resolve_config
     from train_job.data import DataError

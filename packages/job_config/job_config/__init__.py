@@ -10,6 +10,9 @@ value is an error that names the flag or variable, never a silent default.
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import MISSING, Field, fields
 from typing import Any
@@ -95,3 +98,15 @@ def resolve(
         except ValueError as e:
             raise SystemExit(f"error: {env_name(env_prefix, f)}: {e}") from e
     return values
+
+
+def configure_logging(*own_loggers: str) -> None:
+    """Plain lines on stderr: libraries only for warnings (the ONNX quantizer logs every tensor
+    on the root logger), the job's own loggers at LOG_LEVEL (default INFO)."""
+    logging.basicConfig(
+        level=logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    for name in own_loggers:
+        logging.getLogger(name).setLevel(os.environ.get("LOG_LEVEL", "INFO"))
