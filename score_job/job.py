@@ -495,32 +495,55 @@ def run(cfg: ScoreConfig) -> TaskSummary:
             summary = _summary_from_outputs(summary, shard_uri, rejects_uri)
             local_shard = None
         else:
-            plan = plan_split(files, scratch)
-            record_plan(base, files, plan, cfg, scratch)
-            pieces, unreadable = task_pieces(files, plan, cfg.task_index, cfg.task_count)
-            local_shard, local_rejects = score_share(
-                cfg, bundle, pieces, unreadable, plan.problems, summary, scratch
-            )
-            # Rejects first, the shard last: a shard that exists has its rejects beside it.
-            storage.put_new(local_rejects, rejects_uri)
-            if not storage.put_new(local_shard, shard_uri):
-                log.warning("%s appeared while this task scored it; keeping that one", shard_uri)
-                local_shard = None
-            summary_uri = storage.join(base, name + ".summary.json")
-            storage.put_new_bytes(summary.as_json().encode(), summary_uri, scratch)
+            local_shard = score_and_publish(cfg, bundle, files, base, name, summary, scratch)
         summary.table = table.uri
         if summary.rows_scored:
             summary.rows_loaded = load_shard(table, shard_uri, local_shard, scratch)
+    log_finished(summary)
+    return summary
+
+
+def score_and_publish(
+    cfg: ScoreConfig,
+    bundle: Any,
+    files: list[InputFile],
+    base: str,
+    name: str,
+    summary: TaskSummary,
+    scratch: Path,
+) -> Path | None:
+    """Score the task's share, then publish its rejects, shard and summary, each written once.
+    Returns the local shard to load, or None when another run's shard got there first."""
+    plan = plan_split(files, scratch)
+    record_plan(base, files, plan, cfg, scratch)
+    pieces, unreadable = task_pieces(files, plan, cfg.task_index, cfg.task_count)
+    local_shard: Path | None
+    local_shard, local_rejects = score_share(
+        cfg, bundle, pieces, unreadable, plan.problems, summary, scratch
+    )
+    shard_uri = storage.join(base, name + ".parquet")
+    # Rejects first, the shard last: a shard that exists has its rejects beside it.
+    storage.put_new(local_rejects, storage.join(base, name + ".rejects.jsonl"))
+    if not storage.put_new(local_shard, shard_uri):
+        log.warning("%s appeared while this task scored it; keeping that one", shard_uri)
+        local_shard = None
+    summary_uri = storage.join(base, name + ".summary.json")
+    storage.put_new_bytes(summary.as_json().encode(), summary_uri, scratch)
+    return local_shard
+
+
+def log_finished(summary: TaskSummary) -> None:
     log.info(
         "task %d of %d: %d rows in, %d scored, %d rejected %s, %d unreadable file(s)%s; %s",
-        cfg.task_index,
-        cfg.task_count,
+        summary.task_index,
+        summary.task_count,
         summary.rows_in,
         summary.rows_scored,
         summary.rows_rejected,
         summary.rejects,
         len(summary.unreadable_files),
         " (scored by an earlier run)" if summary.skipped else f", {summary.rows_per_second} rows/s",
-        f"{summary.rows_loaded} rows added to {table.uri}" if table.uri != "none" else "no table",
+        f"{summary.rows_loaded} rows added to {summary.table}"
+        if summary.table != "none"
+        else "no table",
     )
-    return summary
