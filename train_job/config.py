@@ -156,9 +156,10 @@ class TrainConfig:
 
 # Profiles set defaults; flags and environment still win over them.
 PROFILES: dict[str, dict[str, Any]] = {
-    # One epoch over every training post at 64 tokens, otherwise the full profile's recipe: a few
-    # minutes on 2 CPU cores, used by `make run` and the behavioural tests; docs/results.md has
-    # its scores.
+    # One epoch over every training post at 64 tokens, otherwise the full profile's recipe but
+    # the toggle rate: it keeps the 15% it was measured with (the full profile's 5% was measured
+    # over three epochs only). A few minutes on 2 CPU cores, used by `make run` and the
+    # behavioural tests; docs/results.md has its scores.
     "quick": {
         "epochs": 1,
         "max_train_examples": 0,
@@ -170,7 +171,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "length_buckets": False,
     },
     # The real run: 3 epochs at a flat 1e-4 over raw text (links and handles as written,
-    # shuffled batches), with 15% of the posts' links and handles toggled afresh every epoch so
+    # shuffled batches), with 5% of the posts' links and handles toggled afresh every epoch so
     # that appending a link or tagging an account carries no evidence. Chosen on validation over
     # seeds 42, 43 and 44 among recipes whose bundles pass tests/behaviour (docs/results.md).
     "full": {
@@ -183,8 +184,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "label_smoothing": 0.0,
         "average_from_epoch": 0,
         "consistency_weight": 0.0,
-        "link_augmentation": 0.15,
-        "handle_augmentation": 0.15,
+        "link_augmentation": 0.05,
+        "handle_augmentation": 0.05,
         "link_placeholders": False,
         "length_buckets": False,
     },
