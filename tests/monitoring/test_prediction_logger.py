@@ -90,6 +90,7 @@ class _BrokenSink:
         raise ConnectionError("backend down")
 
     def write_missing(self, rows: list[dict[str, Any]]) -> int:
+        self.calls += 1
         raise ConnectionError("backend down")
 
     def close(self) -> None:
@@ -112,6 +113,45 @@ def test_failing_sink_never_raises_or_blocks_and_rows_spill(tmp_path: Path) -> N
     assert sorted(r["row_id"] for r in spilled) == sorted(r["row_id"] for r in rows)
     assert all(r["text"] is None for r in spilled)
     logger.close()
+
+
+class _AppendingSink:
+    """A table without insert-id dedup (bqemulator's behaviour; BigQuery's dedup is best effort):
+    write() appends whatever it gets. The first write lands and then times out, as a call does
+    when the backend is slower than the client's deadline."""
+
+    uri = "appending://"
+
+    def __init__(self) -> None:
+        self.table: list[dict[str, Any]] = []
+        self.timeouts_left = 1
+
+    def write(self, rows: list[dict[str, Any]]) -> WriteResult:
+        self.table += rows
+        if self.timeouts_left:
+            self.timeouts_left -= 1
+            raise TimeoutError("read timed out after the rows were taken")
+        return WriteResult(inserted=len(rows))
+
+    def write_missing(self, rows: list[dict[str, Any]]) -> WriteResult:
+        present = {r["row_id"] for r in self.table}
+        missing = [r for r in rows if r["row_id"] not in present]
+        self.table += missing
+        return WriteResult(inserted=len(missing))
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_write_that_timed_out_after_landing_is_not_written_twice(tmp_path: Path) -> None:
+    sink = _AppendingSink()
+    logger = _logger(tmp_path, sink=sink, backoff_s=0.01)
+    rows = make_rows(30)
+    logger.log(rows)
+    logger.close()
+    assert sorted(r["row_id"] for r in sink.table) == sorted(r["row_id"] for r in rows)
+    assert _dead_rows(tmp_path / "dead") == []
+    assert logger.counts["written"] == 30
 
 
 def test_bad_row_is_set_aside_with_its_reason_and_the_rest_land(tmp_path: Path) -> None:

@@ -229,7 +229,9 @@ class PredictionLogger:
                     self._done.notify_all()
                     if self._closing:
                         return
-            if batch:
+            if not batch:
+                self._release_idle()
+            else:
                 try:
                     self._write(batch)
                 except Exception:  # keep the thread alive whatever a sink does
@@ -241,18 +243,33 @@ class PredictionLogger:
                     self._done.notify_all()
                 self._wake.set()  # look again at once: more rows may have arrived meanwhile
 
+    def _release_idle(self) -> None:
+        """Let a sink that holds a resource between writes (DuckDB's file lock) let it go."""
+        release = getattr(self.sink, "release_idle", None)
+        if release is not None:
+            try:
+                release()
+            except Exception:
+                _log.exception("prediction log: could not release the sink")
+
     def _write(self, rows: list[Row]) -> None:
         pending = rows
         reason = ""
+        # A write that raised may have landed all the same (a timeout after the backend took the
+        # rows, a connection lost before the answer): from then on the rows are written through
+        # write_missing, which skips those already in the table, so a retry adds no duplicate.
+        maybe_written = False
         for attempt in range(self.max_attempts):
             retry: list[Row] = []
+            write = self.sink.write_missing if maybe_written else self.sink.write
             for start in range(0, len(pending), self.batch_rows):
                 chunk = pending[start : start + self.batch_rows]
                 try:
-                    result = self.sink.write(chunk)
+                    result = write(chunk)
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}"
                     retry += chunk
+                    maybe_written = True
                     continue
                 if result.rejected:
                     # Rows the backend will never take: kept aside with the reason, not retried,
