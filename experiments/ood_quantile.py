@@ -15,23 +15,15 @@ evaluation only.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from experiments.weight_soup import read_split, write_outputs
+
 QUANTILES = (0.98, 0.97, 0.96, 0.95)
-
-
-def read_split(path: Path, text_column: str) -> tuple[list[str], np.ndarray]:
-    with path.open(newline="") as handle:
-        rows = list(csv.DictReader(handle))
-    return [r[text_column] for r in rows], np.array(
-        [r["label"].strip().lower() == "fake" for r in rows]
-    )
 
 
 def real_called_fake_in_domain(
@@ -97,8 +89,6 @@ def main(argv: list[str] | None = None) -> int:
                 }
             report[folder.name] = rows
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Out-of-domain quantile, CoAID confident errors (`python -m experiments.ood_quantile`)",
         "",
@@ -114,8 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {name} | {q} | {row['test_flagged']} | {row['coaid_flagged']} | "
                 f"{row['coaid_real_called_fake_in_domain']} |"
             )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_outputs(args.out, report, lines)
     return 0
 
 

@@ -29,10 +29,19 @@ SPLITS = {
 
 
 def read_split(path: Path, text_column: str) -> tuple[list[str], np.ndarray]:
+    """Texts and labels (True = fake) of a CSV with a `label` column."""
     with path.open(newline="") as handle:
         rows = list(csv.DictReader(handle))
-    labels = np.array([1 if r["label"].strip().lower() == "fake" else 0 for r in rows])
+    labels = np.array([r["label"].strip().lower() == "fake" for r in rows])
     return [r[text_column] for r in rows], labels
+
+
+def write_outputs(out: Path, report: dict[str, Any], lines: list[str]) -> None:
+    """<out>.json (the numbers) and <out>.md (the table), and the table on stdout."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def uniform_soup(states: list[dict[str, Any]]) -> dict[str, Any]:
@@ -102,8 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     model.load_state_dict(uniform_soup(list(states.values())))
     report["scores"]["uniform soup"] = scores()
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
         "# Uniform weight soup of seeds (`python -m experiments.weight_soup`)",
         "",
@@ -117,8 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             f"| {name} | {row['val']['weighted_f1']} | {row['official_test']['weighted_f1']} | "
             f"{row['coaid']['roc_auc']} |"
         )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_outputs(args.out, report, lines)
     return 0
 
 
