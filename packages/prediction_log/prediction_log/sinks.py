@@ -12,8 +12,9 @@
 A sink's write() returns the rows it could not write, split into retryable ones and ones the
 backend rejected as invalid (retrying those cannot help); it raises when nothing was written
 for a reason worth retrying (backend down, DuckDB file locked by another process).
-write_missing() is the replay path: it writes only rows whose row_id is not in the table yet,
-so a dead-letter file can be replayed any number of times; it raises on a transient failure and
+write_missing() is the replay path, and the logger's retry after a write that raised (it may
+have landed): it writes only rows whose row_id is not in the table yet, so a dead-letter file can
+be replayed any number of times; it raises on a transient failure and
 reports invalid rows as rejected. A sink whose `synchronous` is true is written by the request
 thread itself (it is cheap and local); the others by the logger's background thread.
 """
@@ -237,11 +238,13 @@ class DuckDBSink:
     without a write, and other processes (a second worker, `make dashboard`, replay) get the file
     between two flushes; their connect_waiting retries until it is free.
 
-    A connection per flush would cost far more: closing one checkpoints the file, about 120 ms
-    of CPU per flush against 24 ms for the insert alone (500 rows into a 30,000-row table), CPU
-    the request threads need on a 2-vCPU instance. DuckDB runs with one thread here (SET, not a
-    connect option, so other connections in the process keep the same configuration): its
-    default of a worker per core competes with onnxruntime for the cores."""
+    A connection per flush would cost far more: closing one checkpoints the file and the next one
+    builds the key index up again, about 125 ms of CPU per flush against 21 ms on a kept
+    connection (500 rows into a 30,000-row table, `python -m experiments.duckdb_flush_cost`), CPU
+    the request threads need on a 2-vCPU instance. The price is memory: the index and the rows
+    since the last checkpoint stay with the connection until it is closed. DuckDB runs with one
+    thread here (SET, not a connect option, so other connections in the process keep the same
+    configuration): its default of a worker per core competes with onnxruntime for the cores."""
 
     synchronous = False
     HOLD_S = 5.0
