@@ -1,6 +1,7 @@
 """What the prediction logger adds to a request: wall time of PredictionLogger.log() per
-request (1 and 8 instances), with the DuckDB sink flushing in the background as it does in the
-function, next to PREDICTION_LOG=none. Also the background write cost per 500-row batch.
+request (1 and 8 instances) with the local sink as the function builds it (PREDICTION_LOG=
+duckdb://: a line appended beside the DuckDB file before log() returns), next to
+PREDICTION_LOG=none. Also what loading the spooled lines into the table costs per 500 rows.
 
     python -m benchmarks.bench_logging   (make bench-logging)
 writes reports/bench_logging.json and reports/bench_logging.md. Target: p50 <= 1 ms.
@@ -20,8 +21,9 @@ from pathlib import Path
 
 from benchmarks.support import ROOT, make_rows
 from prediction_log.dead_letter import DeadLetter
+from prediction_log.line_spool import LineSpoolSink, connect_and_load
 from prediction_log.logger import PredictionLogger
-from prediction_log.sinks import DuckDBSink, NoneSink
+from prediction_log.sinks import NoneSink
 
 
 def _quantile(values: list[float], q: float) -> float:
@@ -31,7 +33,7 @@ def _quantile(values: list[float], q: float) -> float:
 
 def bench_log(sink_name: str, instances: int, requests: int, pace_s: float, tmp: Path) -> dict:
     sink = (
-        DuckDBSink(f"duckdb://{tmp / f'{sink_name}-{instances}.duckdb'}")
+        LineSpoolSink(f"duckdb://{tmp / f'{sink_name}-{instances}.duckdb'}")
         if sink_name == "duckdb"
         else NoneSink()
     )
@@ -44,7 +46,7 @@ def bench_log(sink_name: str, instances: int, requests: int, pace_s: float, tmp:
         t = time.perf_counter()
         logger.log(batch)
         times.append((time.perf_counter() - t) * 1000)
-        time.sleep(pace_s)  # requests are spaced, so the flush thread runs between them
+        time.sleep(pace_s)  # requests are spaced, as a server's are
     t = time.perf_counter()
     logger.close()
     return {
@@ -61,13 +63,16 @@ def bench_log(sink_name: str, instances: int, requests: int, pace_s: float, tmp:
     }
 
 
-def bench_write(tmp: Path, batches: int = 10) -> dict:
-    sink = DuckDBSink(f"duckdb://{tmp / 'write.duckdb'}")
+def bench_load(tmp: Path, batches: int = 10) -> dict:
+    """Load 500 spooled rows at a time into a growing table, as a reader of the log does."""
+    database = tmp / "load.duckdb"
     times = []
     for i in range(batches):
-        rows = make_rows(500, seed=100 + i)
+        sink = LineSpoolSink(f"duckdb://{database}")
+        sink.write(make_rows(500, seed=100 + i))
+        sink.close()
         t = time.perf_counter()
-        sink.write(rows)
+        connect_and_load(database, lock_wait_s=10).close()
         times.append((time.perf_counter() - t) * 1000)
     return {"rows_per_batch": 500, "batches": batches, "p50_ms": statistics.median(times)}
 
@@ -85,7 +90,7 @@ def main() -> int:
             for sink in ("none", "duckdb")
             for n in (1, 8)
         ]
-        write = bench_write(tmp)
+        load = bench_load(tmp)
     result = {
         "machine": {
             "python": platform.python_version(),
@@ -94,7 +99,7 @@ def main() -> int:
         },
         "target_p50_ms": 1.0,
         "log_call": runs,
-        "background_write": write,
+        "load_into_table": load,
         "meets_target": all(r["p50_ms"] <= 1.0 for r in runs),
     }
     out = Path(args.out)
@@ -117,8 +122,10 @@ def main() -> int:
     ]
     lines += [
         "",
-        f"Background DuckDB write of {write['rows_per_batch']} rows (off the request path): "
-        f"p50 {write['p50_ms']:.1f} ms.",
+        "duckdb: the function's local sink, a JSON line per row appended to a file beside the "
+        "DuckDB file before log() returns.",
+        f"Loading {load['rows_per_batch']} spooled rows into the table (done by the log's "
+        f"readers, off the request path): p50 {load['p50_ms']:.1f} ms.",
         "",
     ]
     out.with_suffix(".md").write_text("\n".join(lines))

@@ -245,10 +245,10 @@ def refusals(url: str) -> dict[str, Any]:
 def rows_logged(server: Server, tmp: Path) -> int | None:
     """Rows in the server's prediction log (read after it stopped and flushed)."""
     sink = server.env.get("PREDICTION_LOG", "")
-    if sink.startswith("duckdb://"):
-        import duckdb
+    if sink.startswith("duckdb://"):  # the spooled lines are loaded into the table first
+        from prediction_log.line_spool import connect_and_load, duckdb_path
 
-        with duckdb.connect(sink.removeprefix("duckdb://"), read_only=True) as con:
+        with connect_and_load(duckdb_path(sink), lock_wait_s=30) as con:
             return int(con.execute("SELECT COUNT(*) FROM predictions").fetchone()[0])
     if sink == "stdout":  # the lines Cloud Logging would route into BigQuery
         logs = tmp.glob(f"{slug_of(server)}-[0-9]*.log")

@@ -11,7 +11,8 @@ with its own X-Request-Id) while one fault is injected:
   c  the whole instance frozen (SIGSTOP) right after its last responses, then SIGCONT + SIGTERM
      and SIGKILL KILL_AFTER_S later, as Cloud Run stops an instance
   d  SIGKILL of the whole instance mid-traffic (an out-of-memory kill); d-stdout: the same with
-     PREDICTION_LOG=stdout (production's sink; the rows are the log lines the platform keeps)
+     PREDICTION_LOG=stdout (production's sink; the rows are the log lines the platform keeps);
+     d-duckdb: the same with the local default (lines spooled beside the DuckDB file)
   e  the artifact store (fake-gcs-server behind the proxy) slow, then serving a corrupt model
      file, while a promotion is pending: the hot reload must keep the old version and back off
   f  a promotion during traffic: every instance must switch within the refresh bound, and no
@@ -521,6 +522,26 @@ def scenario_d_stdout(ctx: Context) -> None:
     print(f"d-stdout: {json.dumps(result)}", flush=True)
 
 
+def scenario_d_duckdb(ctx: Context) -> None:
+    """SIGKILL mid-traffic with the local default (duckdb://: a line spooled before each answer,
+    loaded into the table when it is next opened)."""
+    from prediction_log.line_spool import connect_and_load
+
+    table, dead, log = _scenario(ctx, "d-duckdb")
+    database = log.with_name("predictions.duckdb")
+    env = ctx.env(table, dead, PREDICTION_LOG=f"duckdb://{database}")
+    traffic = _kill_mid_traffic(ctx, "d-duckdb", env, log)
+    with connect_and_load(database, lock_wait_s=30) as con:
+        cursor = con.execute("SELECT * FROM predictions")
+        names = [d[0] for d in cursor.description]
+        rows = [dict(zip(names, r, strict=True)) for r in cursor.fetchall()]
+    result = {**tally(traffic, rows, rows), **_in_flight(traffic)}
+    result |= {"dead_letter_rows": 0, "rejected_rows": 0, "rows_replayed": 0,
+               "replay": "not needed: the spooled lines are loaded"}  # fmt: skip
+    ctx.results["d-duckdb"] = result
+    print(f"d-duckdb: {json.dumps(result)}", flush=True)
+
+
 def _reload_log(log_text: str) -> dict[str, int]:
     return {
         "hot_reload_failures_logged": log_text.count("hot reload failed"),
@@ -644,6 +665,7 @@ SCENARIOS = {
     "c": scenario_c,
     "d": scenario_d,
     "d-stdout": scenario_d_stdout,
+    "d-duckdb": scenario_d_duckdb,
     "e": scenario_e,
     "f": scenario_f,
 }
@@ -653,6 +675,7 @@ TITLES = {
     "c": "frozen after responses, SIGTERM, SIGKILL",
     "d": "SIGKILL mid-traffic (bq:// sink)",
     "d-stdout": "SIGKILL mid-traffic (stdout sink)",
+    "d-duckdb": "SIGKILL mid-traffic (duckdb:// sink, the local default)",
     "e": "store slow, then corrupt, during a reload",
     "f": "promotion during traffic",
 }

@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from monitoring import _sql
-from prediction_log.duckdb_table import connect_waiting, ensure_table
+from prediction_log.duckdb_table import ensure_table
+from prediction_log.line_spool import connect_and_load
 from prediction_log.schema import load_columns
 from prediction_log.sinks import bigquery_client
 
@@ -53,8 +54,10 @@ def _quote(value: str) -> str:
 
 
 class DuckDBEngine(Engine):
-    """A short-lived connection per call: the function's logger may be writing the same file
-    from another process, and DuckDB lets only one process at a time hold it open for writing."""
+    """A short-lived connection per call: other processes (replay, a batch scoring task) may
+    write the same file, and DuckDB lets only one process at a time hold it open. Each
+    connection first loads the lines the function spooled beside the file
+    (prediction_log.line_spool), so every read sees every answered prediction."""
 
     dataset = "main"
 
@@ -63,7 +66,7 @@ class DuckDBEngine(Engine):
         self.lock_wait_s = lock_wait_s
 
     def _connect(self) -> Any:
-        return connect_waiting(self.path, self.lock_wait_s)
+        return connect_and_load(self.path, self.lock_wait_s)
 
     def _execute(self, sql: str, params: list[Any] | None = None) -> list[Row]:
         con = self._connect()

@@ -3,7 +3,7 @@
 1. starts the prediction function with functions-framework on 127.0.0.1 (production bundle of
    the local store, prediction log in the local DuckDB file);
 2. sends a few requests (one text, a batch, a bad request) and prints the answers;
-3. stops the function with SIGTERM (as Cloud Run does: the logger flushes its buffer);
+3. stops the function with SIGTERM, as Cloud Run does;
 4. prints the logged rows and the monitoring summary of this window.
 """
 
@@ -94,7 +94,7 @@ def send_examples(url: str) -> None:
 
 
 def stop_function(server: subprocess.Popen[str]) -> None:
-    server.send_signal(signal.SIGTERM)  # the logger flushes on SIGTERM, as on Cloud Run
+    server.send_signal(signal.SIGTERM)  # as Cloud Run stops an instance
     try:
         server.wait(timeout=30)
     except subprocess.TimeoutExpired:
@@ -105,11 +105,10 @@ def print_newest_log_rows() -> None:
     print(f"\n== prediction log ({LOG_URI}), newest rows")
     if not LOG_URI.startswith("duckdb://"):
         return
-    import duckdb
+    from prediction_log.line_spool import connect_and_load, duckdb_path
 
-    path = LOG_URI.removeprefix("duckdb://")
-    with duckdb.connect(path, read_only=True) as db:
-        db.execute("SET TimeZone='UTC'")
+    # Opening the log loads the lines the function spooled beside the file into the table.
+    with connect_and_load(duckdb_path(LOG_URI), lock_wait_s=30) as db:
         rows = db.execute(
             "SELECT ts, request_id, instance_index, model_version, label,"
             " round(fake_probability, 3), token_count, truncated, round(latency_ms, 1),"

@@ -32,7 +32,7 @@ DEFAULTS: dict[str, str] = {
     # Local default: the embedded DuckDB file. Terraform sets stdout in production.
     "PREDICTION_LOG": LogSettings().sink_uri,
     "DEAD_LETTER_URI": LogSettings().dead_letter_uri,
-    # Bounds of the background sinks' buffer (bq://, duckdb://): rows past either one go to the
+    # Bounds of the background sink's buffer (bq://): rows past either one go to the
     # dead letter from the request thread rather than grow the instance until it is killed.
     # 10000 rows are about 15 MiB of Python objects; 8 MiB bounds rows that carry texts.
     "PREDICTION_LOG_BUFFER_ROWS": str(LogSettings().buffer_rows),

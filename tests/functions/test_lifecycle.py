@@ -104,8 +104,9 @@ def test_model_swap_after_promotion(start_function, store_copy: Path) -> None:
 
 
 def test_predictions_reach_the_prediction_log(start_function, tiny_store: Path, tmp_path) -> None:
-    """Through the real logger (prediction_log.py) into DuckDB; flushed when the instance stops."""
-    import duckdb
+    """Through the real logger: a line spooled beside the DuckDB file before the response, in the
+    table once a reader opens it (prediction_log.line_spool)."""
+    from prediction_log.line_spool import connect_and_load
 
     database = tmp_path / "predictions.duckdb"
     served = start_function(
@@ -120,8 +121,8 @@ def test_predictions_reach_the_prediction_log(start_function, tiny_store: Path, 
         served.url, json=body, headers={"X-Request-Id": "logged-1"}, timeout=30
     )
     assert response.status_code == 200
-    served.stop()  # SIGTERM: the logger flushes what it buffered
-    with duckdb.connect(str(database), read_only=True) as con:
+    served.stop()
+    with connect_and_load(database, lock_wait_s=30) as con:
         rows = con.execute(
             "SELECT instance_index, label, text FROM predictions WHERE request_id = 'logged-1' "
             "ORDER BY instance_index"

@@ -18,6 +18,7 @@ import pytest
 
 import prediction_log.logger as prediction_logger
 import prediction_log.schema as log_schema
+from monitoring._engines import BigQueryEngine
 from prediction_log.dead_letter import DeadLetter
 from prediction_log.sinks import DuckDBSink, WriteResult
 from tests.monitoring._crafted import make_rows
@@ -31,6 +32,14 @@ def _count(db: Path, where: str = "TRUE") -> int:
         return int(con.execute(f"SELECT COUNT(*) FROM predictions WHERE {where}").fetchone()[0])
     finally:
         con.close()
+
+
+def _table(bq: BigQueryEngine) -> str:
+    return f"{bq.dataset}.predictions"
+
+
+def _count_bq(bq: BigQueryEngine) -> int:
+    return len(bq.query(f"SELECT row_id FROM `{_table(bq)}`"))
 
 
 def _dead_rows(folder: Path) -> list[dict[str, Any]]:
@@ -203,10 +212,13 @@ print("ready", flush=True)
 """
 
 
-def _child(tmp_path: Path, before: str = "", after: str = "time.sleep(60)", n: int = 300):
+def _child(
+    tmp_path: Path, table: str, before: str = "", after: str = "time.sleep(60)", n: int = 300
+):
+    # bq:// is the sink that buffers (stdout and duckdb:// write before log() returns).
     env = dict(
         os.environ,
-        PREDICTION_LOG=f"duckdb://{tmp_path / 'log.duckdb'}",
+        PREDICTION_LOG=f"bq://{table}",
         DEAD_LETTER_URI=str(tmp_path / "dead"),
         PREDICTION_LOG_MAX_AGE_S="600",  # nothing is flushed by age: rows are still buffered
         PREDICTION_LOG_BATCH_ROWS="100000",
@@ -225,15 +237,17 @@ def _child(tmp_path: Path, before: str = "", after: str = "time.sleep(60)", n: i
 
 
 @pytest.mark.slow
-def test_sigterm_with_rows_buffered_loses_none_and_still_exits(tmp_path: Path) -> None:
-    proc = _child(tmp_path)
+def test_sigterm_with_rows_buffered_loses_none_and_still_exits(
+    tmp_path: Path, bq: BigQueryEngine
+) -> None:
+    proc = _child(tmp_path, _table(bq))
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == -signal.SIGTERM  # the default action still happens
-    assert _count(tmp_path / "log.duckdb") == 300
+    assert _count_bq(bq) == 300
 
 
 @pytest.mark.slow
-def test_sigterm_chains_the_servers_own_handler(tmp_path: Path) -> None:
+def test_sigterm_chains_the_servers_own_handler(tmp_path: Path, bq: BigQueryEngine) -> None:
     marker = tmp_path / "server_handler_ran"
     before = (
         "def server_stop(signum, frame):\n"
@@ -241,19 +255,21 @@ def test_sigterm_chains_the_servers_own_handler(tmp_path: Path) -> None:
         "    sys.exit(0)\n"
         "signal.signal(signal.SIGTERM, server_stop)"
     )
-    proc = _child(tmp_path, before=before)
+    proc = _child(tmp_path, _table(bq), before=before)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=30) == 0
     assert marker.exists()
-    assert _count(tmp_path / "log.duckdb") == 300
+    assert _count_bq(bq) == 300
 
 
 @pytest.mark.slow
-def test_normal_exit_with_rows_buffered_loses_none(tmp_path: Path) -> None:
+def test_normal_exit_with_rows_buffered_loses_none(tmp_path: Path, bq: BigQueryEngine) -> None:
     # gunicorn workers leave through sys.exit after their own SIGTERM handling: atexit flushes.
-    proc = _child(tmp_path, after="sys.exit(0)", n=50)
+    # It exits after its writer thread made the BigQuery client, as a serving instance has; a
+    # process that exits within a second of its first row spills them to the dead letter.
+    proc = _child(tmp_path, _table(bq), after="time.sleep(3); sys.exit(0)", n=50)
     assert proc.wait(timeout=30) == 0
-    assert _count(tmp_path / "log.duckdb") == 50
+    assert _count_bq(bq) == 50
     assert json.dumps(_dead_rows(tmp_path / "dead")) == "[]"
 
 

@@ -11,8 +11,9 @@ handler: the function installs the logger's SIGTERM flush itself, from main.py):
     rows          a row as every sink stores it: contract columns, no NaN or infinity
     duckdb_table  the DuckDB table derived from the schema, and its migration
     sinks         where rows go: stdout, BigQuery, DuckDB or nowhere (PREDICTION_LOG)
+    line_spool    the function's local writer: lines beside the DuckDB file, loaded by readers
     dead_letter   JSONL spill files in a folder or under gs://, and dead-row lines, for replay
     settings      the logger's settings, from the environment in one documented order
-    logger        the writer the function uses: synchronous for stdout, else a bounded buffer
-                  and a background thread
+    logger        the writer the function uses: synchronous for stdout and duckdb://, a
+                  bounded buffer and a background thread for bq://
 """

@@ -7,9 +7,11 @@
 Every row is cleaned first (prediction_log.rows: contract columns only, no NaN or infinity; a
 row that cannot be stored goes to the dead letter's rejected-* files with its reason). Then:
 
-- stdout (the production sink): the rows are written as JSON lines by the calling thread, before
-  the response leaves. Nothing is held in memory, so nothing waits for CPU after the response.
-- bq:// and duckdb://: rows are buffered and written by one background thread when the buffer
+- stdout (the production sink) and duckdb:// (the local one): the rows are written as JSON lines
+  by the calling thread, before the response leaves, to stdout or to a spool file beside the
+  DuckDB file that its readers load (prediction_log.line_spool). Nothing is held in memory, so
+  nothing waits for CPU after the response.
+- bq://: rows are buffered and written by one background thread when the buffer
   holds `batch_rows` rows or its oldest row is `max_age_s` old, and on SIGTERM / interpreter
   exit. The buffer is bounded (`buffer_rows` rows and `buffer_bytes` bytes): rows that do not
   fit are written to the dead letter by the calling thread at once and counted as `overflow`,
@@ -40,6 +42,7 @@ from collections.abc import Callable
 from typing import Any
 
 from prediction_log.dead_letter import DEAD_ROW_MARKER, DeadLetter
+from prediction_log.line_spool import LineSpoolSink
 from prediction_log.rows import prepare_row
 from prediction_log.schema import load_columns
 from prediction_log.settings import LogSettings
@@ -215,6 +218,15 @@ class PredictionLogger:
         return self._oldest is not None and time.monotonic() - self._oldest >= self.max_age_s
 
     def _run(self) -> None:
+        # The backend's client is made now, off the request path, and not at the first flush:
+        # made at interpreter exit, the BigQuery client's imports fail ("can't register atexit
+        # after shutdown") and the exit flush would only reach the dead letter.
+        prepare = getattr(self.sink, "prepare", None)
+        if prepare is not None:
+            try:
+                prepare()
+            except Exception:  # the first write reports it, with retries and dead letter
+                _log.exception("prediction log: could not prepare the sink")
         while True:
             self._wake.wait(timeout=self.max_age_s / 2)
             self._wake.clear()
@@ -366,7 +378,7 @@ _sigterm_installed = False
 def build_logger(settings: LogSettings) -> PredictionLogger:
     dead_letter = DeadLetter(settings.dead_letter_uri)
     try:
-        sink = make_sink(settings.sink_uri)
+        sink = _serving_sink(settings.sink_uri)
     except Exception:
         # A misconfigured sink must not take predictions down: everything goes to the dead
         # letter, and the error is in the log once.
@@ -383,6 +395,14 @@ def build_logger(settings: LogSettings) -> PredictionLogger:
         buffer_rows=settings.buffer_rows,
         buffer_bytes=settings.buffer_bytes,
     )
+
+
+def _serving_sink(uri: str) -> Sink:
+    """The writer for a serving process. For duckdb:// it is the line spool beside the file
+    (prediction_log.line_spool), not DuckDB itself: no DuckDB import, nothing held in memory."""
+    if uri.strip().startswith("duckdb://"):
+        return LineSpoolSink(uri.strip())
+    return make_sink(uri)
 
 
 def _from_env() -> PredictionLogger:

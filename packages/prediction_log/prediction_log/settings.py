@@ -13,7 +13,7 @@ keeps the default (a logger made outside the function must not take anything dow
     PREDICTION_LOG_BUFFER_ROWS  most rows held in memory               10000
     PREDICTION_LOG_BUFFER_BYTES most row bytes held in memory          8388608 (8 MiB)
 
-The two buffer bounds only matter for the background sinks (bq://, duckdb://): when the backend
+The two buffer bounds only matter for the background sink (bq://): when the backend
 is slower than the traffic, rows past either bound are written to the dead letter by the
 request that brought them (see logger.py), instead of growing the process until it is killed.
 """

@@ -5,8 +5,10 @@
                                     (production: terraform/prediction_log_sink.tf)
   bq://project.dataset.table        BigQuery streaming inserts from a background thread
                                     (insert id = row_id)
-  duckdb:///abs/path.duckdb         embedded DuckDB file (no account needed; the local default)
-  duckdb://relative/path.duckdb     the same, relative to the working directory
+  duckdb:///abs/path.duckdb         embedded DuckDB file (no account needed; the local default);
+  duckdb://relative/path.duckdb     relative to the working directory. A serving process writes
+                                    it through prediction_log.line_spool, the sink below is what
+                                    loads, replays and tests write the table with
   none                              logging off
 
 A sink's write() returns the rows it could not write, split into retryable ones and ones the
@@ -122,6 +124,14 @@ class BigQuerySink:
                 self._client = bigquery_client(self.project)
             return self._client
 
+    def prepare(self) -> None:
+        """Make the client and import what a write needs (the logger's writer thread calls it
+        when it starts)."""
+        import google.api_core.exceptions
+        import google.api_core.retry  # noqa: F401
+
+        self.client  # noqa: B018
+
     def write(self, rows: list[Row]) -> WriteResult:
         from google.api_core.exceptions import BadRequest
         from google.api_core.retry import Retry
@@ -232,19 +242,71 @@ def _merge(a: WriteResult, b: WriteResult) -> WriteResult:
     )
 
 
+def _duckdb_insert(con: Any, rows: list[Row], names: list[str]) -> int:
+    cols = ", ".join(f'"{n}"' for n in names)
+    fields = ", ".join(f"r[{_sql_text(n)}]" for n in names)
+    # Every value is read from the JSON as text and cast by the INSERT into the column's type,
+    # so a value of the wrong type fails the statement (and is rejected below) instead of
+    # silently becoming NULL. Timestamps are ISO text already.
+    structure = _sql_text(json.dumps([dict.fromkeys(names, "VARCHAR")]))
+    inserted = 0
+    for start in range(0, len(rows), 1000):
+        chunk = [{n: r.get(n) for n in names} for r in rows[start : start + 1000]]
+        # The rows travel as one JSON text literal unpacked by from_json, not as bound
+        # parameters: binding any parameter makes DuckDB import pandas and pyarrow, about
+        # 70 MiB and half a second of CPU. OR IGNORE + the primary key on row_id is what makes
+        # retries, replays and reloads idempotent; the statement returns the rows it added.
+        rows_json = _sql_text(json.dumps(chunk, default=str))
+        added = con.execute(
+            f'INSERT OR IGNORE INTO "{DUCKDB_TABLE}" ({cols}) SELECT {fields} '
+            f"FROM (SELECT UNNEST(from_json({rows_json}, {structure})) AS r)"
+        ).fetchone()
+        inserted += int(added[0]) if added else 0
+    return inserted
+
+
+def insert_into_duckdb(con: Any, rows: list[Row], columns: list[Column]) -> WriteResult:
+    """Insert rows into the log table on an open connection; a row DuckDB cannot take (a value
+    of the wrong type) is rejected alone, with its reason, and its neighbours still land."""
+    import duckdb
+
+    bad_value = (
+        duckdb.ConversionException,
+        duckdb.ConstraintException,
+        duckdb.InvalidInputException,
+    )
+    names = [c.name for c in columns]
+    try:
+        return WriteResult(inserted=_duckdb_insert(con, rows, names))
+    except bad_value:
+        pass
+    # A bad value poisons the whole statement; insert the rows one by one (same connection) so
+    # the good ones still land and only the bad ones are rejected.
+    result = WriteResult(inserted=0)
+    for row in rows:
+        try:
+            result.inserted = (result.inserted or 0) + _duckdb_insert(con, [row], names)
+        except bad_value as exc:
+            result.rejected.append(row)
+            result.reasons.append(str(exc)[:500])
+    return result
+
+
 class DuckDBSink:
-    """Writes through one connection that is kept while flushes keep coming. DuckDB lets one
-    process at a time write a file, so the connection is closed after HOLD_S open or IDLE_S
-    without a write, and other processes (a second worker, `make dashboard`, replay) get the file
-    between two flushes; their connect_waiting retries until it is free.
+    """Writes the DuckDB table: replay does, and so does a PredictionLogger given it directly (a
+    serving process writes prediction_log.line_spool's files instead; see logger.build_logger).
+    It keeps one connection while flushes keep coming. DuckDB lets one process at a time write a
+    file, so the connection is closed after HOLD_S open or IDLE_S without a write, and other
+    processes (`make dashboard`, a batch scoring task) get the file between two flushes; their
+    connect_waiting retries until it is free.
 
     A connection per flush would cost far more: closing one checkpoints the file and the next one
     builds the key index up again, about 125 ms of CPU per flush against 21 ms on a kept
-    connection (500 rows into a 30,000-row table, `python -m experiments.duckdb_flush_cost`), CPU
-    the request threads need on a 2-vCPU instance. The price is memory: the index and the rows
-    since the last checkpoint stay with the connection until it is closed. DuckDB runs with one
-    thread here (SET, not a connect option, so other connections in the process keep the same
-    configuration): its default of a worker per core competes with onnxruntime for the cores."""
+    connection (500 rows into a 30,000-row table, `python -m experiments.duckdb_flush_cost`).
+    The price is memory: the index and the rows since the last checkpoint stay with the
+    connection until it is closed. DuckDB runs with one thread here (SET, not a connect option,
+    so other connections in the process keep the same configuration): its default of a worker
+    per core competes with onnxruntime for the cores."""
 
     synchronous = False
     HOLD_S = 5.0
@@ -261,31 +323,6 @@ class DuckDBSink:
         self._con: Any = None
         self._opened_at = 0.0
         self._written_at = 0.0
-        self._names = [c.name for c in self.columns]
-        # Every value is read from the JSON as text and cast by the INSERT into the column's
-        # type, so a value of the wrong type fails the statement (and is rejected below) instead
-        # of silently becoming NULL. Timestamps are ISO text already.
-        structure = json.dumps([dict.fromkeys(self._names, "VARCHAR")])
-        self._fields = ", ".join(f"r[{_sql_text(n)}]" for n in self._names)
-        self._structure = _sql_text(structure)
-
-    def _insert(self, con: Any, rows: list[Row]) -> int:
-        cols = ", ".join(f'"{n}"' for n in self._names)
-        inserted = 0
-        for start in range(0, len(rows), 1000):
-            chunk = [{n: r.get(n) for n in self._names} for r in rows[start : start + 1000]]
-            # The rows travel as one JSON text literal unpacked by from_json, not as bound
-            # parameters: binding any parameter makes DuckDB import pandas and pyarrow, about
-            # 70 MiB and half a second of CPU in the serving process. OR IGNORE + the primary key
-            # on row_id is what makes retries and replays idempotent; the statement returns the
-            # number of rows it added.
-            rows_json = _sql_text(json.dumps(chunk, default=str))
-            added = con.execute(
-                f'INSERT OR IGNORE INTO "{DUCKDB_TABLE}" ({cols}) SELECT {self._fields} '
-                f"FROM (SELECT UNNEST(from_json({rows_json}, {self._structure})) AS r)"
-            ).fetchone()
-            inserted += int(added[0]) if added else 0
-        return inserted
 
     def _connection(self) -> Any:
         import duckdb  # lazy: not in the function's cloud requirements
@@ -312,30 +349,10 @@ class DuckDBSink:
                 con.close()
 
     def write(self, rows: list[Row]) -> WriteResult:
-        import duckdb
-
-        bad_value = (
-            duckdb.ConversionException,
-            duckdb.ConstraintException,
-            duckdb.InvalidInputException,
-        )
         with self._lock:
             con = self._connection()
             try:
-                try:
-                    return WriteResult(inserted=self._insert(con, rows))
-                except bad_value:
-                    pass
-                # A bad value poisons the whole statement; insert the rows one by one (same
-                # connection) so the good ones still land and only the bad ones are rejected.
-                result = WriteResult(inserted=0)
-                for row in rows:
-                    try:
-                        result.inserted = (result.inserted or 0) + self._insert(con, [row])
-                    except bad_value as exc:
-                        result.rejected.append(row)
-                        result.reasons.append(str(exc)[:500])
-                return result
+                return insert_into_duckdb(con, rows, self.columns)
             except BaseException:
                 self._disconnect()  # a failed connection is not reused
                 raise

@@ -1,6 +1,7 @@
 """The SIGTERM flush is installed when main.py is imported (on the main thread), not left to the
 logger's first use, which happens on a request thread where no signal handler can be set: rows
-handed over from a request thread and still buffered are written when SIGTERM comes."""
+handed over from a request thread and still buffered are written when SIGTERM comes. The
+buffering sink is bq:// (bqemulator); stdout and duckdb:// write before the response."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import duckdb
-
 from benchmarks.support import FUNCTION_DIR, ROOT
+from monitoring._engines import BigQueryEngine
 from monitoring.replay import replay
 from prediction_log.dead_letter import DeadLetter
 
@@ -51,10 +51,10 @@ def _child(tmp_path: Path, prediction_log: str) -> subprocess.Popen[str]:
 
 
 def test_importing_main_installs_the_flush_and_sigterm_writes_buffered_rows(
-    tmp_path: Path,
+    tmp_path: Path, bq: BigQueryEngine
 ) -> None:
-    database = tmp_path / "log.duckdb"
-    proc = _child(tmp_path, f"duckdb://{database}")
+    table = f"{bq.dataset}.predictions"
+    proc = _child(tmp_path, f"bq://{table}")
     assert proc.stdout is not None
     assert proc.stdout.readline().split() == ["True", "True"], proc.stderr
     assert proc.stdout.readline().strip() == "ready"
@@ -63,16 +63,12 @@ def test_importing_main_installs_the_flush_and_sigterm_writes_buffered_rows(
     # Without the handler SIGTERM's default action kills at once and both would be empty. With
     # it every row is written, or spilled when the write outlasts the shutdown window (possibly
     # both, if the write finishes after all: replay then skips those).
-    stored: set[str] = set()
-    if database.exists():
-        with duckdb.connect(str(database), read_only=True) as con:
-            stored = {r[0] for r in con.execute("SELECT row_id FROM predictions").fetchall()}
+    stored = {r["row_id"] for r in bq.query(f"SELECT row_id FROM `{table}`")}
     spilled = {r["row_id"] for f in DeadLetter(str(tmp_path / "dead")).pending() for r in f.rows}
     assert len(stored | spilled) == 40
-    replay(f"duckdb://{database}", str(tmp_path / "dead"))
-    with duckdb.connect(str(database), read_only=True) as con:
-        counts = con.execute("SELECT COUNT(DISTINCT row_id), COUNT(*) FROM predictions").fetchone()
-    assert counts == (40, 40)
+    replay(f"bq://{table}", str(tmp_path / "dead"))
+    rows = bq.query(f"SELECT row_id FROM `{table}`")
+    assert len(rows) == len({r["row_id"] for r in rows}) == 40
 
 
 def test_no_handler_when_logging_is_off(tmp_path: Path) -> None:

@@ -1,0 +1,200 @@
+"""The local log's two halves: the function appends each row as a JSON line to a file beside the
+DuckDB file, before the response leaves; readers of the DuckDB file load those lines into the
+table first. It is the local counterpart of production's path, where the function writes the
+same lines to stdout and a Cloud Logging sink carries them into BigQuery.
+
+Why the function does not write DuckDB itself: importing DuckDB costs a serving process about
+34 MiB (its library's relocated pages), and a background writer holds rows in memory until its
+next flush, so a killed process lost them. An appended line costs microseconds, needs no import,
+and survives the process (it is in the page cache once `write` returns).
+
+    duckdb://local/predictions.duckdb   the table (monitoring, dashboards, replay read it)
+    local/predictions.duckdb.lines/     spool-<host>-<pid>-<ns>.jsonl, one file per writer
+                                        (a new one past ROTATE_BYTES); *.offset: bytes loaded
+
+A writer holds a shared flock on its file while it is open. The loader takes what ends in a
+newline, inserts it (INSERT OR IGNORE on row_id, so loading twice adds nothing), records the
+offset, and deletes a file once no writer holds it and all of it is loaded. A line that does not
+parse, or a row DuckDB refuses, is set aside in rejected-*.jsonl in the same folder with its
+reason (the dead letter's format; replay never picks those up); loading never stops on it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from prediction_log.dead_letter import DeadLetter
+from prediction_log.schema import Column, load_columns
+from prediction_log.sinks import (
+    DUCKDB_TABLE,
+    DuckDBSink,
+    Row,
+    StdoutSink,
+    WriteResult,
+    insert_into_duckdb,
+)
+
+ROTATE_BYTES = 8 * 1024 * 1024  # bounds what a loader reads again of a file still being written
+SPOOL_GLOB = "spool-*.jsonl"
+
+
+def duckdb_path(uri: str) -> Path:
+    path = Path(uri[len("duckdb://") :])
+    if not uri.startswith("duckdb://") or not str(path) or str(path) == ".":
+        raise ValueError(f"expected duckdb://path/to/file.duckdb, got {uri!r}")
+    return path
+
+
+def spool_folder(database: Path) -> Path:
+    return database.with_name(database.name + ".lines")
+
+
+class LineSpoolSink:
+    """What the function writes for PREDICTION_LOG=duckdb://…: one line per row, appended by the
+    request thread with a single write call per request (lines of concurrent requests never
+    interleave), in production's stdout format (StdoutSink.line)."""
+
+    synchronous = True
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self.folder = spool_folder(duckdb_path(uri))
+        self._lock = threading.Lock()
+        self._fd: int | None = None
+        self._size = 0
+
+    def _open(self) -> int:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"spool-{socket.gethostname()}-{os.getpid()}-{time.time_ns()}.jsonl"
+        # Created under another name and locked before it is given the name loaders look for,
+        # so no loader can take a fresh file for a finished one and delete it.
+        opening = self.folder / f".{name}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(opening, flags, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_SH)  # tells loaders a writer still has this file
+        os.rename(opening, self.folder / name)
+        self._fd, self._size = fd, 0
+        return fd
+
+    def write(self, rows: list[Row]) -> WriteResult:
+        data = "".join(StdoutSink.line(r) + "\n" for r in rows).encode()
+        with self._lock:
+            if self._fd is not None and self._size >= ROTATE_BYTES:
+                self._close()
+            fd = self._fd if self._fd is not None else self._open()
+            view = memoryview(data)
+            while view:  # a regular file takes it in one call; a short write is finished here
+                written = os.write(fd, view)
+                view = view[written:]
+            self._size += len(data)
+        return WriteResult(inserted=len(rows))
+
+    def write_missing(self, rows: list[Row]) -> WriteResult:
+        return DuckDBSink(self.uri).write_missing(rows)  # replay goes to the table itself
+
+    def _close(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)  # releases the flock: the loader may now finish this file
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+
+@dataclass
+class LoadResult:
+    files: int = 0
+    inserted: int = 0
+    rejected: int = 0
+    reasons: list[str] = field(default_factory=list)
+
+
+def _writer_gone(path: Path) -> bool:
+    with path.open("rb") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        return True
+
+
+def _parse(line: bytes) -> Row:
+    entry = json.loads(line)
+    return json.loads(entry[StdoutSink.PAYLOAD_FIELD])
+
+
+def load_spool(con: Any, database: Path, columns: list[Column] | None = None) -> LoadResult:
+    """Load the lines written beside `database` into its log table, on `con` (which holds the
+    file's write lock, so two loaders never interleave). Cheap when there is nothing new."""
+    folder = spool_folder(database)
+    result = LoadResult()
+    files = sorted(folder.glob(SPOOL_GLOB)) if folder.is_dir() else []
+    if not files:
+        return result
+    from prediction_log.duckdb_table import ensure_table
+
+    columns = columns or load_columns()
+    ensure_table(con, DUCKDB_TABLE, columns)
+    for path in files:
+        offset_file = path.with_suffix(".offset")
+        start = int(offset_file.read_text() or 0) if offset_file.exists() else 0
+        try:
+            finished = _writer_gone(path)  # decided before reading: later lines come next time
+            with path.open("rb") as f:
+                f.seek(start)
+                data = f.read()
+        except FileNotFoundError:
+            continue
+        end = data.rfind(b"\n") + 1
+        rows: list[Row] = []
+        bad: list[dict[str, Any]] = []
+        bad_reasons: list[str] = []
+        for line in data[:end].splitlines():
+            if not line.strip():
+                continue
+            try:
+                rows.append(_parse(line))
+            except (ValueError, KeyError, TypeError) as exc:
+                bad.append({"line": line.decode("utf-8", "replace")})
+                bad_reasons.append(f"unreadable line: {exc}"[:500])
+        if finished and data[end:].strip():
+            # A writer killed in the middle of its write call left half a line.
+            bad.append({"line": data[end:].decode("utf-8", "replace")})
+            bad_reasons.append("unfinished line of a writer that is gone")
+        written = insert_into_duckdb(con, rows, columns) if rows else WriteResult(inserted=0)
+        bad += written.rejected
+        bad_reasons += written.reasons
+        if bad:
+            DeadLetter(str(folder)).write(bad, kind="rejected", reasons=bad_reasons)
+        result.files += 1
+        result.inserted += written.inserted or 0
+        result.rejected += len(bad)
+        result.reasons += bad_reasons
+        if finished:
+            path.unlink()
+            offset_file.unlink(missing_ok=True)
+        elif end:
+            offset_file.write_text(str(start + end))
+    return result
+
+
+def connect_and_load(database: Path, lock_wait_s: float) -> Any:
+    """connect_waiting, then the spooled lines loaded: what every reader of the log opens."""
+    from prediction_log.duckdb_table import connect_waiting
+
+    con = connect_waiting(database, lock_wait_s)
+    try:
+        load_spool(con, database)
+    except BaseException:
+        con.close()
+        raise
+    return con
