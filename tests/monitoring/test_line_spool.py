@@ -12,8 +12,11 @@ import textwrap
 import threading
 from pathlib import Path
 
+import pytest
+
 from benchmarks.support import ROOT
 from monitoring._engines import DuckDBEngine
+from monitoring.replay import replay
 from prediction_log.dead_letter import DeadLetter
 from prediction_log.line_spool import LineSpoolSink, connect_and_load, spool_folder
 from prediction_log.logger import build_logger
@@ -141,3 +144,37 @@ def test_monitoring_reads_see_spooled_rows(tmp_path: Path) -> None:
     engine = DuckDBEngine(database)
     assert engine.query("SELECT COUNT(*) AS n FROM predictions")[0]["n"] == 7
     logger.close()
+
+
+def test_a_failed_write_spills_and_the_next_rows_start_a_new_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that fills mid-write leaves half a line; the rows go to the dead letter, and the
+    next request's lines are not glued to that half line."""
+    import prediction_log.line_spool as line_spool
+
+    database = tmp_path / "log.duckdb"
+    logger = _logger(tmp_path, database)
+    logger.log(make_rows(2))
+    real_write = os.write
+
+    def half_then_full(fd: int, data: memoryview) -> int:
+        real_write(fd, data[: len(data) // 2])
+        monkeypatch.setattr(line_spool.os, "write", real_write)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(line_spool.os, "write", half_then_full)
+    failed = make_rows(3, seed=1)
+    logger.log(failed)
+    later = make_rows(4, seed=2)
+    logger.log(later)
+    logger.close()
+    spilled = [r["row_id"] for f in DeadLetter(str(tmp_path / "dead")).pending() for r in f.rows]
+    assert sorted(spilled) == sorted(r["row_id"] for r in failed)
+    assert len(list(spool_folder(database).glob("spool-*.jsonl"))) == 2
+    stored = set(_table_ids(database))  # whole lines of the failed write may have landed too
+    assert {r["row_id"] for r in make_rows(2) + later} <= stored
+    assert list(spool_folder(database).glob("rejected-*.jsonl"))  # the half line, set aside
+    replay(f"duckdb://{database}", str(tmp_path / "dead"))
+    ids = _table_ids(database)
+    assert len(ids) == len(set(ids)) == 9

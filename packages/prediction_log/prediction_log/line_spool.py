@@ -91,9 +91,15 @@ class LineSpoolSink:
                 self._close()
             fd = self._fd if self._fd is not None else self._open()
             view = memoryview(data)
-            while view:  # a regular file takes it in one call; a short write is finished here
-                written = os.write(fd, view)
-                view = view[written:]
+            try:
+                while view:  # a regular file takes it in one call; a short write ends here
+                    view = view[os.write(fd, view) :]
+            except BaseException:
+                # The logger sends these rows to the dead letter. A later line must not be glued
+                # to a half-written one, so the next write starts a new file; the loader sets the
+                # half line aside.
+                self._close()
+                raise
             self._size += len(data)
         return WriteResult(inserted=len(rows))
 
@@ -127,6 +133,14 @@ def _writer_gone(path: Path) -> bool:
         return True
 
 
+def _loaded_offset(offset_file: Path) -> int:
+    """Bytes of the file already loaded; 0 when unknown (loading again adds no duplicate)."""
+    try:
+        return max(0, int(offset_file.read_text()))
+    except (FileNotFoundError, ValueError):
+        return 0
+
+
 def _parse(line: bytes) -> Row:
     entry = json.loads(line)
     return json.loads(entry[StdoutSink.PAYLOAD_FIELD])
@@ -146,7 +160,7 @@ def load_spool(con: Any, database: Path, columns: list[Column] | None = None) ->
     ensure_table(con, DUCKDB_TABLE, columns)
     for path in files:
         offset_file = path.with_suffix(".offset")
-        start = int(offset_file.read_text() or 0) if offset_file.exists() else 0
+        start = _loaded_offset(offset_file)
         try:
             finished = _writer_gone(path)  # decided before reading: later lines come next time
             with path.open("rb") as f:
@@ -183,7 +197,9 @@ def load_spool(con: Any, database: Path, columns: list[Column] | None = None) ->
             path.unlink()
             offset_file.unlink(missing_ok=True)
         elif end:
-            offset_file.write_text(str(start + end))
+            temporary = offset_file.with_name(f".{offset_file.name}")
+            temporary.write_text(str(start + end))
+            os.replace(temporary, offset_file)  # never half an offset
     return result
 
 
