@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import os
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from prediction_log.dead_letter import DeadLetter
+from prediction_log.duckdb_table import connect_waiting, ensure_table
 from prediction_log.schema import Column, load_columns
 from prediction_log.sinks import (
     DUCKDB_TABLE,
@@ -39,18 +40,16 @@ from prediction_log.sinks import (
     Row,
     StdoutSink,
     WriteResult,
+    duckdb_path,
     insert_into_duckdb,
 )
 
 ROTATE_BYTES = 8 * 1024 * 1024  # bounds what a loader reads again of a file still being written
 SPOOL_GLOB = "spool-*.jsonl"
 
+_log = logging.getLogger("prediction_log")
 
-def duckdb_path(uri: str) -> Path:
-    path = Path(uri[len("duckdb://") :])
-    if not uri.startswith("duckdb://") or not str(path) or str(path) == ".":
-        raise ValueError(f"expected duckdb://path/to/file.duckdb, got {uri!r}")
-    return path
+__all__ = ["LineSpoolSink", "connect_and_load", "duckdb_path", "load_spool", "spool_folder"]
 
 
 def spool_folder(database: Path) -> Path:
@@ -104,7 +103,11 @@ class LineSpoolSink:
         return WriteResult(inserted=len(rows))
 
     def write_missing(self, rows: list[Row]) -> WriteResult:
-        return DuckDBSink(self.uri).write_missing(rows)  # replay goes to the table itself
+        table = DuckDBSink(self.uri)  # replay goes to the table itself
+        try:
+            return table.write_missing(rows)
+        finally:
+            table.close()
 
     def _close(self) -> None:
         fd, self._fd = self._fd, None
@@ -114,14 +117,6 @@ class LineSpoolSink:
     def close(self) -> None:
         with self._lock:
             self._close()
-
-
-@dataclass
-class LoadResult:
-    files: int = 0
-    inserted: int = 0
-    rejected: int = 0
-    reasons: list[str] = field(default_factory=list)
 
 
 def _writer_gone(path: Path) -> bool:
@@ -146,16 +141,15 @@ def _parse(line: bytes) -> Row:
     return json.loads(entry[StdoutSink.PAYLOAD_FIELD])
 
 
-def load_spool(con: Any, database: Path, columns: list[Column] | None = None) -> LoadResult:
+def load_spool(con: Any, database: Path, columns: list[Column] | None = None) -> int:
     """Load the lines written beside `database` into its log table, on `con` (which holds the
-    file's write lock, so two loaders never interleave). Cheap when there is nothing new."""
+    file's write lock, so two loaders never interleave); returns the rows added. Cheap when
+    there is nothing new."""
     folder = spool_folder(database)
-    result = LoadResult()
+    inserted = 0
     files = sorted(folder.glob(SPOOL_GLOB)) if folder.is_dir() else []
     if not files:
-        return result
-    from prediction_log.duckdb_table import ensure_table
-
+        return inserted
     columns = columns or load_columns()
     ensure_table(con, DUCKDB_TABLE, columns)
     for path in files:
@@ -188,11 +182,9 @@ def load_spool(con: Any, database: Path, columns: list[Column] | None = None) ->
         bad += written.rejected
         bad_reasons += written.reasons
         if bad:
-            DeadLetter(str(folder)).write(bad, kind="rejected", reasons=bad_reasons)
-        result.files += 1
-        result.inserted += written.inserted or 0
-        result.rejected += len(bad)
-        result.reasons += bad_reasons
+            where = DeadLetter(str(folder)).write(bad, kind="rejected", reasons=bad_reasons)
+            _log.warning("prediction log: %d spooled rows set aside in %s", len(bad), where)
+        inserted += written.inserted or 0
         if finished:
             path.unlink()
             offset_file.unlink(missing_ok=True)
@@ -200,13 +192,11 @@ def load_spool(con: Any, database: Path, columns: list[Column] | None = None) ->
             temporary = offset_file.with_name(f".{offset_file.name}")
             temporary.write_text(str(start + end))
             os.replace(temporary, offset_file)  # never half an offset
-    return result
+    return inserted
 
 
 def connect_and_load(database: Path, lock_wait_s: float) -> Any:
     """connect_waiting, then the spooled lines loaded: what every reader of the log opens."""
-    from prediction_log.duckdb_table import connect_waiting
-
     con = connect_waiting(database, lock_wait_s)
     try:
         load_spool(con, database)

@@ -7,8 +7,8 @@
                                     (insert id = row_id)
   duckdb:///abs/path.duckdb         embedded DuckDB file (no account needed; the local default);
   duckdb://relative/path.duckdb     relative to the working directory. A serving process writes
-                                    it through prediction_log.line_spool, the sink below is what
-                                    loads, replays and tests write the table with
+                                    it through prediction_log.line_spool; DuckDBSink below
+                                    writes the table itself (replay)
   none                              logging off
 
 A sink's write() returns the rows it could not write, split into retryable ones and ones the
@@ -229,6 +229,14 @@ class BigQuerySink:
                 self._client = None
 
 
+def duckdb_path(uri: str) -> Path:
+    """The file of a duckdb:// URI."""
+    path = Path(uri[len("duckdb://") :])
+    if not uri.startswith("duckdb://") or not str(path) or str(path) == ".":
+        raise ValueError(f"expected duckdb://path/to/file.duckdb, got {uri!r}")
+    return path
+
+
 def _sql_text(value: str) -> str:
     """A SQL string literal: DuckDB's standard strings know no escape but the doubled quote."""
     return "'" + value.replace("'", "''") + "'"
@@ -314,9 +322,7 @@ class DuckDBSink:
 
     def __init__(self, uri: str, columns: list[Column] | None = None) -> None:
         self.uri = uri
-        self.path = Path(uri[len("duckdb://") :])
-        if not str(self.path) or str(self.path) == ".":
-            raise ValueError(f"expected duckdb://path/to/file.duckdb, got {uri!r}")
+        self.path = duckdb_path(uri)
         self.columns = columns or load_columns()
         self._lock = threading.Lock()
         self._table_ready = False
