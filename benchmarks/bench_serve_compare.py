@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import requests
 
 from benchmarks.loadgen import official_test_posts, percentile, run_load, text_bodies
@@ -284,22 +285,52 @@ def cold_phases(kind: str, env: dict[str, str], runs: int) -> dict[str, Any]:
 
 def in_process(bundle_dir: Path, posts: list[str], threads: int) -> dict[str, Any]:
     """p50 per post, one text per call: the reference's tokenize + run + softmax, and the
-    product's Model.predict (validation-free; calibration and out-of-domain score included)."""
+    product's Model.predict (validation-free; calibration and out-of-domain score included), on
+    `threads` onnxruntime threads as both servers use under concurrency; then both again on the
+    solo session's settings (the function's SOLO_ORT_THREADS), which answer a request alone in
+    flight, as at concurrency 1."""
     os.environ["REFERENCE_BUNDLE_DIR"] = str(bundle_dir)
+    from _config import ServeConfig
+
     from benchmarks import reference_function
     from serving_core.bundle import fetch_bundle
     from serving_core.model import Model
 
+    solo_threads = ServeConfig.from_env({}).solo_ort_threads
     model = Model.load(
         fetch_bundle(str(bundle_dir), Path(tempfile.gettempdir())),
         intra_op_threads=threads,
         max_batch_size=32,
         max_batch_tokens=1024,
+        solo_threads=solo_threads,
     )
+    deadline = time.monotonic() + 60
+    while model.solo_session is None and solo_threads > threads:
+        if time.monotonic() > deadline:
+            raise TimeoutError("the solo session did not open")
+        time.sleep(0.05)
+    _, tokenizer, inputs, _ = reference_function.model()
+
+    def tokenize_run_solo(text: str) -> None:
+        # The reference's code path on the solo session: tokenize, run, softmax.
+        (encoding,) = tokenizer.encode_batch([text])
+        feeds = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+        }
+        assert model.solo_session is not None
+        logits = model.solo_session.run(["logits"], {name: feeds[name] for name in inputs})[0]
+        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
+        (exp / exp.sum(axis=1, keepdims=True)).tolist()
+
     calls = {
         "tokenize_run_ms": lambda text: reference_function.predict_texts([text]),
         "product_model_predict_ms": lambda text: model.predict([text]),
     }
+    if model.solo_session is not None:
+        calls["tokenize_run_solo_ms"] = tokenize_run_solo
+        calls["product_model_predict_solo_ms"] = lambda text: model.predict([text], solo=True)
     for text in posts[:10]:
         for call in calls.values():
             call(text)
@@ -309,7 +340,11 @@ def in_process(bundle_dir: Path, posts: list[str], threads: int) -> dict[str, An
             started = time.perf_counter()
             call(text)
             ms[name].append((time.perf_counter() - started) * 1000)
-    out: dict[str, Any] = {"onnxruntime_threads": threads, "posts": len(posts)}
+    out: dict[str, Any] = {
+        "onnxruntime_threads": threads,
+        "solo_onnxruntime_threads": solo_threads if model.solo_session is not None else None,
+        "posts": len(posts),
+    }
     for name, values in ms.items():
         ordered = sorted(values)
         out[name] = {
@@ -477,15 +512,38 @@ def server_table(report: dict[str, Any]) -> list[str]:
     return lines
 
 
+def http_minus_in_process(report: dict[str, Any]) -> dict[str, float]:
+    """HTTP p50 at c=1 minus the in-process tokenize + run p50 at the thread count that answered
+    it: the reference's one thread; the product's solo session (alone in flight) when it has one."""
+    inp = report["in_process"]
+    solo = inp.get("tokenize_run_solo_ms")
+    gaps = {}
+    for name, row in report["servers"].items():
+        base = solo if solo is not None and "refusals" in row else inp["tokenize_run_ms"]
+        gaps[name] = round(row["c1"]["p50_ms"] - base["p50"], 3)
+    return gaps
+
+
 def detail_lines(report: dict[str, Any]) -> list[str]:
     inp = report["in_process"]
     run, product = inp["tokenize_run_ms"], inp["product_model_predict_ms"]
     lines = [
         "",
-        f"In-process, one text per call, {inp['onnxruntime_threads']} onnxruntime thread, "
-        f"{inp['posts']} posts: tokenize + run p50 {run['p50']} ms (p99 {run['p99']}); the "
-        f"product's Model.predict p50 {product['p50']} ms (p99 {product['p99']})."
-        " HTTP p50 at c=1 minus in-process tokenize + run p50: "
+        f"In-process, one text per call, {inp['posts']} posts, {inp['onnxruntime_threads']} "
+        f"onnxruntime thread: tokenize + run p50 {run['p50']} ms (p99 {run['p99']}); the "
+        f"product's Model.predict p50 {product['p50']} ms (p99 {product['p99']}).",
+    ]
+    if inp.get("tokenize_run_solo_ms"):
+        solo_run, solo_product = inp["tokenize_run_solo_ms"], inp["product_model_predict_solo_ms"]
+        lines[-1] += (
+            f" On the solo session ({inp['solo_onnxruntime_threads']} threads, what answers a "
+            f"product request alone in flight): tokenize + run p50 {solo_run['p50']} ms (p99 "
+            f"{solo_run['p99']}); Model.predict p50 {solo_product['p50']} ms (p99 "
+            f"{solo_product['p99']})."
+        )
+    lines += [
+        "HTTP p50 at c=1 minus in-process tokenize + run p50 at the same thread count "
+        "(the reference: one thread; the product: its solo session): "
         + ", ".join(f"{name} {gap} ms" for name, gap in report["http_minus_in_process_ms"].items())
         + ".",
         "",
@@ -558,10 +616,7 @@ def main() -> int:
     report["servers"] = run_servers(store, version, text_bodies(posts), scale, not args.no_bq)
     report["ratios"] = ratios(report)
     report["log_cost"] = log_cost(report)
-    base = report["in_process"]["tokenize_run_ms"]["p50"]
-    report["http_minus_in_process_ms"] = {
-        name: round(row["c1"]["p50_ms"] - base, 3) for name, row in report["servers"].items()
-    }
+    report["http_minus_in_process_ms"] = http_minus_in_process(report)
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     write_report(report, ROOT / args.out, write_markdown)
     return 0

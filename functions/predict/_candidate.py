@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import queue
 import shutil
@@ -56,6 +57,9 @@ log = logging.getLogger("predict")
 SHADOW_QUEUE_REQUESTS = 16
 SHADOW_NICE = 19  # the lowest priority: live request threads always come first
 SHADOW_QUIET_S = 0.02  # no live request for this long before a shadow scoring starts
+# A request runs on the solo session (every core) only if no two live requests overlapped for this
+# long: at steady concurrency there is always a moment when one request is alone in the app.
+SOLO_QUIET_S = 0.2
 _DROP_LOG_EVERY = 1000  # a warning on the first drop and every this many after it
 
 Rows = list[dict[str, Any]]
@@ -201,6 +205,7 @@ class Rollout:
         self._syncer: threading.Thread | None = None
         self._in_flight = 0
         self._live_started = 0
+        self._overlapped_at = -math.inf  # time.monotonic() when two live requests last overlapped
         self._idle = threading.Event()
         self._idle.set()
         self.shadow_worker = ShadowWorker(
@@ -241,6 +246,7 @@ class Rollout:
         if promoted is not None:
             log.info("production is now the loaded candidate %s: no second load", pointer.version)
             model = promoted.model
+            model.start_solo_session(config.solo_ort_threads)  # a candidate has none of its own
         else:
             model = self._loader(config)
         self._promoted = None
@@ -256,6 +262,8 @@ class Rollout:
             self._in_flight += 1
             self._live_started += 1
             self._idle.clear()
+            if self._in_flight > 1:
+                self._overlapped_at = time.monotonic()
         try:
             yield
         finally:
@@ -263,6 +271,12 @@ class Rollout:
                 self._in_flight -= 1
                 if self._in_flight == 0:
                     self._idle.set()
+
+    def alone(self) -> bool:
+        """True when the calling request is the only live one in flight and none overlapped for
+        SOLO_QUIET_S: under concurrent traffic a request that starts in another's gap between
+        requests stays on one thread too, instead of taking both cores from it."""
+        return self._in_flight == 1 and time.monotonic() - self._overlapped_at > SOLO_QUIET_S
 
     def wait_until_quiet(self, quiet_s: float = SHADOW_QUIET_S) -> None:
         """Return once no live request has been in flight for `quiet_s`: a gap between requests
@@ -372,6 +386,7 @@ class Rollout:
             self.config,
             model_uri=bundle_beside_pointer(self.config.model_uri, wanted.version),
             ort_intra_op_threads=threads,
+            solo_ort_threads=1,  # production's instance keeps the cores for production
         )
         try:
             model = self._loader(config)

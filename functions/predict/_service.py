@@ -289,6 +289,7 @@ def _load_model(config: ServeConfig) -> Model:
         max_batch_size=config.max_batch_size,
         max_batch_tokens=config.max_batch_tokens,
         allow_spinning=config.ort_allow_spinning,
+        solo_threads=config.solo_ort_threads,
     )
     model.bundle_dir = bundle.directory
     return model

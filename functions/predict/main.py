@@ -153,7 +153,8 @@ def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
     model, cold_start = MODEL.get()
     model = ROLLOUT.answering(model, request_id)
     started = time.perf_counter()
-    predictions = model.predict(texts)
+    # Alone in flight: the model may use every core (serving_core.model, solo session).
+    predictions = model.predict(texts, solo=ROLLOUT.alone())
     latency_ms = (time.perf_counter() - started) * 1000
     trace_id = trace_id_of(request.headers)
     rows = prediction_log_rows(

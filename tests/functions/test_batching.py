@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from serving_core.bundle import fetch_bundle
-from serving_core.model import Model, OodDetector, plan_batches, softmax
+from serving_core.model import Model, OodDetector, logistic_pair, plan_batches
 
 
 class RecordingSession:
@@ -120,13 +120,38 @@ def test_threshold_moves_the_label(model: Model) -> None:
         model.threshold = original
 
 
-def test_softmax_with_temperature() -> None:
-    logits = np.array([[0.0, 2.0], [1000.0, -1000.0]])
-    sharp = softmax(logits, temperature=0.5)
-    flat = softmax(logits, temperature=4.0)
-    assert sharp[0, 1] == pytest.approx(np.exp(4) / (1 + np.exp(4)))
-    assert flat[0, 1] == pytest.approx(np.exp(0.5) / (1 + np.exp(0.5)))
-    assert np.isfinite(sharp).all() and sharp[1, 0] == pytest.approx(1.0)
+def test_probabilities_are_the_two_label_softmax_even_at_extreme_margins() -> None:
+    for margin in (0.0, 2.0, -2.0, 35.0, -35.0, 800.0, -800.0):
+        logits = np.array([margin, 0.0])  # softmax over (positive, negative) logits
+        expected = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        positive, negative = logistic_pair(margin)
+        assert positive == pytest.approx(expected[0], rel=1e-12, abs=0)
+        assert negative == pytest.approx(expected[1], rel=1e-12, abs=0)  # no 1 - p rounding
+    assert all(np.isnan(logistic_pair(float("nan"))))
+
+
+def test_temperature_scales_the_margin(model: Model) -> None:
+    text = "Masks reduce the spread of the virus"
+    original = model.temperature
+    try:
+        sharp = model.predict([text])[0].probabilities
+        model.temperature = original * 4
+        flat = model.predict([text])[0].probabilities
+    finally:
+        model.temperature = original
+    assert abs(flat["fake"] - 0.5) < abs(sharp["fake"] - 0.5)
+
+
+def test_token_count_of_a_cut_text_is_its_uncut_length(model: Model, tiny_bundle: Path) -> None:
+    from tokenizers import Tokenizer
+
+    uncut = Tokenizer.from_file(str(tiny_bundle / "tokenizer.json"))
+    uncut.no_truncation()
+    texts = ["lockdown " * 300, "Vaccines https://t.co/abc @who " * 40, "word " * 3, "😷" * 500]
+    for encoded, text in zip(model.encode(texts), texts, strict=True):
+        assert encoded.token_count == len(uncut.encode(text).ids)
+    (alone,) = model.encode([texts[1]])  # the one-text path counts the same way
+    assert alone.token_count == len(uncut.encode(texts[1]).ids)
 
 
 def test_mahalanobis_score() -> None:

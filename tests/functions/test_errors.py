@@ -120,7 +120,7 @@ def test_unexpected_exception_is_500_without_details(
     assert client.post("/", json={"text": "warm up"}).status_code == 200
     model = sys.modules["main"].MODEL.model
 
-    def boom(texts: list[str]) -> list[Any]:
+    def boom(texts: list[str], solo: bool = False) -> list[Any]:
         raise RuntimeError("secret internal detail")
 
     monkeypatch.setattr(model, "predict", boom)

@@ -1,0 +1,106 @@
+"""The solo session: a request alone in flight runs on a second onnxruntime session with more
+threads (serving_core.model's docstring); its answers are the main session's, concurrent requests
+never use it, and SOLO_ORT_THREADS sizes or turns it off."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _config import DEFAULTS, ConfigError, ServeConfig
+
+from serving_core.bundle import fetch_bundle
+from serving_core.model import Model
+from tests.functions._rollout import start_in_process
+from tests.functions.test_batching import RecordingSession
+
+
+def _wait_for_solo(model: Model) -> None:
+    deadline = time.monotonic() + 60
+    while model.solo_session is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def test_solo_session_gives_the_same_answers(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = fetch_bundle(str(tiny_bundle), tmp_path / "cache")
+    model = Model.load(
+        bundle, intra_op_threads=1, max_batch_size=4, max_batch_tokens=10_000, solo_threads=2
+    )
+    _wait_for_solo(model)
+    assert model.solo_session is not None
+    assert model.solo_session.get_session_options().intra_op_num_threads == 2
+    texts = ["Masks work", "5G spreads the virus " * 30, "WHO: wash your hands"]
+    assert model.predict(texts, solo=True) == model.predict(texts)
+    model.session = RecordingSession(model.session)
+    model.predict(texts, solo=True)
+    assert model.session.calls == []  # the solo call ran on the solo session
+    model.predict(texts)
+    assert len(model.session.calls) == 1
+
+
+def test_no_solo_session_unless_it_has_more_threads(tiny_bundle: Path, tmp_path: Path) -> None:
+    bundle = fetch_bundle(str(tiny_bundle), tmp_path / "cache")
+    model = Model.load(
+        bundle, intra_op_threads=2, max_batch_size=4, max_batch_tokens=10_000, solo_threads=2
+    )
+    time.sleep(0.5)
+    assert model.solo_session is None
+    assert model.predict(["Masks work"], solo=True)  # falls back to the main session
+
+
+def test_solo_session_follows_solo_ort_threads(tiny_bundle: Path, tmp_path: Path) -> None:
+    from _service import _load_model
+
+    env = {"MODEL_URI": str(tiny_bundle), "BUNDLE_CACHE_DIR": str(tmp_path)}
+    assert ServeConfig.from_env(env).solo_ort_threads == int(DEFAULTS["SOLO_ORT_THREADS"])
+    with pytest.raises(ConfigError, match="SOLO_ORT_THREADS"):
+        ServeConfig.from_env({**env, "SOLO_ORT_THREADS": "0"})
+    off = _load_model(ServeConfig.from_env({**env, "SOLO_ORT_THREADS": "1"}))
+    on = _load_model(ServeConfig.from_env({**env, "SOLO_ORT_THREADS": "3"}))
+    _wait_for_solo(on)
+    assert on.solo_session is not None and off.solo_session is None
+    options = on.solo_session.get_session_options()
+    assert options.intra_op_num_threads == 3
+    # Alone on the instance, its workers may busy-wait between parallel sections.
+    assert options.get_session_config_entry("session.intra_op.allow_spinning") == "1"
+
+
+def test_only_a_request_alone_in_flight_runs_solo(
+    tiny_bundle: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env = {
+        "MODEL_URI": str(tiny_bundle),
+        "BUNDLE_CACHE_DIR": str(tmp_path / "cache"),
+        "PREDICTION_LOG": "none",
+    }
+    app, main = start_in_process(env, monkeypatch)
+    client = app.test_client()
+    try:
+        assert client.post("/", json={"text": "warm up"}).status_code == 200
+        model = main.MODEL.model
+        real_predict = model.predict
+        inside, release = threading.Event(), threading.Event()
+        flags: list[bool] = []
+
+        def held_predict(texts: list[str], solo: bool = False) -> Any:
+            flags.append(solo)
+            if len(flags) == 2:  # the first request waits inside while the third comes in
+                inside.set()
+                release.wait(30)
+            return real_predict(texts, solo=solo)
+
+        monkeypatch.setattr(model, "predict", held_predict)
+        assert client.post("/", json={"text": "alone"}).status_code == 200
+        first = threading.Thread(target=lambda: client.post("/", json={"text": "held"}))
+        first.start()
+        assert inside.wait(30)
+        assert app.test_client().post("/", json={"text": "beside it"}).status_code == 200
+        release.set()
+        first.join(30)
+        assert flags == [True, True, False]
+    finally:
+        main.MODEL.close()
+        main.ROLLOUT.close()
