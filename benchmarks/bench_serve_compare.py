@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import requests
 
 from benchmarks.loadgen import official_test_posts, percentile, run_load, text_bodies
@@ -304,32 +303,18 @@ def in_process(bundle_dir: Path, posts: list[str], threads: int) -> dict[str, An
         max_batch_tokens=1024,
         solo_threads=solo_threads,
     )
-    deadline = time.monotonic() + 60
-    while model.solo_session is None and solo_threads > threads:
-        if time.monotonic() > deadline:
-            raise TimeoutError("the solo session did not open")
-        time.sleep(0.05)
-    _, tokenizer, inputs, _ = reference_function.model()
-
-    def tokenize_run_solo(text: str) -> None:
-        # The reference's code path on the solo session: tokenize, run, softmax.
-        (encoding,) = tokenizer.encode_batch([text])
-        feeds = {
-            "input_ids": np.array([encoding.ids], dtype=np.int64),
-            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
-            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
-        }
-        assert model.solo_session is not None
-        logits = model.solo_session.run(["logits"], {name: feeds[name] for name in inputs})[0]
-        exp = np.exp(logits - logits.max(axis=1, keepdims=True))
-        (exp / exp.sum(axis=1, keepdims=True)).tolist()
-
+    if solo_threads > threads and not model.wait_for_solo_session(timeout_s=60):
+        raise RuntimeError("the solo session did not open")
     calls = {
         "tokenize_run_ms": lambda text: reference_function.predict_texts([text]),
         "product_model_predict_ms": lambda text: model.predict([text]),
     }
     if model.solo_session is not None:
-        calls["tokenize_run_solo_ms"] = tokenize_run_solo
+        # The reference's own code path (tokenize, run, softmax) on the solo session.
+        solo = model.solo_session
+        calls["tokenize_run_solo_ms"] = lambda text: reference_function.predict_texts(
+            [text], session=solo
+        )
         calls["product_model_predict_solo_ms"] = lambda text: model.predict([text], solo=True)
     for text in posts[:10]:
         for call in calls.values():

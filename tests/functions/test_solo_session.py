@@ -5,7 +5,6 @@ never use it, and SOLO_ORT_THREADS sizes or turns it off."""
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +17,12 @@ from tests.functions._rollout import start_in_process
 from tests.functions.test_batching import RecordingSession
 
 
-def _wait_for_solo(model: Model) -> None:
-    deadline = time.monotonic() + 60
-    while model.solo_session is None and time.monotonic() < deadline:
-        time.sleep(0.05)
-
-
 def test_solo_session_gives_the_same_answers(tiny_bundle: Path, tmp_path: Path) -> None:
     bundle = fetch_bundle(str(tiny_bundle), tmp_path / "cache")
     model = Model.load(
         bundle, intra_op_threads=1, max_batch_size=4, max_batch_tokens=10_000, solo_threads=2
     )
-    _wait_for_solo(model)
+    assert model.wait_for_solo_session(timeout_s=60)
     assert model.solo_session is not None
     assert model.solo_session.get_session_options().intra_op_num_threads == 2
     texts = ["Masks work", "5G spreads the virus " * 30, "WHO: wash your hands"]
@@ -46,7 +39,7 @@ def test_no_solo_session_unless_it_has_more_threads(tiny_bundle: Path, tmp_path:
     model = Model.load(
         bundle, intra_op_threads=2, max_batch_size=4, max_batch_tokens=10_000, solo_threads=2
     )
-    time.sleep(0.5)
+    assert not model.wait_for_solo_session(timeout_s=1)  # none was started
     assert model.solo_session is None
     assert model.predict(["Masks work"], solo=True)  # falls back to the main session
 
@@ -60,7 +53,7 @@ def test_solo_session_follows_solo_ort_threads(tiny_bundle: Path, tmp_path: Path
         ServeConfig.from_env({**env, "SOLO_ORT_THREADS": "0"})
     off = _load_model(ServeConfig.from_env({**env, "SOLO_ORT_THREADS": "1"}))
     on = _load_model(ServeConfig.from_env({**env, "SOLO_ORT_THREADS": "3"}))
-    _wait_for_solo(on)
+    assert on.wait_for_solo_session(timeout_s=60) and not off.wait_for_solo_session(timeout_s=1)
     assert on.solo_session is not None and off.solo_session is None
     options = on.solo_session.get_session_options()
     assert options.intra_op_num_threads == 3

@@ -165,6 +165,7 @@ class Model:
         self.solo_session: Session | None = None  # module docstring; start_solo_session
         self._solo_lock = threading.Lock()
         self._solo_started = False
+        self._solo_done = threading.Event()  # set once the solo session opened or failed
 
         self._truncating = tokenizer
         self._truncating.no_padding()  # padding happens per onnxruntime call, to its longest text
@@ -251,6 +252,16 @@ class Model:
             self.solo_session = open_session(model_path, threads, allow_spinning=True)
         except Exception:  # the main session serves on; only the solo speed-up is lost
             log.exception("solo session of %s could not be opened", self.version)
+        finally:
+            self._solo_done.set()
+
+    def wait_for_solo_session(self, timeout_s: float) -> bool:
+        """For benches and tests: True once the solo session is open (False if none was started,
+        it failed, or `timeout_s` passed)."""
+        if not self._solo_started:
+            return False
+        self._solo_done.wait(timeout_s)
+        return self.solo_session is not None
 
     # ---- inference ------------------------------------------------------------------------------
 
