@@ -5,7 +5,9 @@ the same official-test posts (one per request), the same client and the same mac
    at concurrency 16, closed loop, keep-alive; rounds alternate between the servers so a change
    in the machine's load hits all of them alike. The client is benchmarks/loadgen.py (one asyncio
    thread); its own CPU time is reported.
-2. Servers: the reference (benchmarks/reference_function.py), the product in its default
+2. Servers, each in the deployed function's environment (its source zip unpacked, a venv with
+   only the zip's requirements.txt, built once under build/bench-function/): the reference
+   (benchmarks/reference_function.py), the product in its default
    configuration with the embedded DuckDB log, the product with production's stdout log (one JSON
    line per row, routed into BigQuery by a Logging sink), the product logging to BigQuery
    (bqemulator), and the product with PREDICTION_LOG=none, the baseline of what logging costs.
@@ -48,7 +50,9 @@ from benchmarks.support import (
     FUNCTION_DIR,
     ROOT,
     BigQueryEmulator,
+    DeployedFunction,
     ServedFunction,
+    deployed_function,
     launch_function,
     pss_mib,
     stop_process,
@@ -81,6 +85,7 @@ class Server:
     name: str
     env: dict[str, str]
     source: Path = FUNCTION_DIR / "main.py"
+    python: Path = Path(sys.executable)
     product: bool = True
     function: ServedFunction | None = None
     first_answers_s: list[float] = field(default_factory=list)
@@ -109,29 +114,43 @@ def first_answer(function: ServedFunction, body: bytes, timeout_s: float = 120) 
     raise TimeoutError(function.log())
 
 
-def servers_for(store: Path, version: str, tmp: Path, bq: BigQueryEmulator | None) -> list[Server]:
+def servers_for(
+    store: Path,
+    version: str,
+    tmp: Path,
+    bq: BigQueryEmulator | None,
+    deployed: DeployedFunction,
+) -> list[Server]:
+    """Every server runs in the deployed function's environment; the product from its zip."""
     pointer = str(store / "models" / "production.json")
     product_env = {"MODEL_URI": pointer, "DEAD_LETTER_URI": str(tmp / "dead-letter")}
+    main, python = deployed.source / "main.py", deployed.python
     servers = [
         Server(
             "reference",
             {"REFERENCE_BUNDLE_DIR": str(store / "models" / version)},
             source=REFERENCE_SOURCE,
+            python=python,
             product=False,
         ),
         Server(
             "product, DuckDB log",
             {**product_env, "PREDICTION_LOG": f"duckdb://{tmp / 'predictions.duckdb'}"},
+            main,
+            python,
         ),
         Server(
-            "product, stdout log (production's sink)", {**product_env, "PREDICTION_LOG": "stdout"}
+            "product, stdout log (production's sink)",
+            {**product_env, "PREDICTION_LOG": "stdout"},
+            main,
+            python,
         ),
-        Server(NO_LOG, {**product_env, "PREDICTION_LOG": "none"}),
+        Server(NO_LOG, {**product_env, "PREDICTION_LOG": "none"}, main, python),
     ]
     if bq is not None:
         table = f"bq://{BQ_PROJECT}.{BQ_DATASET}.predictions"
         env = {**product_env, "PREDICTION_LOG": table, "BIGQUERY_EMULATOR_HOST": bq.host}
-        servers.append(Server("product, BigQuery log (emulator)", env))
+        servers.append(Server("product, BigQuery log (emulator)", env, main, python))
     return servers
 
 
@@ -145,7 +164,7 @@ def start(server: Server, tmp: Path, body: bytes) -> None:
     run = len(server.first_answers_s)
     log_path = tmp / f"{slug}-{run}.log"
     env = {"BUNDLE_CACHE_DIR": str(tmp / f"{slug}-cache-{run}"), **server.env}
-    server.function = launch_function(env, log_path, source=server.source)
+    server.function = launch_function(env, log_path, source=server.source, python=server.python)
     server.first_answers_s.append(first_answer(server.function, body))
     server.answered += 1
 
@@ -262,16 +281,19 @@ def rows_logged(server: Server, tmp: Path) -> int | None:
     return None
 
 
-def cold_phases(kind: str, env: dict[str, str], runs: int) -> dict[str, Any]:
-    """Median of each cold-start phase over `runs` fresh processes (benchmarks/cold_start.py)."""
+def cold_phases(
+    kind: str, env: dict[str, str], runs: int, deployed: DeployedFunction
+) -> dict[str, Any]:
+    """Median of each cold-start phase over `runs` fresh processes (benchmarks/cold_start.py),
+    in the deployed function's environment with its unpacked zip first on the path, as
+    functions-framework puts it."""
     full_env = {**os.environ, **env}
-    path = os.pathsep.join(filter(None, [str(FUNCTION_DIR), full_env.get("PYTHONPATH")]))
-    full_env["PYTHONPATH"] = path
+    full_env["PYTHONPATH"] = os.pathsep.join([str(deployed.source), str(ROOT)])
     samples: list[dict[str, float]] = []
     for _ in range(runs):
         full_env["COLD_START_SPAWNED_AT"] = repr(time.time())
         done = subprocess.run(
-            [sys.executable, "-m", "benchmarks.cold_start", kind],
+            [str(deployed.python), "-m", "benchmarks.cold_start", kind],
             cwd=ROOT,
             env=full_env,
             capture_output=True,
@@ -340,7 +362,12 @@ def in_process(bundle_dir: Path, posts: list[str], threads: int) -> dict[str, An
 
 
 def run_servers(
-    store: Path, version: str, bodies: list[bytes], scale: Scale, use_bq: bool
+    store: Path,
+    version: str,
+    bodies: list[bytes],
+    scale: Scale,
+    use_bq: bool,
+    deployed: DeployedFunction,
 ) -> dict[str, Any]:
     """Start every server (one after the other, so each cold start has the machine), load them
     in alternating rounds, then read memory, refusals and the rows each one logged."""
@@ -348,7 +375,7 @@ def run_servers(
     with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
         tmp = Path(tmp_name)
         bq = stack.enter_context(bigquery(tmp)) if use_bq else None
-        servers = servers_for(store, version, tmp, bq)
+        servers = servers_for(store, version, tmp, bq, deployed)
         stack.callback(stop_all, servers)
         start_all(servers, tmp, bodies[0], scale.first_answer_runs)
         emulator_cpu = bq.cpu_seconds() if bq is not None else 0.0
@@ -445,7 +472,9 @@ def header_lines(report: dict[str, Any]) -> list[str]:
         f"request; {report['scale']['rounds']} round(s) of {report['scale']['c1_requests']} "
         f"requests at concurrency 1 and {report['scale']['c16_requests']} at 16 per server, the "
         "servers' order rotating. Each server in its default settings under functions-framework "
-        "(the reference gets functions-framework's THREADS default, the product its own). Client: "
+        "(the reference gets functions-framework's THREADS default, the product its own), all in "
+        "the deployed function's environment: the product from its source zip (`make "
+        "function-zip`), every server on a venv holding only the zip's requirements.txt. Client: "
         "benchmarks/loadgen.py, one asyncio thread, keep-alive.",
         "",
     ]
@@ -597,8 +626,15 @@ def main() -> int:
     report["in_process"] = in_process(
         store / "models" / version, posts[: scale.in_process_posts], threads
     )
-    report["cold_start"] = cold_start(store, version, scale.cold_runs)
-    report["servers"] = run_servers(store, version, text_bodies(posts), scale, not args.no_bq)
+    deployed = deployed_function()
+    # Bytecode for the reference too, as the product's zip gets at deploy.
+    subprocess.run(
+        [str(deployed.python), "-m", "compileall", "-q", str(REFERENCE_SOURCE)], check=True
+    )
+    report["cold_start"] = cold_start(store, version, scale.cold_runs, deployed)
+    report["servers"] = run_servers(
+        store, version, text_bodies(posts), scale, not args.no_bq, deployed
+    )
     report["ratios"] = ratios(report)
     report["log_cost"] = log_cost(report)
     report["http_minus_in_process_ms"] = http_minus_in_process(report)
@@ -607,7 +643,7 @@ def main() -> int:
     return 0
 
 
-def cold_start(store: Path, version: str, runs: int) -> dict[str, Any]:
+def cold_start(store: Path, version: str, runs: int, deployed: DeployedFunction) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         product_env = {
@@ -618,8 +654,8 @@ def cold_start(store: Path, version: str, runs: int) -> dict[str, Any]:
         }
         reference_env = {"REFERENCE_BUNDLE_DIR": str(store / "models" / version)}
         return {
-            "reference": cold_phases("reference", reference_env, runs),
-            "product, DuckDB log": cold_phases("product", product_env, runs),
+            "reference": cold_phases("reference", reference_env, runs, deployed),
+            "product, DuckDB log": cold_phases("product", product_env, runs, deployed),
         }
 
 

@@ -14,11 +14,13 @@ import importlib
 import json
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -165,12 +167,17 @@ class ServedFunction:
 
 
 def launch_function(
-    env: dict[str, str], log_path: Path, source: Path = FUNCTION_DIR / "main.py"
+    env: dict[str, str],
+    log_path: Path,
+    source: Path = FUNCTION_DIR / "main.py",
+    python: Path | str = sys.executable,
 ) -> ServedFunction:
     """Start `functions-framework --target predict` on a free 127.0.0.1 port (returns at once).
 
     PREDICTION_LOG defaults to none and BUNDLE_CACHE_DIR to a folder beside the log; `env` wins.
-    `source` is the product's main.py unless a benchmark serves another function the same way.
+    `source` is the product's main.py unless a benchmark serves another function the same way;
+    `python` the interpreter (and so the libraries) it runs with: this one unless a benchmark
+    serves the function as deployed (`deployed_function`).
     """
     port = free_port()
     full_env = {
@@ -183,7 +190,7 @@ def launch_function(
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
             [
-                sys.executable,
+                str(python),
                 "-m",
                 "functions_framework",
                 "--target",
@@ -203,6 +210,52 @@ def launch_function(
     return ServedFunction(
         url=f"http://127.0.0.1:{port}/", process=process, log_path=log_path, started_at=started_at
     )
+
+
+BENCH_FUNCTION_DIR = ROOT / "build" / "bench-function"
+INSTALL_TIMEOUT_S = 600  # pip mostly hits its cache; a cold cache downloads ~100 MB of wheels
+
+
+@dataclass(frozen=True)
+class DeployedFunction:
+    """The function as Cloud Functions gets it: the source zip Terraform uploads, unpacked, and
+    a virtual environment holding only the zip's requirements.txt (no training or notebook
+    libraries that an import could pick up on the way: google-cloud-bigquery imports pandas
+    whenever it is installed)."""
+
+    source: Path  # the unpacked zip; main.py is its entry point
+    python: Path  # the environment's interpreter
+
+
+def deployed_function(build_dir: Path = BENCH_FUNCTION_DIR) -> DeployedFunction:
+    """Build the zip (tools/build_function_zip.py), unpack it under build_dir and compile it to
+    bytecode; install its requirements.txt into a venv kept there per requirements hash, so only
+    a new lock reinstalls (about a minute, offline from pip's configured wheels)."""
+    from tools.build_function_zip import build_zip
+
+    source = build_dir / "source"
+    shutil.rmtree(source, ignore_errors=True)
+    zipfile.ZipFile(build_zip(build_dir / "function.zip")).extractall(source)
+    lock = (source / "requirements.txt").read_bytes()
+    venv = build_dir / f"venv-{hashlib.sha256(lock).hexdigest()[:12]}"
+    python = venv / "bin" / "python"
+    if not (venv / ".installed").exists():
+        shutil.rmtree(venv, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        install = [str(python), "-m", "pip", "install", "-q", "--no-input"]
+        done = subprocess.run(
+            [*install, "-r", str(source / "requirements.txt")],
+            capture_output=True,
+            text=True,
+            timeout=INSTALL_TIMEOUT_S,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"pip install of the function's requirements:\n{done.stderr}")
+        (venv / ".installed").touch()
+    # As the Functions Framework buildpack does at deploy (`python3 -m compileall -f -q .`), so
+    # an instance imports bytecode instead of compiling the function's modules at every start.
+    subprocess.run([str(python), "-m", "compileall", "-f", "-q", str(source)], check=True)
+    return DeployedFunction(source=source, python=python)
 
 
 def serve_function(env: dict[str, str], log_path: Path) -> ServedFunction:

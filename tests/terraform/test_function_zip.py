@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -16,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.support import free_port, stop_process
+from benchmarks.support import deployed_function, free_port, stop_process
 from tools.build_function_zip import build_zip
 
-INSTALL_TIMEOUT_S = 600  # pip mostly hits its cache; a cold cache downloads ~100 MB of wheels
 START_TIMEOUT_S = 60
 
 
@@ -57,21 +55,10 @@ def _request(url: str, body: dict | None = None) -> tuple[int, dict]:
 
 @pytest.fixture
 def installed_zip(tmp_path: Path) -> Iterator[tuple[Path, Path]]:
-    """(unzipped source, clean venv with only its requirements.txt installed)."""
-    source = tmp_path / "source"
-    zipfile.ZipFile(build_zip(tmp_path / "function.zip")).extractall(source)
-    venv = tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    install = subprocess.run(
-        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "-r", "requirements.txt"],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        timeout=INSTALL_TIMEOUT_S,
-        check=False,
-    )
-    assert install.returncode == 0, install.stdout + install.stderr
-    yield source, venv
+    """(unzipped source, clean venv with only its requirements.txt installed), made by the helper
+    the serving benchmark runs the function with."""
+    deployed = deployed_function(tmp_path / "deployed")
+    yield deployed.source, deployed.python.parent.parent
 
 
 @pytest.mark.slow
