@@ -102,6 +102,13 @@ class TrainConfig:
     distill_temperature: float = field(
         default=2.0, metadata={"help": "softmax temperature of teacher and student targets"}
     )
+    teacher_headlines: float = field(
+        default=0.0,
+        metadata={
+            "help": "share of train posts whose headline (first sentence, no links) joins the "
+            "batch each epoch, taught the teacher's answer on it (with --teacher)"
+        },
+    )
     average_from_epoch: int = field(
         default=0,
         metadata={"help": "average the weights of every epoch from this one on (0 = off)"},
@@ -223,4 +230,8 @@ def resolve_config(argv: list[str] | None = None, env: dict[str, str] | None = N
     )
     if not values["run_id"]:
         values["run_id"] = env.get("CLOUD_RUN_EXECUTION", "")
+    if values["teacher_headlines"] > 0 and not values["teacher"]:
+        raise SystemExit("error: --teacher-headlines needs --teacher")
+    if values["teacher_headlines"] > 0 and values["consistency_weight"] > 0:
+        raise SystemExit("error: --teacher-headlines and --consistency-weight both use the twins")
     return TrainConfig(**values)

@@ -18,6 +18,12 @@ confident label) is taught in one of two ways, both drawn afresh every epoch:
   them joins the same batch, and a KL term pulls its prediction towards the original's. The label
   loss then sees the data's own link and handle shares, and the twin teaches the invariance.
 
+With a teacher (train_job/distill.py), its answers can also be taught on text unlike the posts:
+`teacher_headlines` of the posts join their batch cut to a headline, each with the teacher's
+logits on that headline as its only target. Headlines from other sources look like none of
+CONSTRAINT's real posts; there the student learns how the teacher ranks them, not a label the
+cut may no longer carry.
+
 CUDA with bf16 autocast when a GPU is present.
 """
 
@@ -150,14 +156,26 @@ def perturb(texts: list[str], cfg: TrainConfig, epoch: int) -> list[str]:
 
 
 @dataclass
+class TeacherLogits:
+    """The teacher's logits [n, 2] on the training posts and, when asked for, on their
+    headlines (train_job/distill.py)."""
+
+    posts: np.ndarray
+    headlines: np.ndarray | None = None
+
+
+@dataclass
 class EpochInputs:
     """What one epoch trains on: the posts, in consistency mode their perturbed twins, and with a
-    teacher its logits on each post (as written: a perturbed post keeps its original's target)."""
+    teacher its logits on each post (as written: a perturbed post keeps its original's target).
+    With `twin_teacher`, the twins are headlines taught the teacher's logits on them instead of
+    the consistency term."""
 
     enc: Encoded
     twins: Encoded | None = None
     has_twin: np.ndarray | None = None  # bool per post: its twin differs from it
     teacher: np.ndarray | None = None  # [n, 2] logits
+    twin_teacher: np.ndarray | None = None  # [n, 2] logits on each post's twin
 
 
 @dataclass
@@ -178,16 +196,30 @@ def epoch_inputs(
     texts: list[str],
     labels,
     epoch: int,
-    teacher: np.ndarray | None = None,
+    teacher: TeacherLogits | None = None,
 ) -> EpochInputs:
     perturbed = perturb(texts, cfg, epoch)
+    posts_teacher = teacher.posts if teacher is not None else None
+    if teacher is not None and teacher.headlines is not None:
+        rng = random.Random(f"teacher-headlines/{cfg.seed}/{epoch}")
+        cuts = [headline(text) for text in texts]
+        drawn = [rng.random() < cfg.teacher_headlines for _ in texts]
+        return EpochInputs(
+            enc=encode(tokenizer, perturbed, labels, cfg.max_length),
+            twins=encode(tokenizer, cuts, labels, cfg.max_length),
+            has_twin=np.array([d and c != t for d, c, t in zip(drawn, cuts, texts, strict=True)]),
+            teacher=posts_teacher,
+            twin_teacher=teacher.headlines,
+        )
     if cfg.consistency_weight <= 0:
-        return EpochInputs(encode(tokenizer, perturbed, labels, cfg.max_length), teacher=teacher)
+        return EpochInputs(
+            encode(tokenizer, perturbed, labels, cfg.max_length), teacher=posts_teacher
+        )
     return EpochInputs(
         enc=encode(tokenizer, texts, labels, cfg.max_length),
         twins=encode(tokenizer, perturbed, labels, cfg.max_length),
         has_twin=np.array([a != b for a, b in zip(texts, perturbed, strict=True)]),
-        teacher=teacher,
+        teacher=posts_teacher,
     )
 
 
@@ -315,12 +347,12 @@ def train_step(
         logits = model(**batch).logits.float()
     loss = loss_fn(logits[: len(idx)], labels)
     if inputs is not None and inputs.teacher is not None and weights.distill > 0:
-        temp = weights.temperature
-        target = F.log_softmax(torch.as_tensor(inputs.teacher[idx], device=device) / temp, -1)
-        student = F.log_softmax(logits[: len(idx)] / temp, dim=-1)
-        soft = F.kl_div(student, target, log_target=True, reduction="batchmean") * temp**2
+        soft = distill_loss(logits[: len(idx)], inputs.teacher[idx], weights.temperature)
         loss = (1 - weights.distill) * loss + weights.distill * soft
-    if twin_idx:
+    if twin_idx and inputs.twin_teacher is not None:
+        soft = distill_loss(logits[len(idx) :], inputs.twin_teacher[twin_idx], weights.temperature)
+        loss = loss + weights.distill * soft
+    elif twin_idx:
         rows = torch.as_tensor([k for k, i in enumerate(idx) if inputs.has_twin[i]], device=device)
         target = F.log_softmax(logits[rows].detach(), dim=-1)
         twin = F.log_softmax(logits[len(idx) :], dim=-1)
@@ -333,6 +365,14 @@ def train_step(
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach()
+
+
+def distill_loss(student: torch.Tensor, teacher: np.ndarray, temperature: float) -> torch.Tensor:
+    """T^2 * KL(teacher_T || student_T), averaged over rows (Hinton et al., 2015)."""
+    target = F.log_softmax(torch.as_tensor(teacher, device=student.device) / temperature, -1)
+    student_log = F.log_softmax(student / temperature, dim=-1)
+    kl = F.kl_div(student_log, target, log_target=True, reduction="batchmean")
+    return kl * temperature**2
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
@@ -483,9 +523,16 @@ def train(
         from train_job.distill import teacher_logits
 
         texts = train_df["text"].tolist()
-        teacher, state.result.teacher = teacher_logits(
+        posts, state.result.teacher = teacher_logits(
             cfg.teacher, texts, cfg.max_length, store, work_dir
         )
+        teacher = TeacherLogits(posts)
+        if cfg.teacher_headlines > 0:
+            cuts = [headline(text) for text in texts]
+            teacher.headlines, on_cuts = teacher_logits(
+                cfg.teacher, cuts, cfg.max_length, store, work_dir
+            )
+            state.result.teacher["headline_logits_cache"] = on_cuts["logits_cache"]
     for epoch in range(state.start_epoch, cfg.epochs):
         if state.epochs_without_gain >= cfg.patience:
             log.info("early stop: no val macro-F1 gain for %d epoch(s)", state.epochs_without_gain)

@@ -12,7 +12,15 @@ import torch
 
 from export.store import LocalStore
 from train_job import distill
-from train_job.train import EpochInputs, LossWeights, encode, train_step
+from train_job.train import (
+    EpochInputs,
+    LossWeights,
+    TeacherLogits,
+    encode,
+    epoch_inputs,
+    headline,
+    train_step,
+)
 
 TEXTS = [f"post number {i} about vaccines" for i in range(40)]
 
@@ -109,10 +117,98 @@ def test_the_job_records_its_teacher_in_the_bundle(
     from train_job.pipeline import run
 
     cfg = tiny_config(
-        tiny_base_model, tmp_path, teacher=str(tiny_bundle), max_train_examples=200, epochs=1
+        tiny_base_model,
+        tmp_path,
+        teacher=str(tiny_bundle),
+        teacher_headlines=0.5,
+        max_train_examples=200,
+        epochs=1,
     )
     summary = run(cfg)
     manifest = json.loads((Path(summary["bundle_dir"]) / "manifest.json").read_text())
     teacher = manifest["training"]["teacher"]
     assert teacher["source"] == str(tiny_bundle) and teacher["kind"] == "bundle"
-    assert LocalStore(tmp_path / "store").exists(teacher["logits_cache"])
+    store = LocalStore(tmp_path / "store")
+    assert store.exists(teacher["logits_cache"])
+    assert store.exists(teacher["headline_logits_cache"])
+    assert teacher["headline_logits_cache"] != teacher["logits_cache"]
+
+
+POSTS = [
+    "Masks cut transmission by half. New data from 12 states: https://t.co/abcdefghij #COVID19",
+    "Garlic cures the virus!",
+    "@WHO says: wash your hands often. Details in our thread.",
+    "A single sentence without anything to cut",
+]
+
+
+def test_headline_twins_are_the_drawn_posts_that_a_cut_changes(hf_teacher: Path) -> None:
+    from train_job.config import TrainConfig
+    from train_job.model import load_tokenizer
+
+    tokenizer = load_tokenizer(hf_teacher)
+    labels = np.array([0, 1, 0, 0])
+    teacher = TeacherLogits(np.zeros((4, 2), np.float32), np.ones((4, 2), np.float32))
+    cfg = TrainConfig(teacher="t", teacher_headlines=1.0, link_augmentation=0.0)
+    inputs = epoch_inputs(cfg, tokenizer, POSTS, labels, 0, teacher)
+    assert inputs.has_twin.tolist() == [True, False, True, False]
+    assert inputs.twin_teacher is teacher.headlines and inputs.teacher is teacher.posts
+    cut = tokenizer.decode(inputs.twins.features["input_ids"][0], skip_special_tokens=True)
+    assert cut == headline(POSTS[0]).lower() == "masks cut transmission by half."
+    none = epoch_inputs(
+        TrainConfig(teacher="t", teacher_headlines=0.0), tokenizer, POSTS, labels, 0, teacher
+    )
+    assert not none.has_twin.any()
+
+
+def test_headline_twins_learn_only_the_teachers_answer_on_them(hf_teacher: Path) -> None:
+    from train_job.model import load_classifier, load_tokenizer
+    from train_job.train import distill_loss, predict_logits
+
+    tokenizer = load_tokenizer(hf_teacher)
+    labels = np.array([0, 1, 0, 0])
+    enc = encode(tokenizer, POSTS, labels, 32)
+    cuts = encode(tokenizer, [headline(p) for p in POSTS], labels, 32)
+    rng = np.random.default_rng(1)
+    posts_t, cuts_t = (rng.normal(0, 3, size=(4, 2)).astype(np.float32) for _ in range(2))
+    model = load_classifier(hf_teacher, fresh_head=False)
+    model.eval()
+    has_twin = np.array([True, False, True, False])
+    inputs = EpochInputs(enc, cuts, has_twin, teacher=posts_t, twin_teacher=cuts_t)
+    loss = train_step(
+        model,
+        enc,
+        [0, 1, 2, 3],
+        tokenizer.pad_token_id,
+        torch.device("cpu"),
+        torch.nn.CrossEntropyLoss(),
+        torch.optim.SGD(model.parameters(), lr=0.0),
+        inputs=inputs,
+        weights=LossWeights(distill=0.5, temperature=2.0),
+    )
+    on_posts = torch.tensor(predict_logits(model, enc, 0, torch.device("cpu")))
+    on_cuts = torch.tensor(predict_logits(model, cuts, 0, torch.device("cpu")))[[0, 2]]
+    hard = float(torch.nn.functional.cross_entropy(on_posts, torch.as_tensor(labels)))
+    expected = (
+        0.5 * hard
+        + 0.5 * float(distill_loss(on_posts, posts_t, 2.0))
+        + 0.5 * float(distill_loss(on_cuts, cuts_t[[0, 2]], 2.0))
+    )
+    assert float(loss) == pytest.approx(expected, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "argv, error",
+    [
+        (["--teacher-headlines", "0.5"], "needs --teacher"),
+        (
+            ["--teacher", "t", "--teacher-headlines", "0.5", "--consistency-weight", "1"],
+            "both use the twins",
+        ),
+    ],
+)
+def test_teacher_headlines_need_a_teacher_and_the_twins_to_themselves(argv, error) -> None:
+    from train_job.config import resolve_config
+
+    with pytest.raises(SystemExit, match=error):
+        resolve_config(argv, env={})
