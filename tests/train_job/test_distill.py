@@ -195,20 +195,3 @@ def test_headline_twins_learn_only_the_teachers_answer_on_them(hf_teacher: Path)
         + 0.5 * float(distill_loss(on_cuts, cuts_t[[0, 2]], 2.0))
     )
     assert float(loss) == pytest.approx(expected, rel=1e-3)
-
-
-@pytest.mark.parametrize(
-    "argv, error",
-    [
-        (["--teacher-headlines", "0.5"], "needs --teacher"),
-        (
-            ["--teacher", "t", "--teacher-headlines", "0.5", "--consistency-weight", "1"],
-            "both use the twins",
-        ),
-    ],
-)
-def test_teacher_headlines_need_a_teacher_and_the_twins_to_themselves(argv, error) -> None:
-    from train_job.config import resolve_config
-
-    with pytest.raises(SystemExit, match=error):
-        resolve_config(argv, env={})
