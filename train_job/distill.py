@@ -9,6 +9,11 @@ score the teacher again.
 
 The student's loss is then (1 - w) * cross-entropy + w * T^2 * KL(teacher_T || student_T), with
 both sides' logits divided by the temperature T (Hinton et al., 2015).
+
+Hidden-state transfer (`--teacher-hidden`) also needs the teacher's last-layer state of the first
+token on every post, the vector its classification head reads; it is cached the same way under
+`teacher_states/`. A bundle keeps only logits and a middle-layer feature, so this takes the
+teacher as a Hugging Face folder.
 """
 
 from __future__ import annotations
@@ -25,7 +30,11 @@ from export.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
-CACHE_PREFIX = "teacher_logits"
+CACHE_PREFIX = {"logits": "teacher_logits", "states": "teacher_states"}
+
+
+class TeacherError(ValueError):
+    """The teacher cannot serve what the run asks of it."""
 
 
 def fetch_teacher(spec: str, work_dir: Path) -> Path:
@@ -72,9 +81,9 @@ def teacher_identity(folder: Path) -> dict:
     return {"kind": "hf", "id": digest.hexdigest()[:16], "base_model": config.get("_name_or_path")}
 
 
-def cache_key(identity: dict, texts: list[str], max_length: int) -> str:
+def cache_key(identity: dict, texts: list[str], max_length: int, kind: str = "logits") -> str:
     digest = hashlib.sha256(json.dumps([identity["id"], max_length, texts]).encode())
-    return f"{CACHE_PREFIX}/{digest.hexdigest()[:24]}.npy"
+    return f"{CACHE_PREFIX[kind]}/{digest.hexdigest()[:24]}.npy"
 
 
 def score_teacher(folder: Path, texts: list[str], max_length: int) -> np.ndarray:
@@ -90,7 +99,7 @@ def score_teacher(folder: Path, texts: list[str], max_length: int) -> np.ndarray
 
     labels = json.loads((folder / "config.json").read_text()).get("id2label", {})
     if labels != {"0": "real", "1": "fake"}:
-        raise ValueError(f"{folder}: the teacher must be a real/fake classifier, has {labels}")
+        raise TeacherError(f"{folder}: the teacher must be a real/fake classifier, has {labels}")
     tokenizer = load_tokenizer(folder, placeholders=False)  # as saved with the teacher
     model = load_classifier(folder, fresh_head=False)
     device = pick_device("auto")
@@ -100,6 +109,27 @@ def score_teacher(folder: Path, texts: list[str], max_length: int) -> np.ndarray
         return predict_logits(model, enc, tokenizer.pad_token_id or 0, device)
 
 
+def score_teacher_states(folder: Path, texts: list[str], max_length: int) -> np.ndarray:
+    """The teacher's last-layer state of the first token [n, hidden] on `texts`."""
+    import torch
+
+    from train_job.model import load_classifier, load_tokenizer
+    from train_job.train import bucketed_batches, collate, encode, pick_device, to_device
+
+    tokenizer = load_tokenizer(folder, placeholders=False)
+    model = load_classifier(folder, fresh_head=False)
+    device = pick_device("auto")
+    model.to(device).eval()
+    enc = encode(tokenizer, texts, np.zeros(len(texts)), max_length)
+    out = np.zeros((len(texts), model.config.hidden_size), dtype=np.float32)
+    with torch.inference_mode():
+        for idx in bucketed_batches(enc.lengths, 64, rng=None):
+            batch = to_device(collate(enc, idx, tokenizer.pad_token_id or 0), device)
+            states = model(**batch, output_hidden_states=True).hidden_states[-1][:, 0]
+            out[idx] = states.float().cpu().numpy()
+    return out
+
+
 def teacher_logits(
     spec: str, texts: list[str], max_length: int, store: Store, work_dir: Path
 ) -> tuple[np.ndarray, dict]:
@@ -107,13 +137,34 @@ def teacher_logits(
     folder = fetch_teacher(spec, work_dir)
     identity = teacher_identity(folder)
     key = cache_key(identity, texts, max_length)
-    if store.exists(key):
-        logits = np.load(io.BytesIO(store.read_bytes(key)))
-        log.info("teacher %s: logits from the cache %s", identity["id"], key)
-    else:
-        log.info("teacher %s: scoring %d training posts", identity["id"], len(texts))
-        logits = score_teacher(folder, texts, max_length).astype(np.float32)
-        buffer = io.BytesIO()
-        np.save(buffer, logits)
-        store.write_bytes(key, buffer.getvalue())
+    logits = _cached(store, key, identity, lambda: score_teacher(folder, texts, max_length))
     return logits, {"source": spec, **identity, "logits_cache": key}
+
+
+def teacher_states(
+    spec: str, texts: list[str], max_length: int, store: Store, work_dir: Path
+) -> tuple[np.ndarray, str]:
+    """The teacher's last-layer first-token states on the training posts, cached like its logits;
+    returns them and their cache key."""
+    folder = fetch_teacher(spec, work_dir)
+    identity = teacher_identity(folder)
+    if identity["kind"] == "bundle":
+        raise TeacherError(
+            f"{spec}: hidden-state transfer needs the teacher as a Hugging Face folder (a bundle "
+            "keeps only its logits); pass the folder the teacher's run saved as model/"
+        )
+    key = cache_key(identity, texts, max_length, kind="states")
+    states = _cached(store, key, identity, lambda: score_teacher_states(folder, texts, max_length))
+    return states, key
+
+
+def _cached(store: Store, key: str, identity: dict, score) -> np.ndarray:
+    if store.exists(key):
+        log.info("teacher %s: %s from the cache", identity["id"], key)
+        return np.load(io.BytesIO(store.read_bytes(key)))
+    log.info("teacher %s: scoring the training posts for %s", identity["id"], key)
+    values = np.asarray(score(), dtype=np.float32)
+    buffer = io.BytesIO()
+    np.save(buffer, values)
+    store.write_bytes(key, buffer.getvalue())
+    return values

@@ -159,10 +159,12 @@ def perturb(texts: list[str], cfg: TrainConfig, epoch: int) -> list[str]:
 @dataclass
 class TeacherLogits:
     """The teacher's logits [n, 2] on the training posts and, when asked for, on their
-    headlines (train_job/distill.py)."""
+    headlines and its last-layer first-token states [n, hidden] on the posts
+    (train_job/distill.py)."""
 
     posts: np.ndarray
     headlines: np.ndarray | None = None
+    states: np.ndarray | None = None
 
 
 @dataclass
@@ -177,6 +179,7 @@ class EpochInputs:
     has_twin: np.ndarray | None = None  # bool per post: its twin differs from it
     teacher: np.ndarray | None = None  # [n, 2] logits
     twin_teacher: np.ndarray | None = None  # [n, 2] logits on each post's twin
+    teacher_states: np.ndarray | None = None  # [n, hidden] on each post as written
 
 
 @dataclass
@@ -184,11 +187,13 @@ class LossWeights:
     consistency: float = 0.0  # KL(post || twin), see train_step
     distill: float = 0.0  # share of the loss from the teacher
     temperature: float = 1.0  # of the distillation targets
+    hidden: float = 0.0  # hidden-state transfer, see relation_loss
 
     @classmethod
     def from_config(cls, cfg: TrainConfig) -> LossWeights:
         distill = cfg.distill_weight if cfg.teacher else 0.0
-        return cls(cfg.consistency_weight, distill, cfg.distill_temperature)
+        hidden = cfg.teacher_hidden if cfg.teacher else 0.0
+        return cls(cfg.consistency_weight, distill, cfg.distill_temperature, hidden)
 
 
 def epoch_inputs(
@@ -198,6 +203,19 @@ def epoch_inputs(
     labels,
     epoch: int,
     teacher: TeacherLogits | None = None,
+) -> EpochInputs:
+    inputs = _epoch_inputs(cfg, tokenizer, texts, labels, epoch, teacher)
+    inputs.teacher_states = teacher.states if teacher is not None else None
+    return inputs
+
+
+def _epoch_inputs(
+    cfg: TrainConfig,
+    tokenizer,
+    texts: list[str],
+    labels,
+    epoch: int,
+    teacher: TeacherLogits | None,
 ) -> EpochInputs:
     perturbed = perturb(texts, cfg, epoch)
     posts_teacher = teacher.posts if teacher is not None else None
@@ -350,9 +368,14 @@ def train_step(
         extra = (inputs.twins, twin_idx)  # collate skips an empty extra
     batch = to_device(collate(enc, idx, pad_id, pad_multiple(device), extra), device)
     labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
+    hidden = weights.hidden > 0 and inputs is not None and inputs.teacher_states is not None
     with autocast_for(device, precision):
-        logits = model(**batch).logits.float()
+        out = model(**batch, output_hidden_states=hidden)
+    logits = out.logits.float()
     loss = loss_fn(logits[: len(idx)], labels)
+    if hidden:
+        states = out.hidden_states[-1][: len(idx), 0].float()
+        loss = loss + weights.hidden * relation_loss(states, inputs.teacher_states[idx])
     if inputs is not None and inputs.teacher is not None and weights.distill > 0:
         soft = distill_loss(logits[: len(idx)], inputs.teacher[idx], weights.temperature)
         loss = (1 - weights.distill) * loss + weights.distill * soft
@@ -380,6 +403,16 @@ def distill_loss(student: torch.Tensor, teacher: np.ndarray, temperature: float)
     student_log = F.log_softmax(student / temperature, dim=-1)
     kl = F.kl_div(student_log, target, log_target=True, reduction="batchmean")
     return kl * temperature**2
+
+
+def relation_loss(student: torch.Tensor, teacher: np.ndarray) -> torch.Tensor:
+    """Similarity-preserving transfer (Tung & Mori, 2019): the mean squared difference between
+    the batch's cosine-similarity matrices of the student's and the teacher's states. It needs no
+    map between their widths, and it teaches which posts the teacher puts close together, the
+    geometry its ranking of unseen text comes from."""
+    s = F.normalize(student, dim=-1)
+    t = F.normalize(torch.as_tensor(teacher, device=student.device, dtype=s.dtype), dim=-1)
+    return F.mse_loss(s @ s.T, t @ t.T)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
@@ -557,6 +590,12 @@ def train(
                 cfg.teacher, cuts, cfg.max_length, store, work_dir
             )
             state.result.teacher["headline_logits_cache"] = on_cuts["logits_cache"]
+        if cfg.teacher_hidden > 0:
+            from train_job.distill import teacher_states
+
+            teacher.states, state.result.teacher["states_cache"] = teacher_states(
+                cfg.teacher, texts, cfg.max_length, store, work_dir
+            )
     for epoch in range(state.start_epoch, cfg.epochs):
         if state.epochs_without_gain >= cfg.patience:
             log.info("early stop: no val macro-F1 gain for %d epoch(s)", state.epochs_without_gain)

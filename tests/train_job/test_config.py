@@ -41,7 +41,8 @@ def test_cloud_run_execution_id_is_the_default_run_id() -> None:
         ([], {"FND_EPOCHS": "many"}, "FND_EPOCHS"),
         ([], {"FND_DEDUP": "perhaps"}, "FND_DEDUP"),
         (["--precision", "fp16"], {}, "--precision must be one of"),
-        (["--teacher-headlines", "0.5"], {}, "needs --teacher"),
+        (["--teacher-headlines", "0.5"], {}, "--teacher-headlines needs --teacher"),
+        (["--teacher-hidden", "1"], {}, "--teacher-hidden needs --teacher"),
         (
             ["--teacher", "t", "--teacher-headlines", "0.5", "--consistency-weight", "1"],
             {},

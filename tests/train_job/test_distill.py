@@ -69,7 +69,7 @@ def test_a_folder_that_is_no_classifier_is_refused(tmp_path: Path) -> None:
         distill.fetch_teacher(str(tmp_path), tmp_path)
     (tmp_path / "config.json").write_text(json.dumps({"id2label": {"0": "LABEL_0"}}))
     (tmp_path / "model.safetensors").write_bytes(b"x")
-    with pytest.raises(ValueError, match="real/fake classifier"):
+    with pytest.raises(distill.TeacherError, match="real/fake classifier"):
         distill.score_teacher(tmp_path, TEXTS, 32)
 
 
@@ -201,3 +201,94 @@ def test_headline_twins_learn_only_the_teachers_answer_on_them(hf_teacher: Path)
         + 0.5 * float(distill_loss(on_cuts, cuts_t[[0, 2]], 2.0))
     )
     assert float(loss) == pytest.approx(expected, rel=1e-3)
+
+
+def test_relation_loss_sees_only_the_geometry_of_the_states() -> None:
+    from train_job.train import relation_loss
+
+    rng = np.random.default_rng(0)
+    teacher = rng.normal(size=(6, 8)).astype(np.float32)
+    # A wider student whose states are the teacher's rotated and scaled: the same cosines.
+    rotation, _ = np.linalg.qr(rng.normal(size=(12, 12)))
+    same = np.hstack([teacher, np.zeros((6, 4), np.float32)]) @ rotation * 3.0
+    assert float(relation_loss(torch.tensor(same, dtype=torch.float32), teacher)) < 1e-10
+    other = torch.tensor(rng.normal(size=(6, 12)), dtype=torch.float32)
+    assert float(relation_loss(other, teacher)) > 1e-3
+
+
+def test_student_loss_adds_the_weighted_hidden_state_term(hf_teacher: Path) -> None:
+    from train_job.model import load_classifier, load_tokenizer
+    from train_job.train import relation_loss
+
+    tokenizer = load_tokenizer(hf_teacher)
+    enc = encode(tokenizer, TEXTS[:8], np.arange(8) % 2, 32)
+    states = np.random.default_rng(2).normal(size=(8, 16)).astype(np.float32)
+    model = load_classifier(hf_teacher, fresh_head=False)
+    model.eval()  # no dropout: the two steps and the direct pass see the same states
+
+    def step(hidden: float) -> float:
+        return float(
+            train_step(
+                model,
+                enc,
+                list(range(8)),
+                tokenizer.pad_token_id,
+                torch.device("cpu"),
+                torch.nn.CrossEntropyLoss(),
+                torch.optim.SGD(model.parameters(), lr=0.0),
+                inputs=EpochInputs(enc, teacher_states=states),
+                weights=LossWeights(hidden=hidden),
+                precision="fp32",
+            )
+        )
+
+    from train_job.train import collate
+
+    with torch.no_grad():
+        out = model(
+            **collate(enc, list(range(8)), tokenizer.pad_token_id), output_hidden_states=True
+        )
+    term = float(relation_loss(out.hidden_states[-1][:, 0], states))
+    assert term > 1e-4
+    assert step(2.0) - step(0.0) == pytest.approx(2.0 * term, rel=1e-3)
+
+
+def test_teacher_states_are_cached_and_need_a_folder_not_a_bundle(
+    hf_teacher: Path, tiny_bundle: Path, tmp_path: Path, monkeypatch
+) -> None:
+    store = LocalStore(tmp_path / "store")
+    states, key = distill.teacher_states(str(hf_teacher), TEXTS, 32, store, tmp_path)
+    assert states.shape == (len(TEXTS), 32) and np.isfinite(states).all()
+    assert key.startswith("teacher_states/") and store.exists(key)
+    _, record = distill.teacher_logits(str(hf_teacher), TEXTS, 32, store, tmp_path)
+    assert record["logits_cache"] != key
+
+    def no_scoring(*args, **kwargs):
+        raise AssertionError("the teacher was scored again although its states are cached")
+
+    monkeypatch.setattr(distill, "score_teacher_states", no_scoring)
+    again, _ = distill.teacher_states(str(hf_teacher), TEXTS, 32, store, tmp_path)
+    np.testing.assert_array_equal(again, states)
+    with pytest.raises(distill.TeacherError, match="Hugging Face folder"):
+        distill.teacher_states(str(tiny_bundle), TEXTS, 32, store, tmp_path)
+
+
+def test_the_job_records_the_teachers_states_cache(
+    tiny_base_model: Path, hf_teacher: Path, tmp_path: Path
+) -> None:
+    from tests.conftest import tiny_config
+    from train_job.pipeline import run
+
+    cfg = tiny_config(
+        tiny_base_model,
+        tmp_path,
+        teacher=str(hf_teacher),
+        teacher_hidden=1.0,
+        max_train_examples=200,
+        epochs=1,
+        export=False,
+    )
+    teacher = run(cfg)["train"]["teacher"]
+    assert teacher["kind"] == "hf"
+    assert LocalStore(tmp_path / "store").exists(teacher["states_cache"])
+    assert teacher["states_cache"].startswith("teacher_states/")

@@ -84,6 +84,20 @@ def test_published_and_promoted(tiny_run: dict, tiny_store: Path) -> None:
     assert store.exists(f"runs/{tiny_run['run_id']}/config.json")
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--precision", "fp16"), "--precision must be one of"),
+        (("--teacher-hidden", "1"), "--teacher-hidden needs --teacher"),
+    ],
+)
+def test_bad_configuration_exits_2_with_a_message(args: tuple[str, ...], message: str) -> None:
+    result = _job(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.slow
 def test_a_restarted_run_resumes_from_its_checkpoint(tiny_base_model: Path, tmp_path: Path) -> None:
     first = run(tiny_config(tiny_base_model, tmp_path, epochs=1, run_id="retry-me", export=False))
