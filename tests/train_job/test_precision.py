@@ -40,7 +40,8 @@ def test_a_gpu_always_has_bf16() -> None:
     assert train.native_bf16(torch.device("cuda"))
 
 
-def test_precision_defaults_to_auto_in_every_profile() -> None:
-    for profile in ("quick", "full"):
-        assert resolve_config(["--profile", profile], env={}).precision == "auto"
+def test_the_quick_profile_autocasts_and_the_full_one_stays_as_measured() -> None:
+    assert resolve_config(["--profile", "quick"], env={}).precision == "auto"
+    assert resolve_config(["--profile", "full"], env={}).precision == "fp32"
     assert resolve_config(["--precision", "fp32"], env={}).precision == "fp32"
+    assert resolve_config(["--profile", "full", "--precision", "auto"], env={}).precision == "auto"
