@@ -373,12 +373,12 @@ def train_step(
         out = model(**batch, output_hidden_states=hidden)
     logits = out.logits.float()
     loss = loss_fn(logits[: len(idx)], labels)
-    if hidden:
-        states = out.hidden_states[-1][: len(idx), 0].float()
-        loss = loss + weights.hidden * relation_loss(states, inputs.teacher_states[idx])
     if inputs is not None and inputs.teacher is not None and weights.distill > 0:
         soft = distill_loss(logits[: len(idx)], inputs.teacher[idx], weights.temperature)
         loss = (1 - weights.distill) * loss + weights.distill * soft
+    if hidden:
+        states = out.hidden_states[-1][: len(idx), 0].float()
+        loss = loss + weights.hidden * relation_loss(states, inputs.teacher_states[idx])
     if twin_idx and inputs.twin_teacher is not None:
         soft = distill_loss(logits[len(idx) :], inputs.twin_teacher[twin_idx], weights.temperature)
         loss = loss + weights.distill * soft

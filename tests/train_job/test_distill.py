@@ -216,13 +216,17 @@ def test_relation_loss_sees_only_the_geometry_of_the_states() -> None:
     assert float(relation_loss(other, teacher)) > 1e-3
 
 
-def test_student_loss_adds_the_weighted_hidden_state_term(hf_teacher: Path) -> None:
+def test_the_hidden_state_term_is_added_at_its_own_weight_beside_the_soft_targets(
+    hf_teacher: Path,
+) -> None:
     from train_job.model import load_classifier, load_tokenizer
     from train_job.train import relation_loss
 
     tokenizer = load_tokenizer(hf_teacher)
     enc = encode(tokenizer, TEXTS[:8], np.arange(8) % 2, 32)
-    states = np.random.default_rng(2).normal(size=(8, 16)).astype(np.float32)
+    rng = np.random.default_rng(2)
+    states = rng.normal(size=(8, 16)).astype(np.float32)
+    logits = rng.normal(0, 3, size=(8, 2)).astype(np.float32)
     model = load_classifier(hf_teacher, fresh_head=False)
     model.eval()  # no dropout: the two steps and the direct pass see the same states
 
@@ -236,8 +240,8 @@ def test_student_loss_adds_the_weighted_hidden_state_term(hf_teacher: Path) -> N
                 torch.device("cpu"),
                 torch.nn.CrossEntropyLoss(),
                 torch.optim.SGD(model.parameters(), lr=0.0),
-                inputs=EpochInputs(enc, teacher_states=states),
-                weights=LossWeights(hidden=hidden),
+                inputs=EpochInputs(enc, teacher=logits, teacher_states=states),
+                weights=LossWeights(distill=0.5, temperature=2.0, hidden=hidden),
                 precision="fp32",
             )
         )
