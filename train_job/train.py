@@ -25,7 +25,7 @@ CONSTRAINT's real posts; there the student learns how the teacher ranks them, no
 cut may no longer carry.
 
 Matrices run in bf16 autocast where the device computes bf16 natively (a GPU, or a CPU with
-AVX512-BF16 or AMX: about 1.5x the fp32 step on 2 such cores), unless `precision` is fp32.
+AVX512-BF16 or AMX: 1.4-1.5x the fp32 step on 2 such cores), unless `precision` is fp32.
 """
 
 from __future__ import annotations
