@@ -87,7 +87,9 @@ def cache_key(identity: dict, texts: list[str], max_length: int, kind: str = "lo
 
 
 def score_teacher(folder: Path, texts: list[str], max_length: int) -> np.ndarray:
-    """The teacher's logits [n, 2] (class 0 real, 1 fake) on `texts`."""
+    """The teacher's logits [n, 2] (class 0 real, 1 fake) on `texts`, in fp32 whatever the
+    machine: the cache key names the teacher and the texts, not the device, so a cached answer
+    must not depend on whether the machine that scored it had bf16."""
     if (folder / "manifest.json").is_file():
         from train_job.trust_eval import BundleScorer
 
@@ -106,7 +108,7 @@ def score_teacher(folder: Path, texts: list[str], max_length: int) -> np.ndarray
     model.to(device)
     enc = encode(tokenizer, texts, np.zeros(len(texts)), max_length)
     with torch.inference_mode():
-        return predict_logits(model, enc, tokenizer.pad_token_id or 0, device)
+        return predict_logits(model, enc, tokenizer.pad_token_id or 0, device, precision="fp32")
 
 
 def score_teacher_states(folder: Path, texts: list[str], max_length: int) -> np.ndarray:

@@ -56,6 +56,17 @@ def test_teacher_logits_are_cached_in_the_store(hf_teacher: Path, tmp_path: Path
         distill.teacher_logits(str(hf_teacher), TEXTS[:-1], 32, store, tmp_path)
 
 
+def test_a_teacher_is_scored_in_fp32_on_any_machine(hf_teacher: Path, monkeypatch) -> None:
+    """Cached logits are keyed by teacher and texts only, so they must not depend on whether the
+    scoring machine has bf16: with bf16 reported, the answers equal those scored without it."""
+    from train_job import train
+
+    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    without_bf16 = distill.score_teacher(hf_teacher, TEXTS, 32)
+    monkeypatch.setattr(train, "native_bf16", lambda device: True)
+    np.testing.assert_array_equal(distill.score_teacher(hf_teacher, TEXTS, 32), without_bf16)
+
+
 def test_a_bundle_teacher_is_scored_as_served(tiny_bundle: Path) -> None:
     identity = distill.teacher_identity(tiny_bundle)
     manifest = json.loads((tiny_bundle / "manifest.json").read_text())
