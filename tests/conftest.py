@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,27 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def wait_for_background_sessions(timeout_s: float = 60.0) -> None:
+    """Join the threads that open a model's solo onnxruntime session in the background.
+
+    onnxruntime reads environment variables while it builds a session, and C's getenv is not safe
+    against a setenv in another thread (it can read a freed environ array: a segfault). Tests
+    change os.environ (monkeypatch, and its undo at teardown); production sets it once at start.
+    """
+    for thread in threading.enumerate():
+        if thread.name.startswith("solo-session-"):
+            thread.join(timeout_s)
+
+
+@pytest.fixture(autouse=True)
+def _no_session_opening_across_environment_changes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[None]:
+    # Depending on monkeypatch makes this teardown run before monkeypatch restores the environment.
+    yield
+    wait_for_background_sessions()
 
 
 @pytest.fixture(scope="session")

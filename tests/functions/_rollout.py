@@ -15,6 +15,7 @@ from typing import Any
 import functions_framework
 
 from benchmarks.support import FUNCTION_DIR
+from tests.conftest import wait_for_background_sessions
 
 # Slack for fetching, verifying and loading the tiny bundle on two busy cores.
 LOAD_BUDGET_S = 10.0
@@ -22,6 +23,7 @@ LOAD_BUDGET_S = 10.0
 
 def start_in_process(env: dict[str, str], monkeypatch: Any) -> tuple[Any, ModuleType]:
     """The function as functions-framework builds it; returns (app, its main module)."""
+    wait_for_background_sessions()
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     app = functions_framework.create_app("predict", str(FUNCTION_DIR / "main.py"))

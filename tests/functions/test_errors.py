@@ -19,6 +19,7 @@ from _service import ModelHolder, PredictionLogHook
 
 from benchmarks.support import FUNCTION_DIR, ROOT
 from prediction_log.settings import LogSettings
+from tests.conftest import wait_for_background_sessions
 
 LOG_SCHEMA = json.loads((ROOT / "sql" / "prediction_log.schema.json").read_text())
 
@@ -27,6 +28,7 @@ LOG_SCHEMA = json.loads((ROOT / "sql" / "prediction_log.schema.json").read_text(
 def make_client(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Callable[..., Any]:
     def make(**env: str) -> Any:
         base = {"PREDICTION_LOG": "none", "BUNDLE_CACHE_DIR": str(tmp_path / "cache")}
+        wait_for_background_sessions()
         for name, value in {**base, **env}.items():
             monkeypatch.setenv(name, value)
         app = functions_framework.create_app("predict", str(FUNCTION_DIR / "main.py"))
