@@ -20,12 +20,11 @@ if str(ROOT) not in sys.path:
 
 
 def wait_for_background_sessions(timeout_s: float = 60.0) -> None:
-    """Join the threads that open a model's solo onnxruntime session in the background.
-
-    onnxruntime reads environment variables while it builds a session, and C's getenv is not safe
-    against a setenv in another thread (it can read a freed environ array: a segfault). Tests
-    change os.environ (monkeypatch, and its undo at teardown); production sets it once at start.
-    """
+    """Join the threads that open a model's solo onnxruntime session in the background, so that
+    none is inside onnxruntime while a test changes os.environ (monkeypatch, and its undo at
+    teardown). C's getenv is not safe against a setenv in another thread, and a session opening
+    that overlapped the next test's setup has crashed the suite with a segfault in onnxruntime;
+    production sets its environment once, at start."""
     for thread in threading.enumerate():
         if thread.name.startswith("solo-session-"):
             thread.join(timeout_s)
