@@ -11,9 +11,13 @@ the same official-test posts (one per request), the same client and the same mac
    configuration with the embedded DuckDB log, the product with production's stdout log (one JSON
    line per row, routed into BigQuery by a Logging sink), the product logging to BigQuery
    (bqemulator), and the product with PREDICTION_LOG=none, the baseline of what logging costs.
+   Beside them the floor (benchmarks/floor_function.py): functions-framework with the model's
+   libraries imported and no model, what the framework, server and client cost any function.
 3. Cold start: process start to first answer, the median of several fresh starts per server
    taken in turns, and phase by phase in fresh processes (benchmarks/cold_start.py): import,
-   bundle fetch + verification, session, first run.
+   bundle fetch + verification, onnxruntime and tokenizers import, session, first run; and the
+   least first answer any function serving the bundle can reach here (the floor's first answer
+   plus the reference's session and first run).
 4. PSS of each server's process tree after the load; the product's refusals of a 20 MB body and
    of 20,000 instances (the reference accepts both, so it is not sent them).
 5. In-process p50 of tokenize + run (the reference's code path) and of the product's
