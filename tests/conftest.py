@@ -4,6 +4,7 @@ BERT once per test session (seconds); tests that change a store copy it first.""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import threading
 from collections.abc import Iterator
@@ -17,6 +18,18 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+def run_in_fresh_interpreter(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -c script args...` from the repository root, output captured; for what the test
+    process cannot show because earlier tests already changed its state (or its exit)."""
+    return subprocess.run(
+        [sys.executable, "-c", script, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def wait_for_background_sessions(timeout_s: float = 60.0) -> None:

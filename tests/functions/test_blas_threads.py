@@ -4,11 +4,9 @@ out-of-domain product and take the cores from onnxruntime (experiments/serving_p
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.conftest import run_in_fresh_interpreter
 
 # A fresh interpreter: the test process's BLAS pool is already capped by other tests' loads.
 PROBE = """
@@ -27,13 +25,8 @@ print(json.dumps({"before": before, "after": after}))
 
 
 def test_model_load_caps_blas_at_one_thread(tiny_bundle: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", PROBE, str(tiny_bundle)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    done = run_in_fresh_interpreter(PROBE, str(tiny_bundle))
+    assert done.returncode == 0, done.stderr[-2000:]
     threads = json.loads(done.stdout.strip().splitlines()[-1])
     assert threads["after"], "numpy's BLAS is not visible to threadpoolctl"
     assert threads["after"] == [1] * len(threads["after"]), threads

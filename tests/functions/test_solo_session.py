@@ -13,6 +13,7 @@ from _config import DEFAULTS, ConfigError, ServeConfig
 
 from serving_core.bundle import fetch_bundle
 from serving_core.model import Model
+from tests.conftest import run_in_fresh_interpreter
 from tests.functions._rollout import start_in_process
 from tests.functions.test_batching import RecordingSession
 
@@ -97,3 +98,30 @@ def test_only_a_request_alone_in_flight_runs_solo(
     finally:
         main.MODEL.close()
         main.ROLLOUT.close()
+
+
+# A fresh interpreter loads a model and exits at once. Each session opening is stretched (several
+# in a row) so that the exit lands while the solo session is still being opened inside
+# onnxruntime: a process stopped right after its first load (a scale-down, a redeploy).
+EXIT_WHILE_OPENING = """
+import sys, tempfile
+from pathlib import Path
+import serving_core.model as model_module
+from serving_core.bundle import fetch_bundle
+
+real_open = model_module.open_session
+
+def slow_open(path, threads, allow_spinning):
+    for _ in range(20):
+        session = real_open(path, threads, allow_spinning)
+    return session
+
+model_module.open_session = slow_open
+bundle = fetch_bundle(sys.argv[1], Path(tempfile.mkdtemp()))
+model_module.Model.load(bundle, 1, 4, 1000, solo_threads=2)
+"""
+
+
+def test_a_process_exits_cleanly_while_its_solo_session_opens(tiny_bundle: Path) -> None:
+    done = run_in_fresh_interpreter(EXIT_WHILE_OPENING, str(tiny_bundle))
+    assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"

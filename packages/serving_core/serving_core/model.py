@@ -240,11 +240,14 @@ class Model:
             if self._solo_started:
                 return
             self._solo_started = True
+        # Not a daemon: an interpreter that exits while onnxruntime is still building the session
+        # runs onnxruntime's static destructors under it and aborts (SIGABRT, "terminate called
+        # without an active exception"); exit waits for the opening instead, a fraction of a second.
         threading.Thread(
             target=self._open_solo_session,
             args=(self.model_path, threads),
             name=f"solo-session-{self.version}",
-            daemon=True,
+            daemon=False,
         ).start()
 
     def _open_solo_session(self, model_path: str, threads: int) -> None:
