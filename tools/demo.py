@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.error
 import urllib.request
@@ -24,12 +25,17 @@ ROOT = Path(__file__).resolve().parents[1]
 STORE = os.environ.get("FND_STORE", "local/store")
 LOG_URI = os.environ.get("PREDICTION_LOG", "duckdb://local/predictions.duckdb")
 
+# Each example with the label a fact-checker would give it. The first is true but plain-spoken,
+# unlike CONSTRAINT's real posts (mostly official accounts' updates): the kind of text models
+# trained on it most often get wrong, shown here on purpose.
 EXAMPLES = [
-    "The WHO says washing hands with soap and water helps stop the spread of COVID-19.",
-    "BREAKING: drinking hot lemon water every morning kills the coronavirus, doctors hide it!",
-    "#IndiaFightsCorona: 1,524 testing laboratories in India as of 25th August 2020. @ICMRDELHI",
-    "Bill Gates admits the COVID vaccine will implant microchips to track everyone.",
-]
+    ("The WHO says washing hands with soap and water helps stop the spread of COVID-19.", "real"),
+    ("BREAKING: drinking hot lemon water every morning kills the coronavirus, doctors hide it!",
+     "fake"),
+    ("#IndiaFightsCorona: 1,524 testing laboratories in India as of 25th August 2020. @ICMRDELHI",
+     "real"),
+    ("Bill Gates admits the COVID vaccine will implant microchips to track everyone.", "fake"),
+]  # fmt: skip
 
 
 def _free_port() -> int:
@@ -75,20 +81,63 @@ def wait_until_up(server: subprocess.Popen[str], url: str, timeout_s: float = 60
     return True
 
 
+def answer_lines(predictions: list[dict]) -> list[str]:
+    """One line per example: the answer, the expected label and whether they agree."""
+    lines = []
+    for (text, expected), p in zip(EXAMPLES, predictions, strict=False):
+        verdict = "right" if p["label"] == expected else "WRONG"
+        lines.append(
+            f"  {p['label']:>4} {p['score']:.3f} in_domain={p.get('in_domain')}  "
+            f"(expected {expected}: {verdict})  {text[:60]}"
+        )
+    return lines
+
+
+def limitation_note(predictions: list[dict], trust: dict | None) -> str | None:
+    """When a true example is called fake, the bundle's own cross-source numbers say how common
+    that is (its trust report: CoAID's real headlines, scored at training time)."""
+    missed = [
+        text
+        for (text, expected), p in zip(EXAMPLES, predictions, strict=False)
+        if expected == "real" and p["label"] == "fake"
+    ]
+    cross = (trust or {}).get("cross_source") or {}
+    if not missed or "real_called_fake_share" not in cross:
+        return None
+    return textwrap.fill(
+        f"A true statement called fake: this bundle calls {cross['real_called_fake_share']:.0%} "
+        f"of the {cross['real']} real headlines in {cross['file']} fake "
+        f"({cross['real_called_fake_in_domain_share']:.0%} of those it takes as in domain). "
+        "CONSTRAINT's real posts are mostly official accounts' updates, so plain-spoken true "
+        "claims read as fake to it; docs/results.md has the numbers of every recipe tried.",
+        width=100,
+        initial_indent="  ",
+        subsequent_indent="  ",
+    )
+
+
+def trust_report(version: str | None) -> dict | None:
+    path = ROOT / STORE / "models" / str(version) / "trust_report.json"
+    return json.loads(path.read_text()) if version and path.is_file() else None
+
+
 def send_examples(url: str) -> None:
     """One text, a batch and a bad request, with the answers printed."""
     t0 = time.monotonic()
-    status, answer = _call(url, json.dumps({"text": EXAMPLES[0]}).encode())
+    status, answer = _call(url, json.dumps({"text": EXAMPLES[0][0]}).encode())
     print(f"\n== POST one text -> {status} in {1000 * (time.monotonic() - t0):.0f} ms "
           "(the readiness GET above loaded the model)")  # fmt: skip
     print(json.dumps(answer, indent=1))
-    batch = {"instances": [{"text": t} for t in EXAMPLES]}
+    batch = {"instances": [{"text": text} for text, _ in EXAMPLES]}
     t0 = time.monotonic()
     status, answer = _call(url, json.dumps(batch).encode())
     print(f"\n== POST {len(EXAMPLES)} instances -> {status} in "
           f"{1000 * (time.monotonic() - t0):.0f} ms")  # fmt: skip
-    for text, p in zip(EXAMPLES, answer.get("predictions", []), strict=False):
-        print(f"  {p['label']:>4} {p['score']:.3f} in_domain={p.get('in_domain')}  {text[:70]}")
+    predictions = answer.get("predictions", [])
+    print("\n".join(answer_lines(predictions)))
+    note = limitation_note(predictions, trust_report(answer.get("model_version")))
+    if note:
+        print(note)
     status, answer = _call(url, b'{"instances": [{"text": ""}]}')
     print(f"\n== POST an empty text -> {status}: {json.dumps(answer)}")
 
