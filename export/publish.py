@@ -191,7 +191,8 @@ def promote_gated(
     if current is None or current.version != version:
         production = current.version if current else None
         verdict = gate_against_production(store, version, production, tolerance)
-        _apply_gate(verdict, override)
+        if not verdict.promote and override is None:
+            raise PromotionRefused(verdict)
     history = (*current.history, current.version)[-HISTORY_LENGTH:] if current else ()
     pointer = ProductionPointer(
         version=version,
@@ -200,26 +201,27 @@ def promote_gated(
         history=history,
         candidate=_kept_candidate(current, version),
     )
-    return _write(store, pointer, generation), verdict
+    written = _write(store, pointer, generation)
+    if verdict is not None:
+        _log_gate(verdict, override)
+    return written, verdict
 
 
-def _apply_gate(verdict: PromotionVerdict, override: str | None) -> None:
+def _log_gate(verdict: PromotionVerdict, override: str | None) -> None:
     if verdict.promote:
         log.info(
-            "promotion gate passes %s against production %s",
+            "promotion gate passed: %s replaces production %s",
             verdict.candidate_version,
             verdict.production_version,
         )
         return
-    if override is None:
-        raise PromotionRefused(verdict)
     log.warning(
         "promotion gate OVERRIDDEN: %s replaces production %s although the gate refuses it (%s); "
         "reason given: %s",
         verdict.candidate_version,
         verdict.production_version,
         "; ".join(verdict.reasons),
-        override.strip(),
+        (override or "").strip(),
     )
 
 
@@ -234,12 +236,6 @@ def rollback(store: Store, expected_generation: int | None = None) -> dict:
         check_complete(store, previous)
     except IncompleteVersion as e:
         raise IncompleteVersion(f"cannot roll back to {previous}: {e}") from None
-    log.warning(
-        "rollback: %s replaces production %s without the promotion gate (it served as "
-        "production before)",
-        previous,
-        current.version,
-    )
     pointer = ProductionPointer(
         version=previous,
         promoted_at=_now(),
@@ -247,7 +243,14 @@ def rollback(store: Store, expected_generation: int | None = None) -> dict:
         history=tuple(older),
         candidate=_kept_candidate(current, previous),
     )
-    return _write(store, pointer, generation)
+    written = _write(store, pointer, generation)
+    log.warning(
+        "rollback: %s replaces production %s without the promotion gate (it served as "
+        "production before)",
+        previous,
+        current.version,
+    )
+    return written
 
 
 def _kept_candidate(current: ProductionPointer | None, new_version: str) -> Candidate | None:
