@@ -34,6 +34,7 @@ from export.publish import (
     rollback,
     start_candidate,
 )
+from export.rescore import LabelledPosts, read_labelled_posts
 from export.rollout import gate_against_production, promote_if_not_worse, read_production
 from export.store import PreconditionFailed, Store, open_store
 
@@ -67,6 +68,14 @@ def _add_tolerance(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=DEFAULT_MAX_AUC_DROP,
         help="cross-source ROC-AUC the version may lose against production",
+    )
+    parser.add_argument(
+        "--rescore",
+        type=Path,
+        default=None,
+        metavar="CSV",
+        help="measure both bundles' weighted F1 on this labelled CSV (columns tweet, label), "
+        "instead of reading it from their manifests",
     )
 
 
@@ -172,19 +181,28 @@ def main(argv: list[str] | None = None) -> int:
 
 def _gate_options(args: argparse.Namespace) -> dict:
     tolerance = Tolerance(max_f1_drop=args.max_f1_drop, max_auc_drop=args.max_auc_drop)
-    return {"tolerance": tolerance, "override": args.force}
+    return {"tolerance": tolerance, "override": args.force, "rescore": _rescore(args)}
+
+
+def _rescore(args: argparse.Namespace) -> LabelledPosts | None:
+    if args.rescore is None:
+        return None
+    if not args.rescore.is_file():
+        raise LookupError(f"--rescore {args.rescore}: no such file")
+    return read_labelled_posts(args.rescore)
 
 
 def _gate(store: Store, args: argparse.Namespace) -> int:
     tolerance = Tolerance(max_f1_drop=args.max_f1_drop, max_auc_drop=args.max_auc_drop)
     if args.version not in list_versions(store):
         raise LookupError(f"no complete version {args.version!r} in {store.uri}")
+    rescore = _rescore(args)
     if args.dry_run:
         production = read_production(store).version
-        verdict = gate_against_production(store, args.version, production, tolerance)
+        verdict = gate_against_production(store, args.version, production, tolerance, rescore)
         print(json.dumps(verdict.to_dict(), indent=2))
         return 0 if verdict.promote else 4
-    decision = promote_if_not_worse(store, args.version, tolerance=tolerance)
+    decision = promote_if_not_worse(store, args.version, tolerance=tolerance, rescore=rescore)
     print(json.dumps(decision.summary()["rollout"], indent=2))
     return 0 if decision.promoted else 4
 

@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from export.rescore import LabelledPosts
     from export.store import Store
 
 # Defaults sized by the seed-to-seed spread of one recipe (docs/results.md, seeds 42-44): official
@@ -155,19 +156,48 @@ def read_manifest(store: Store, version: str) -> dict[str, Any]:
 
 
 def gate_against_production(
-    store: Store, version: str, production_version: str | None, tolerance: Tolerance | None = None
+    store: Store,
+    version: str,
+    production_version: str | None,
+    tolerance: Tolerance | None = None,
+    rescore: LabelledPosts | None = None,
 ) -> PromotionVerdict:
-    """The promotion gate for a published `version` against the one production names."""
+    """The promotion gate for a published `version` against the one production names. With
+    `rescore`, both bundles' F1 is measured on those posts rather than read from the manifests
+    (export/rescore.py)."""
     candidate = read_manifest(store, version)
     production = None
     if production_version is not None:
         try:
             production = read_manifest(store, production_version)
         except Exception as e:  # a production bundle we cannot read is no basis for replacing it
-            return PromotionVerdict(
-                promote=False,
-                candidate_version=version,
-                production_version=production_version,
-                reasons=[f"cannot read production's manifest: {e}"],
-            )
-    return check_promotion(candidate, production, tolerance)
+            return _refused(version, production_version, f"cannot read production's manifest: {e}")
+    notes = []
+    if rescore is not None and production is not None:
+        from export.rescore import bundle_f1, rescored
+
+        try:
+            ours = bundle_f1(store, version, rescore)
+            theirs = bundle_f1(store, production_version, rescore)  # type: ignore[arg-type]
+        except Exception as e:  # a bundle that cannot be scored cannot be shown not to be worse
+            return _refused(version, production_version, f"cannot rescore the bundles: {e}")
+        candidate, production = (
+            rescored(candidate, ours, rescore),
+            rescored(production, theirs, rescore),
+        )
+        notes.append(
+            f"weighted F1 measured here on {rescore.source} ({len(rescore.texts)} posts): "
+            f"{ours:.4f} against production's {theirs:.4f}"
+        )
+    verdict = check_promotion(candidate, production, tolerance)
+    verdict.reasons.extend(notes)
+    return verdict
+
+
+def _refused(version: str, production_version: str | None, reason: str) -> PromotionVerdict:
+    return PromotionVerdict(
+        promote=False,
+        candidate_version=version,
+        production_version=production_version,
+        reasons=[reason],
+    )

@@ -28,6 +28,7 @@ import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from export.promotion_gate import PromotionVerdict, Tolerance, gate_against_production
 from export.store import PreconditionFailed, Store
@@ -40,6 +41,9 @@ from production_pointer import (
     ProductionPointer,
     parse_pointer,
 )
+
+if TYPE_CHECKING:
+    from export.rescore import LabelledPosts
 
 HISTORY_LENGTH = 20  # earlier versions a pointer remembers (the schema's maxItems)
 
@@ -164,13 +168,15 @@ def promote(
     *,
     tolerance: Tolerance | None = None,
     override: str | None = None,
+    rescore: LabelledPosts | None = None,
 ) -> dict:
     """Point production at `version`, which must be complete and pass the champion gate against
     the production it replaces (PromotionRefused otherwise, unless `override` gives the reason an
-    operator lets it through). With `expected_generation`, fail unless the pointer is still at
+    operator lets it through; `rescore`: measure both bundles' F1 on these posts rather than read
+    it from their manifests). With `expected_generation`, fail unless the pointer is still at
     that generation (read earlier with read_pointer_with_generation); the write itself is always
     a compare-and-set."""
-    return promote_gated(store, version, expected_generation, tolerance, override)[0]
+    return promote_gated(store, version, expected_generation, tolerance, override, rescore)[0]
 
 
 def promote_gated(
@@ -179,6 +185,7 @@ def promote_gated(
     expected_generation: int | None = None,
     tolerance: Tolerance | None = None,
     override: str | None = None,
+    rescore: LabelledPosts | None = None,
 ) -> tuple[dict, PromotionVerdict | None]:
     """`promote`, also returning the gate's verdict (None when `version` already is production:
     the pointer move changes nothing that serves)."""
@@ -190,7 +197,7 @@ def promote_gated(
     verdict = None
     if current is None or current.version != version:
         production = current.version if current else None
-        verdict = gate_against_production(store, version, production, tolerance)
+        verdict = gate_against_production(store, version, production, tolerance, rescore)
         if not verdict.promote and override is None:
             raise PromotionRefused(verdict)
     history = (*current.history, current.version)[-HISTORY_LENGTH:] if current else ()
@@ -291,6 +298,7 @@ def promote_candidate(
     *,
     tolerance: Tolerance | None = None,
     override: str | None = None,
+    rescore: LabelledPosts | None = None,
 ) -> dict:
     """Make the running candidate production (a promotion like `promote`, gated the same way)
     and end the trial."""
@@ -304,6 +312,7 @@ def promote_candidate(
         expected_generation=generation,
         tolerance=tolerance,
         override=override,
+        rescore=rescore,
     )
 
 

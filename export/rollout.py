@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from export.promotion_gate import Tolerance, gate_against_production
 from export.publish import (
@@ -23,6 +23,9 @@ from export.publish import (
     read_pointer_with_generation,
 )
 from export.store import PreconditionFailed, Store
+
+if TYPE_CHECKING:
+    from export.rescore import LabelledPosts
 
 __all__ = [
     "ProductionSnapshot",
@@ -69,6 +72,7 @@ def promote_if_not_worse(
     version: str,
     expected: ProductionSnapshot | None = None,
     tolerance: Tolerance | None = None,
+    rescore: LabelledPosts | None = None,
 ) -> RolloutDecision:
     """Promote the published `version` if production is still `expected` (None: whatever it is
     now) and the promotion gate passes; otherwise leave production alone and say why."""
@@ -82,7 +86,7 @@ def promote_if_not_worse(
         return _logged(decision)
     try:
         decision.pointer, verdict = promote_gated(
-            store, version, expected_generation=now.generation, tolerance=tolerance
+            store, version, expected_generation=now.generation, tolerance=tolerance, rescore=rescore
         )
     except PromotionRefused as e:
         decision.verdict = e.verdict.to_dict()

@@ -1,7 +1,8 @@
 """The promotion gate on every path that makes a version production: promote, publish --promote
 and promote-candidate refuse a worse version (exit 4, production unchanged) and one that cannot
 be compared with production, unless an operator overrides with --force REASON, which is logged;
-rollback stays possible and is logged as ungated."""
+rollback stays possible and is logged as ungated; --rescore measures both bundles' F1 instead of
+trusting their manifests."""
 
 from __future__ import annotations
 
@@ -14,13 +15,15 @@ from pathlib import Path
 import pytest
 
 from export import publish
+from export.rescore import read_labelled_posts
 from export.store import LocalStore
-from tests.conftest import ROOT
+from tests.conftest import DATA_DIR, ROOT
 from tests.tiny_model import clone_bundle
 
 GOOD = "29990101T000000Z-aaaaaa"
 WORSE = "29990102T000000Z-bbbbbb"
 BETTER = "29990103T000000Z-cccccc"
+OFFICIAL_TEST = DATA_DIR / "english_test_with_labels.csv"
 
 
 def _bundle_with_metrics(bundle: Path, tmp: Path, version: str, f1: float | None) -> Path:
@@ -145,3 +148,51 @@ def test_rollback_is_not_gated_and_says_so(
     assert rolled.returncode == 0, rolled.stderr
     assert _production(store) == GOOD
     assert "without the promotion gate" in rolled.stderr
+
+
+def test_rescore_measures_both_bundles_instead_of_trusting_their_manifests(
+    store: LocalStore, tiny_bundle: Path, tmp_path: Path
+) -> None:
+    # Same weights as production, but a threshold that calls every post real, and a manifest
+    # that claims a better F1 than production's.
+    forged = _bundle_with_metrics(tiny_bundle, tmp_path / "forged", "29990106T000000Z-ffffff", 0.99)
+    manifest = json.loads((forged / "manifest.json").read_text())
+    manifest["decision"]["threshold"] = 1.0
+    (forged / "manifest.json").write_text(json.dumps(manifest))
+    publish.publish(forged, store)
+    posts = tmp_path / "posts.csv"
+    rows = OFFICIAL_TEST.read_text(encoding="utf-8").splitlines()[:301]
+    posts.write_text("\n".join(rows) + "\n", encoding="utf-8")
+
+    trusted = _cli(store, "gate", "29990106T000000Z-ffffff", "--dry-run")
+    assert trusted.returncode == 0, trusted.stdout  # the manifest's own numbers pass
+    measured = _cli(store, "gate", "29990106T000000Z-ffffff", "--dry-run", "--rescore", str(posts))
+    assert measured.returncode == 4, measured.stdout + measured.stderr
+    verdict = json.loads(measured.stdout)
+    scored = len(read_labelled_posts(posts).texts)
+    assert f"measured here on {posts} ({scored} posts)" in verdict["reasons"][-1]
+    f1 = verdict["comparisons"][0]
+    assert f1["candidate"] < f1["production"] - 0.01  # production measured too, not 0.9 as claimed
+
+    with pytest.raises(publish.PromotionRefused, match="measured here"):
+        publish.promote(store, "29990106T000000Z-ffffff", rescore=read_labelled_posts(posts))
+    assert _production(store) == GOOD
+    # The same bundle as production, whatever its manifest claims, measures the same.
+    assert publish.promote(store, BETTER, rescore=read_labelled_posts(posts))["version"] == BETTER
+
+
+def test_rescore_weighted_f1_is_sklearns() -> None:
+    import random
+
+    from sklearn.metrics import f1_score
+
+    from export.rescore import weighted_f1
+
+    draw = random.Random(0)
+    labels = [draw.choice(["real", "fake"]) for _ in range(500)]
+    predicted = [y if draw.random() < 0.7 else draw.choice(["real", "fake"]) for y in labels]
+    expected = f1_score(labels, predicted, average="weighted")
+    assert weighted_f1(labels, predicted) == pytest.approx(expected, abs=1e-12)
+    assert weighted_f1(labels, ["real"] * 500) == pytest.approx(
+        f1_score(labels, ["real"] * 500, average="weighted", zero_division=0), abs=1e-12
+    )
