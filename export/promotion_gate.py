@@ -3,15 +3,24 @@
 Compared on two numbers every bundle's manifest carries: weighted F1 of the int8 model on the
 official test split (`metrics.int8.test_official.weighted_f1`) and ROC-AUC on titles from other
 sources (`trust.cross_source.roc_auc`). The candidate may be below production by at most a
-tolerance on each; more, a missing number, or numbers measured on different sets refuse it.
+tolerance on each; more, a number missing on either side, or numbers measured on different sets
+refuse it: a comparison that cannot be made is no evidence that the candidate is not worse, so
+only an operator's explicit override (export/publish.py) lets it through.
+Every pointer move that makes a version production runs this gate (export/publish.py, `promote`);
+a rollback returns to a version that served before and is the one path that skips it.
 The accuracy gate (export/gate.py) is another question: whether int8 may stand in for fp32.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from export.rescore import LabelledPosts
+    from export.store import Store
 
 # Defaults sized by the seed-to-seed spread of one recipe (docs/results.md, seeds 42-44): official
 # test wF1 0.9566-0.9622, CoAID ROC-AUC 0.810-0.880. Tighter would refuse retrains that are only
@@ -108,8 +117,13 @@ def check_promotion(
         passed = True
         where = ".".join(criterion.path)
         if theirs is None:
-            # An older production bundle without the number: no evidence against the candidate.
-            verdict.reasons.append(f"production has no {where}: {criterion.name} not compared")
+            # An older production bundle without the number: nothing shows the candidate is not
+            # worse on it, so the operator decides (an override), not the absence of evidence.
+            passed = False
+            verdict.reasons.append(
+                f"production has no {where}: {criterion.name} cannot be compared; promote with "
+                "an override if the candidate should serve"
+            )
         elif ours is None:
             passed = False
             verdict.reasons.append(
@@ -135,3 +149,55 @@ def check_promotion(
         verdict.comparisons.append(Comparison(criterion.name, ours, theirs, drop, passed))
     verdict.promote = all(c.passed for c in verdict.comparisons)
     return verdict
+
+
+def read_manifest(store: Store, version: str) -> dict[str, Any]:
+    return json.loads(store.read_bytes(f"models/{version}/manifest.json"))
+
+
+def gate_against_production(
+    store: Store,
+    version: str,
+    production_version: str | None,
+    tolerance: Tolerance | None = None,
+    rescore: LabelledPosts | None = None,
+) -> PromotionVerdict:
+    """The promotion gate for a published `version` against the one production names. With
+    `rescore`, both bundles' F1 is measured on those posts rather than read from the manifests
+    (export/rescore.py)."""
+    candidate = read_manifest(store, version)
+    production = None
+    if production_version is not None:
+        try:
+            production = read_manifest(store, production_version)
+        except Exception as e:  # a production bundle we cannot read is no basis for replacing it
+            return _refused(version, production_version, f"cannot read production's manifest: {e}")
+    notes = []
+    if rescore is not None and production is not None:
+        from export.rescore import bundle_f1, rescored
+
+        try:
+            ours = bundle_f1(store, version, rescore)
+            theirs = bundle_f1(store, production_version, rescore)  # type: ignore[arg-type]
+        except Exception as e:  # a bundle that cannot be scored cannot be shown not to be worse
+            return _refused(version, production_version, f"cannot rescore the bundles: {e}")
+        candidate, production = (
+            rescored(candidate, ours, rescore),
+            rescored(production, theirs, rescore),
+        )
+        notes.append(
+            f"weighted F1 measured here on {rescore.source} ({len(rescore.texts)} posts): "
+            f"{ours:.4f} against production's {theirs:.4f}"
+        )
+    verdict = check_promotion(candidate, production, tolerance)
+    verdict.reasons.extend(notes)
+    return verdict
+
+
+def _refused(version: str, production_version: str | None, reason: str) -> PromotionVerdict:
+    return PromotionVerdict(
+        promote=False,
+        candidate_version=version,
+        production_version=production_version,
+        reasons=[reason],
+    )

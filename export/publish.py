@@ -12,15 +12,25 @@ The pointer may also name a candidate (a canary or a shadow, docs/rollout.md). S
 and dropping it are pointer changes like any other: same precondition, same completeness check.
 A promotion or rollback keeps a running candidate unless it is the version that becomes
 production (it then has nothing left to be compared with).
+
+Every promotion (`promote`, and `promote_candidate` and the train job's promotion through it)
+runs the champion gate (export/promotion_gate.py) against the production it replaces, read
+under the same generation as the write. A refusal raises PromotionRefused; an operator may
+override it with a reason, which is logged with the verdict it overrode. `rollback` is not
+gated: it returns to a version that was production before, typically because the current one
+misbehaves in a way its numbers did not show, and is logged as such.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from export.promotion_gate import PromotionVerdict, Tolerance, gate_against_production
 from export.store import PreconditionFailed, Store
 from production_pointer import (
     CANARY,
@@ -32,16 +42,21 @@ from production_pointer import (
     parse_pointer,
 )
 
+if TYPE_CHECKING:
+    from export.rescore import LabelledPosts
+
 HISTORY_LENGTH = 20  # earlier versions a pointer remembers (the schema's maxItems)
 
 __all__ = [
     "POINTER_KEY",
     "IncompleteVersion",
+    "PromotionRefused",
     "abort_candidate",
     "check_complete",
     "list_versions",
     "promote",
     "promote_candidate",
+    "promote_gated",
     "publish",
     "read_pointer",
     "read_pointer_with_generation",
@@ -50,8 +65,22 @@ __all__ = [
 ]
 
 
+log = logging.getLogger("export.promotion")
+
+
 class IncompleteVersion(LookupError):
     """The version has no manifest, or a file its manifest lists is missing or corrupt."""
+
+
+class PromotionRefused(RuntimeError):
+    """The champion gate refused the version and no override was given."""
+
+    def __init__(self, verdict: PromotionVerdict) -> None:
+        self.verdict = verdict
+        super().__init__(
+            f"the promotion gate refuses {verdict.candidate_version} against production "
+            f"{verdict.production_version}: {'; '.join(verdict.reasons)}"
+        )
 
 
 def _now() -> str:
@@ -105,7 +134,7 @@ def check_complete(store: Store, version: str) -> None:
     its size and sha256: a pointer must never name a bundle the function would refuse to load."""
     where = f"{store.uri}/models/{version}"
     manifest_key = f"models/{version}/manifest.json"
-    if not SAFE_VERSION.match(version) or not store.exists(manifest_key):
+    if not SAFE_VERSION.fullmatch(version) or not store.exists(manifest_key):
         raise IncompleteVersion(f"no complete version {version!r} in {store.uri}")
     try:
         files = json.loads(store.read_bytes(manifest_key))["files"]
@@ -132,13 +161,45 @@ def _check_expected(generation: int, expected_generation: int | None) -> None:
         )
 
 
-def promote(store: Store, version: str, expected_generation: int | None = None) -> dict:
-    """Point production at `version`, which must be complete. With `expected_generation`, fail
-    unless the pointer is still at that generation (read earlier with
-    read_pointer_with_generation); the write itself is always a compare-and-set."""
+def promote(
+    store: Store,
+    version: str,
+    expected_generation: int | None = None,
+    *,
+    tolerance: Tolerance | None = None,
+    override: str | None = None,
+    rescore: LabelledPosts | None = None,
+) -> dict:
+    """Point production at `version`, which must be complete and pass the champion gate against
+    the production it replaces (PromotionRefused otherwise, unless `override` gives the reason an
+    operator lets it through; `rescore`: measure both bundles' F1 on these posts rather than read
+    it from their manifests). With `expected_generation`, fail unless the pointer is still at
+    that generation (read earlier with read_pointer_with_generation); the write itself is always
+    a compare-and-set."""
+    return promote_gated(store, version, expected_generation, tolerance, override, rescore)[0]
+
+
+def promote_gated(
+    store: Store,
+    version: str,
+    expected_generation: int | None = None,
+    tolerance: Tolerance | None = None,
+    override: str | None = None,
+    rescore: LabelledPosts | None = None,
+) -> tuple[dict, PromotionVerdict | None]:
+    """`promote`, also returning the gate's verdict (None when `version` already is production:
+    the pointer move changes nothing that serves)."""
+    if override is not None and not override.strip():
+        raise ValueError("an override needs a reason")
     check_complete(store, version)
     current, generation = _read_current(store)
     _check_expected(generation, expected_generation)
+    verdict = None
+    if current is None or current.version != version:
+        production = current.version if current else None
+        verdict = gate_against_production(store, version, production, tolerance, rescore)
+        if not verdict.promote and override is None:
+            raise PromotionRefused(verdict)
     history = (*current.history, current.version)[-HISTORY_LENGTH:] if current else ()
     pointer = ProductionPointer(
         version=version,
@@ -147,7 +208,28 @@ def promote(store: Store, version: str, expected_generation: int | None = None) 
         history=history,
         candidate=_kept_candidate(current, version),
     )
-    return _write(store, pointer, generation)
+    written = _write(store, pointer, generation)
+    if verdict is not None:
+        _log_gate(verdict, override)
+    return written, verdict
+
+
+def _log_gate(verdict: PromotionVerdict, override: str | None) -> None:
+    if verdict.promote:
+        log.info(
+            "promotion gate passed: %s replaces production %s",
+            verdict.candidate_version,
+            verdict.production_version,
+        )
+        return
+    log.warning(
+        "promotion gate OVERRIDDEN: %s replaces production %s although the gate refuses it (%s); "
+        "reason given: %s",
+        verdict.candidate_version,
+        verdict.production_version,
+        "; ".join(verdict.reasons),
+        (override or "").strip(),
+    )
 
 
 def rollback(store: Store, expected_generation: int | None = None) -> dict:
@@ -168,7 +250,14 @@ def rollback(store: Store, expected_generation: int | None = None) -> dict:
         history=tuple(older),
         candidate=_kept_candidate(current, previous),
     )
-    return _write(store, pointer, generation)
+    written = _write(store, pointer, generation)
+    log.warning(
+        "rollback: %s replaces production %s without the promotion gate (it served as "
+        "production before)",
+        previous,
+        current.version,
+    )
+    return written
 
 
 def _kept_candidate(current: ProductionPointer | None, new_version: str) -> Candidate | None:
@@ -203,13 +292,28 @@ def start_candidate(
     return _write(store, replace(current, candidate=candidate), generation)
 
 
-def promote_candidate(store: Store, expected_generation: int | None = None) -> dict:
-    """Make the running candidate production (a promotion like `promote`) and end the trial."""
+def promote_candidate(
+    store: Store,
+    expected_generation: int | None = None,
+    *,
+    tolerance: Tolerance | None = None,
+    override: str | None = None,
+    rescore: LabelledPosts | None = None,
+) -> dict:
+    """Make the running candidate production (a promotion like `promote`, gated the same way)
+    and end the trial."""
     current, generation = _read_current(store)
     _check_expected(generation, expected_generation)
     if current is None or current.candidate is None:
         raise LookupError("no candidate to promote: production has no canary or shadow")
-    return promote(store, current.candidate.version, expected_generation=generation)
+    return promote(
+        store,
+        current.candidate.version,
+        expected_generation=generation,
+        tolerance=tolerance,
+        override=override,
+        rescore=rescore,
+    )
 
 
 def abort_candidate(store: Store, expected_generation: int | None = None) -> dict:

@@ -11,18 +11,29 @@ the seconds between the gate and the write also wins over the job.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from export.promotion_gate import PromotionVerdict, Tolerance, check_promotion
+from export.promotion_gate import Tolerance, gate_against_production
 from export.publish import (
     IncompleteVersion,
-    promote,
+    PromotionRefused,
+    promote_gated,
     read_pointer_with_generation,
 )
 from export.store import PreconditionFailed, Store
+
+if TYPE_CHECKING:
+    from export.rescore import LabelledPosts
+
+__all__ = [
+    "ProductionSnapshot",
+    "RolloutDecision",
+    "gate_against_production",
+    "promote_if_not_worse",
+    "read_production",
+]
 
 log = logging.getLogger("export.rollout")
 
@@ -56,34 +67,12 @@ def read_production(store: Store) -> ProductionSnapshot:
     return ProductionSnapshot(pointer["version"] if pointer else None, generation)
 
 
-def _manifest(store: Store, version: str) -> dict[str, Any]:
-    return json.loads(store.read_bytes(f"models/{version}/manifest.json"))
-
-
-def gate_against_production(
-    store: Store, version: str, production_version: str | None, tolerance: Tolerance | None = None
-) -> PromotionVerdict:
-    """The promotion gate for a published `version` against the one production names."""
-    candidate = _manifest(store, version)
-    production = None
-    if production_version is not None:
-        try:
-            production = _manifest(store, production_version)
-        except Exception as e:  # a production bundle we cannot read is no basis for replacing it
-            return PromotionVerdict(
-                promote=False,
-                candidate_version=version,
-                production_version=production_version,
-                reasons=[f"cannot read production's manifest: {e}"],
-            )
-    return check_promotion(candidate, production, tolerance)
-
-
 def promote_if_not_worse(
     store: Store,
     version: str,
     expected: ProductionSnapshot | None = None,
     tolerance: Tolerance | None = None,
+    rescore: LabelledPosts | None = None,
 ) -> RolloutDecision:
     """Promote the published `version` if production is still `expected` (None: whatever it is
     now) and the promotion gate passes; otherwise leave production alone and say why."""
@@ -95,16 +84,22 @@ def promote_if_not_worse(
             f"published {version} without promoting it; promote it by hand if it should serve"
         )
         return _logged(decision)
-    verdict = gate_against_production(store, version, now.version, tolerance)
-    decision.verdict = verdict.to_dict()
-    decision.reasons.extend(verdict.reasons)
-    if not verdict.promote:
-        return _logged(decision)
     try:
-        decision.pointer = promote(store, version, expected_generation=now.generation)
+        decision.pointer, verdict = promote_gated(
+            store, version, expected_generation=now.generation, tolerance=tolerance, rescore=rescore
+        )
+    except PromotionRefused as e:
+        decision.verdict = e.verdict.to_dict()
+        decision.reasons.extend(e.verdict.reasons)
+        return _logged(decision)
     except (PreconditionFailed, IncompleteVersion) as e:
         decision.reasons.append(f"not promoted: {e}")
         return _logged(decision)
+    if verdict is None:
+        decision.reasons.append(f"{version} already is production")
+    else:
+        decision.verdict = verdict.to_dict()
+        decision.reasons.extend(verdict.reasons)
     decision.promoted = True
     return _logged(decision)
 

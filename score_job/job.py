@@ -19,8 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
-import os
 import sys
 import tempfile
 import time
@@ -34,6 +32,7 @@ from typing import Any
 from score_job import inputs, storage
 from score_job.config import ScoreConfig
 from score_job.table import ScoresTable, arrow_schema, open_table
+from serving_core.cpus import available_cpus as available_cpus  # the job's thread count
 
 log = logging.getLogger("score_job")
 
@@ -189,19 +188,6 @@ class TaskSummary:
 
     def as_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
-
-
-def available_cpus() -> int:
-    """CPUs this process may use: its affinity, capped by a cgroup v2 CPU quota (containers)."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    cpus = cpus or 1
-    try:
-        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
-        if quota != "max":
-            cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-    except (OSError, ValueError):
-        pass
-    return cpus
 
 
 class Progress:

@@ -152,12 +152,31 @@ def _glob_match(name: str, pattern: str) -> bool:
     return re.fullmatch("".join(parts), name) is not None
 
 
+def under_scratch(scratch: Path, bucket: str, name: str, suffix: str = "") -> Path:
+    """Where a copy of gs://bucket/name goes in the scratch folder: scratch/bucket/name+suffix.
+
+    An object name may hold any characters, `..` and a leading `/` included: joined as it is,
+    `../../x` or `/etc/x` would write outside the folder (a path joined with an absolute part
+    starts over). Names with an empty, `.` or `..` part are refused (ValueError): they would
+    leave the folder, or land on the copy of another object (`a//b` and `a/./b` are `a/b`)."""
+    for what, value in (("bucket", bucket), ("object name", name)):
+        if any(part in ("", ".", "..") for part in value.split("/")) or "\0" in value:
+            raise ValueError(
+                f"{what} {value!r} has an empty, '.' or '..' part: not copied under {scratch}"
+            )
+    target = scratch.joinpath(bucket, *name.split("/"))
+    target = target.with_name(target.name + suffix)
+    if not target.resolve().is_relative_to(scratch.resolve()):
+        raise ValueError(f"gs://{bucket}/{name} would be copied outside {scratch}")
+    return target
+
+
 def local_copy(file: StoredFile, scratch: Path) -> Path:
     """A local path holding the file: the file itself, or a download of that exact generation."""
     if not is_gcs(file.uri):
         return Path(file.uri)
     bucket, name = split_gs(file.uri)
-    target = scratch / "inputs" / bucket / f"{name}@{file.version}"
+    target = under_scratch(scratch / "inputs", bucket, name, f"@{file.version}")
     if not target.exists():
         target.parent.mkdir(parents=True, exist_ok=True)
         blob = gcs_client().bucket(bucket).blob(name, generation=int(file.version))
@@ -186,7 +205,7 @@ def fetch(uri: str, scratch: Path) -> Path:
     """A local path with the object's bytes (the object itself when it is local)."""
     if not is_gcs(uri):
         return Path(uri)
-    target = scratch / "fetched" / uri.removeprefix("gs://")
+    target = under_scratch(scratch / "fetched", *split_gs(uri))
     target.parent.mkdir(parents=True, exist_ok=True)
     _blob(uri).download_to_filename(str(target))
     return target

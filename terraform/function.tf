@@ -3,7 +3,11 @@
 # uploaded under a content hash so every change of the code redeploys and nothing else does.
 
 locals {
-  function_ort_threads = coalesce(var.function_ort_threads, max(1, floor(tonumber(var.function_cpu) / var.function_threads)))
+  function_vcpus       = max(1, floor(tonumber(var.function_cpu)))
+  function_ort_threads = coalesce(var.function_ort_threads, max(1, floor(local.function_vcpus / var.function_threads)))
+  # The solo session (a request alone in flight) gets every vCPU and no more: on 1 vCPU that is 1,
+  # which turns it off (two spinning threads on one vCPU only take turns; serving_profile.md).
+  function_solo_ort_threads = coalesce(var.function_solo_ort_threads, local.function_vcpus)
 }
 
 resource "google_storage_bucket_object" "function_source" {
@@ -55,6 +59,7 @@ resource "google_cloudfunctions2_function" "predict" {
       # using every vCPU for it; further concurrent requests queue in the server for milliseconds.
       THREADS              = tostring(var.function_threads)
       ORT_INTRA_OP_THREADS = tostring(local.function_ort_threads)
+      SOLO_ORT_THREADS     = tostring(local.function_solo_ort_threads)
     }
   }
 

@@ -218,7 +218,7 @@ variable "function_memory" {
 }
 
 variable "function_cpu" {
-  description = "vCPUs of a function instance (at least 1 for concurrency > 1)."
+  description = "vCPUs of a function instance (at least 1 for concurrency > 1). Also sizes ORT_INTRA_OP_THREADS and SOLO_ORT_THREADS (unless set below)."
   type        = string
   default     = "1"
 }
@@ -249,6 +249,12 @@ variable "function_threads" {
 
 variable "function_ort_threads" {
   description = "onnxruntime intra-op threads (ORT_INTRA_OP_THREADS). Default: vCPUs of function_cpu divided by function_threads (at least 1)."
+  type        = number
+  default     = null
+}
+
+variable "function_solo_ort_threads" {
+  description = "Threads of the solo session, for a request alone in flight (SOLO_ORT_THREADS). Default: the whole vCPUs of function_cpu, so 1 (solo session off) on 1 vCPU."
   type        = number
   default     = null
 }

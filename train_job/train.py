@@ -652,12 +652,15 @@ def resume(t: Trainer) -> LoopState:
         return LoopState()
     local = t.work_dir / "resume_state.pt"
     t.store.download_file(ckpt_key, local)
-    saved = torch.load(local, map_location=t.device, weights_only=False)
+    # weights_only: the file comes back from the store, and whoever can write runs/ must not run
+    # code as this job (which publishes bundles and moves the production pointer). Only tensors
+    # and plain containers of numbers and strings load; a pickled object is refused.
+    saved = torch.load(local, map_location=t.device, weights_only=True)
     t.model.load_state_dict(saved["model"])
     t.optimizer.load_state_dict(saved["optimizer"])
     t.scheduler.load_state_dict(saved["scheduler"])
-    random.setstate(saved["python_rng"])
-    torch.set_rng_state(saved["torch_rng"])
+    random.setstate(python_rng_state(saved["python_rng"]))
+    torch.set_rng_state(saved["torch_rng"].cpu())
     result = TrainResult(**saved["result"])
     result.resumed_from_epoch = saved["epoch"]
     log.info("resuming run %s after epoch %d", t.run_prefix, saved["epoch"])
@@ -746,6 +749,22 @@ def update_average(t: Trainer, state: LoopState, epoch: int) -> None:
     state.averaged_epochs += 1
 
 
+def python_rng_tensors(state: tuple) -> dict:
+    """random.getstate() as what a weights_only load accepts: its 625 words as a tensor."""
+    version, internal, gauss_next = state
+    return {
+        "version": version,
+        "internal": torch.tensor(internal, dtype=torch.int64),
+        "gauss_next": gauss_next,
+    }
+
+
+def python_rng_state(saved: dict) -> tuple:
+    """The inverse of python_rng_tensors, for random.setstate."""
+    internal = tuple(int(word) for word in saved["internal"].tolist())
+    return saved["version"], internal, saved["gauss_next"]
+
+
 def save_checkpoint(t: Trainer, state: LoopState, epoch: int) -> None:
     local = t.work_dir / "state.pt"
     torch.save(
@@ -754,8 +773,10 @@ def save_checkpoint(t: Trainer, state: LoopState, epoch: int) -> None:
             "model": t.model.state_dict(),
             "optimizer": t.optimizer.state_dict(),
             "scheduler": t.scheduler.state_dict(),
-            "result": state.result.__dict__,
-            "python_rng": random.getstate(),
+            # Through JSON: plain lists, dicts, numbers and strings, which weights_only loads
+            # (a numpy scalar or a Path would fail here, at the save, not at the resume).
+            "result": json.loads(json.dumps(state.result.__dict__)),
+            "python_rng": python_rng_tensors(random.getstate()),
             "torch_rng": torch.get_rng_state(),
             "average": state.average,
             "averaged_epochs": state.averaged_epochs,

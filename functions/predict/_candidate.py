@@ -7,11 +7,12 @@ loads its bundle and switches it in with one reference assignment; a failed load
 retried at the next check while production serves on. When the candidate is promoted, the
 loaded model is handed to production as it is: no second copy, no second load.
 
-Canary: a request is answered by the candidate when a hash of its request id (the caller's
-X-Request-Id, else the trace id, else a fresh server id; see main.request_id_of), salted with the
-candidate's version, falls below the fraction. A retried request that repeats its X-Request-Id
-therefore gets the same version; one without an id is placed at random. The salt gives each
-canary its own share of the callers. The answer and its log rows name the version that answered.
+Canary: each request is answered by the candidate with probability `fraction`, drawn on the
+server (the operating system's random source) for that request. Nothing the caller sends takes
+part: a draw from a caller's X-Request-Id would let a caller who saw which version answered an id
+send that id again to pick the version, and so choose to be served, or never be served, by the
+canary. A retried request may therefore get the other version; the answer and its log rows name
+the version that answered.
 
 Shadow: after the live answer is computed and logged, the request's texts are queued for one
 worker thread that scores them with the candidate and logs the rows with shadow = TRUE; they are
@@ -29,11 +30,13 @@ threads (THREADS bounds both versions together); a shadow uses one thread on its
 
 from __future__ import annotations
 
-import hashlib
+import atexit
+import contextlib
 import logging
 import math
 import os
 import queue
+import random
 import shutil
 import threading
 import time
@@ -44,10 +47,10 @@ from pathlib import Path
 from typing import Any
 
 from _config import ServeConfig
-from _service import _load_model, prediction_log_rows
+from _service import EXIT_JOIN_S, _load_model, prediction_log_rows, stop_at_exit
 
 from production_pointer import CANARY, SHADOW, Candidate
-from serving_core.bundle import PointerReader, bundle_beside_pointer, is_pointer
+from serving_core.bundle import BundleError, PointerReader, bundle_beside_pointer, is_pointer
 from serving_core.model import Model
 
 log = logging.getLogger("predict")
@@ -65,11 +68,13 @@ _DROP_LOG_EVERY = 1000  # a warning on the first drop and every this many after 
 Rows = list[dict[str, Any]]
 
 
-def canary_share(candidate_version: str, request_id: str) -> float:
-    """Where a request falls in [0, 1) for this candidate: the candidate answers it when this is
-    below the canary's fraction, so raising the fraction keeps the requests it already had."""
-    digest = hashlib.sha256(f"{candidate_version}\n{request_id}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64
+_CANARY_DRAW = random.SystemRandom()
+
+
+def canary_draw() -> float:
+    """Where a request falls in [0, 1): the canary answers it when this is below its fraction.
+    Drawn on the server for each request, from nothing the caller sent."""
+    return _CANARY_DRAW.random()
 
 
 @dataclass(frozen=True)
@@ -102,6 +107,7 @@ class ShadowWorker:
         self._queue: queue.Queue[ShadowJob | None] = queue.Queue(maxsize=max_requests)
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        self._closing = threading.Event()
         self.counts = {"scored": 0, "dropped": 0, "failed": 0}
 
     def submit(self, job: ShadowJob) -> bool:
@@ -134,14 +140,17 @@ class ShadowWorker:
             return
         with self._lock:
             if self._thread is None:
-                # A daemon thread, started in the serving process (after functions-framework's
-                # fork): it must never keep a stopping instance alive.
+                # Started in the serving process (after functions-framework's fork); stopped
+                # and joined at exit (_service.stop_at_exit).
                 self._thread = threading.Thread(target=self._run, name="shadow", daemon=True)
                 self._thread.start()
+                stop_at_exit(self.close)
 
     def _run(self) -> None:
         _lower_priority()
         while (job := self._queue.get()) is not None:
+            if self._closing.is_set():
+                continue  # stopping: the queued work is dropped, not scored
             if self._wait_turn is not None:
                 self._wait_turn()
             try:
@@ -164,10 +173,16 @@ class ShadowWorker:
                 self._count("failed")
                 log.exception("shadow scoring of request %s failed", job.request_id)
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Finish the queued jobs and stop (tests; the process exit stops it anyway)."""
-        if self._thread is not None:
-            self._queue.put(None)
+    def close(self, timeout_s: float = EXIT_JOIN_S, finish_queued: bool = False) -> None:
+        """Stop, after the scoring in progress (and with `finish_queued` the queued jobs):
+        at exit, and in tests."""
+        atexit.unregister(self.close)
+        if not finish_queued:
+            self._closing.set()
+        if self._thread is not None and self._thread.is_alive():
+            # Full: still scoring one job; the join below waits for what is left of it.
+            with contextlib.suppress(queue.Full):
+                self._queue.put(None, timeout=timeout_s)
             self._thread.join(timeout=timeout_s)
 
 
@@ -198,7 +213,8 @@ class Rollout:
         self._promoted: ActiveCandidate | None = None  # promoted, until production takes it
         self._wanted: Candidate | None = None
         self._production_version: str | None = None
-        self.load_error: str | None = None
+        self.load_error: str | None = None  # for the log only, never for callers
+        self.load_error_reason = "internal"  # BundleError.reason of the last failed load
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -249,8 +265,15 @@ class Rollout:
             model.start_solo_session(config.solo_ort_threads)  # a candidate has none of its own
         else:
             model = self._loader(config)
-        self._promoted = None
+        unused, self._promoted = self._promoted, None
         self._observe(pointer.version, pointer.candidate)
+        if unused is not None and unused is not promoted:
+            # Promoted, then the pointer moved back before production took it (a rollback):
+            # nothing will serve it, and its gs:// copy would stay on the in-memory disk.
+            wanted = pointer.candidate.version if pointer.candidate else None
+            if unused.model.version != wanted:
+                log.info("candidate %s promoted and rolled back: dropped", unused.model.version)
+                self._discard_cached(unused.model)
         return model
 
     # ---- per request ---------------------------------------------------------------------------
@@ -288,14 +311,14 @@ class Rollout:
             if self._idle.is_set() and self._live_started == started:
                 return
 
-    def answering(self, production: Model, request_id: str) -> Model:
+    def answering(self, production: Model) -> Model:
         """The model that answers this request: the canary for its share, else production."""
         active = self._active
         if active is None or active.mode != CANARY or active.fraction is None:
             return production
         if active.model.version == production.version:
             return production
-        if canary_share(active.model.version, request_id) < active.fraction:
+        if canary_draw() < active.fraction:
             return active.model
         return production
 
@@ -325,7 +348,14 @@ class Rollout:
             "loaded": loaded,
         }
         if self.load_error:
-            body["error"] = {"code": "candidate_unavailable", "message": self.load_error}
+            # The caller gets the kind of failure only; the error itself (store paths, bucket
+            # names) is in the instance's log.
+            body["error"] = {
+                "code": "candidate_unavailable",
+                "message": f"the candidate bundle could not be loaded ({self.load_error_reason}); "
+                "production serves alone and the load is retried at the next pointer check; "
+                "details in the instance's log",
+            }
         if spec.mode == SHADOW:
             body["shadow"] = {**self.shadow_worker.counts, "queued": self.shadow_worker.queued()}
         return body
@@ -341,6 +371,7 @@ class Rollout:
                     target=self._sync_loop, name="candidate-loader", daemon=True
                 )
                 self._syncer.start()
+                stop_at_exit(self.close)
         self._wake.set()
 
     def _sync_loop(self) -> None:
@@ -392,11 +423,13 @@ class Rollout:
             model = self._loader(config)
         except Exception as exc:
             self.load_error = str(exc)
+            self.load_error_reason = exc.reason if isinstance(exc, BundleError) else "internal"
             log.error(
                 "candidate %s could not be loaded: %s; production serves alone, next try at "
                 "the next pointer check",
                 wanted.version,
-                exc,
+                exc if isinstance(exc, BundleError) else repr(exc),
+                exc_info=not isinstance(exc, BundleError),
             )
             return
         self.load_error = None
@@ -422,11 +455,12 @@ class Rollout:
             shutil.rmtree(directory, ignore_errors=True)
 
     def close(self) -> None:
-        """Stop the threads (tests; the process exit stops them anyway)."""
+        """Stop the threads and wait for a load or scoring in progress (at exit, and in tests)."""
+        atexit.unregister(self.close)
         self._stop.set()
         self._wake.set()
         if self._syncer is not None:
-            self._syncer.join(timeout=10)
+            self._syncer.join(timeout=EXIT_JOIN_S)
         self.shadow_worker.close()
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from prediction_log.settings import LogSettings
+from serving_core.cpus import available_cpus
 
 # Measured on 2 vCPUs (reports/bench_serve.md, thread sweep): requests in parallel, each on one
 # onnxruntime thread, beat one request on both cores at concurrency 1 and 16 (that lost badly
@@ -25,11 +26,13 @@ from prediction_log.settings import LogSettings
 # with 4 concurrent requests of 16 long texts (a 512 MiB instance).
 DEFAULT_THREADS = 2
 DEFAULT_ORT_INTRA_OP_THREADS = 1
-# A request that is alone in flight runs on a second session with this many threads (both cores),
-# whose workers busy-wait between the graph's parallel sections: measured in-process on 2 vCPUs,
-# 4.2 ms p50 against 6.3 ms on one thread (5.7 ms on two threads without the busy-waiting), same
-# logits. Costs ~29 MiB PSS for the second session; 1 turns it off.
-DEFAULT_SOLO_ORT_THREADS = 2
+# A request that is alone in flight runs on a second session with SOLO_ORT_THREADS threads, whose
+# workers busy-wait between the graph's parallel sections: measured in-process on 2 vCPUs, 4.2 ms
+# p50 against 6.3 ms on one thread (5.7 ms on two threads without the busy-waiting), same logits.
+# Costs ~29 MiB PSS for the second session; 1 turns it off. Unset, it is the CPUs the process may
+# use (serving_core.cpus): two spinning threads on one vCPU take turns on it and lose to one
+# thread (experiments/serving_profile.md, one vCPU), so the default never asks for more threads
+# than there are CPUs.
 
 DEFAULTS: dict[str, str] = {
     "MODEL_URI": "local/store/models/production.json",
@@ -51,7 +54,6 @@ DEFAULTS: dict[str, str] = {
     "MAX_BATCH_TOKENS": "1024",
     "ORT_INTRA_OP_THREADS": str(DEFAULT_ORT_INTRA_OP_THREADS),
     "THREADS": str(DEFAULT_THREADS),
-    "SOLO_ORT_THREADS": str(DEFAULT_SOLO_ORT_THREADS),
     # Busy-waiting onnxruntime workers (>1 intra-op thread) steal the core a concurrent request or
     # the log flusher needs: measured 2-3x slower p50 with spinning on a busy 2-vCPU machine.
     "ORT_ALLOW_SPINNING": "0",
@@ -98,7 +100,9 @@ class ServeConfig:
             value = env.get(name, "").strip()
             return value or DEFAULTS[name]
 
-        def positive_int(name: str) -> int:
+        def positive_int(name: str, default: int | None = None) -> int:
+            if default is not None and not env.get(name, "").strip():
+                return default
             raw = text(name)
             try:
                 value = int(raw)
@@ -140,7 +144,7 @@ class ServeConfig:
             max_batch_size=positive_int("MAX_BATCH_SIZE"),
             max_batch_tokens=positive_int("MAX_BATCH_TOKENS"),
             ort_intra_op_threads=positive_int("ORT_INTRA_OP_THREADS"),
-            solo_ort_threads=positive_int("SOLO_ORT_THREADS"),
+            solo_ort_threads=positive_int("SOLO_ORT_THREADS", default=available_cpus()),
             threads=positive_int("THREADS"),
             ort_allow_spinning=flag("ORT_ALLOW_SPINNING"),
             load_retry_seconds=non_negative_float("LOAD_RETRY_SECONDS"),

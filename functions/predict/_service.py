@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
@@ -185,11 +186,11 @@ class ModelHolder:
             if not is_pointer(self.config.model_uri):
                 return  # a fixed bundle never changes: nothing to watch
             self._pointer_version = PointerReader(self.config.model_uri).version
-        # A daemon thread: it must never keep a stopping instance alive.
         self._refresher = threading.Thread(
             target=self._refresh_loop, name="model-refresher", daemon=True
         )
         self._refresher.start()
+        stop_at_exit(self.close)
 
     def _refresh_loop(self) -> None:
         while not self._stop.wait(self.refresh_interval_s):
@@ -268,10 +269,28 @@ class ModelHolder:
         shutil.rmtree(old_dir, ignore_errors=True)
 
     def close(self) -> None:
-        """Stop the refresher (tests; the process exit stops it anyway)."""
+        """Stop the refresher and wait for a reload in progress (at exit, and in tests)."""
+        atexit.unregister(self.close)
         self._stop.set()
         if self._refresher is not None:
-            self._refresher.join(timeout=10)
+            self._refresher.join(timeout=EXIT_JOIN_S)
+
+
+# How long an exiting process waits for a background load to finish. Cloud Run sends SIGKILL
+# 10 s after SIGTERM; a load of the int8 MiniLM bundle takes about a second.
+EXIT_JOIN_S = 10.0
+
+
+def stop_at_exit(close: Callable[[], None]) -> None:
+    """Run `close` (stop a background thread, join it) when the interpreter exits.
+
+    The hot-reload refresher, the candidate loader and the shadow worker can be inside
+    onnxruntime (building a session, scoring) at any moment. An interpreter that exits while a
+    thread is in there runs onnxruntime's static destructors under it and aborts (SIGABRT), so the
+    exit must wait for them. They stay daemon threads stopped and joined by this atexit hook:
+    the interpreter joins non-daemon threads before it runs atexit hooks, so a non-daemon loop
+    would never be told to stop and would hold the exit forever."""
+    atexit.register(close)
 
 
 def _load_model(config: ServeConfig) -> Model:

@@ -151,7 +151,7 @@ def _predict(request: flask.Request, request_id: str) -> dict[str, Any]:
     check_content_type(request.mimetype, request.mimetype_params)
     texts = parse_texts(_read_body(request), LIMITS)
     model, cold_start = MODEL.get()
-    model = ROLLOUT.answering(model, request_id)
+    model = ROLLOUT.answering(model)
     started = time.perf_counter()
     # Alone in flight: the model may use every core (serving_core.model, solo session).
     predictions = model.predict(texts, solo=ROLLOUT.alone())

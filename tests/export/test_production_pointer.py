@@ -59,3 +59,16 @@ def test_the_reader_refuses_what_no_reader_can_use(raw: bytes, message: str) -> 
         parse_pointer(raw, "models/production.json")
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(json.loads(raw) if raw.startswith((b"{", b"[")) else raw, SCHEMA)
+
+
+@pytest.mark.parametrize("version", ["20240101T000000Z-aaaaaa\n", "v1\n", "\nv1", "v1/"])
+def test_a_version_with_a_trailing_newline_is_no_path_component(version: str) -> None:
+    from serving_core.bundle import BundleError, bundle_beside_pointer
+
+    with pytest.raises(PointerError, match="no valid 'version'"):
+        parse_pointer(json.dumps({"version": version}))
+    candidate = {"version": "20240101T000000Z-aaaaaa", "candidate": {"version": version}}
+    with pytest.raises(PointerError, match="'candidate' with no valid 'version'"):
+        parse_pointer(json.dumps(candidate))
+    with pytest.raises(BundleError, match="not a valid version"):
+        bundle_beside_pointer("gs://bucket/models/production.json", version)

@@ -72,8 +72,10 @@ def test_missing_or_incomparable_numbers() -> None:
     assert not no_auc.promote and "cannot be shown" in no_auc.reasons[0]
     nan = check_promotion(_manifest("new", float("nan"), 0.9), PRODUCTION)
     assert not nan.promote
+    # Production without a number is no evidence either way: refused, an operator overrides.
     old_production = check_promotion(_manifest("new", 0.97, 0.9), _manifest("old", 0.96, None))
-    assert old_production.promote and "not compared" in old_production.reasons[0]
+    assert not old_production.promote and "cannot be compared" in old_production.reasons[0]
+    assert [c.passed for c in old_production.comparisons] == [True, False]
 
     other_set = copy.deepcopy(_manifest("new", 0.97, 0.9))
     other_set["trust"]["cross_source"]["file"] = "other.csv"

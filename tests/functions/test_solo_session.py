@@ -4,14 +4,16 @@ never use it, and SOLO_ORT_THREADS sizes or turns it off."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-from _config import DEFAULTS, ConfigError, ServeConfig
+from _config import ConfigError, ServeConfig
 
 from serving_core.bundle import fetch_bundle
+from serving_core.cpus import available_cpus
 from serving_core.model import Model
 from tests.conftest import run_in_fresh_interpreter
 from tests.functions._rollout import start_in_process
@@ -49,7 +51,7 @@ def test_solo_session_follows_solo_ort_threads(tiny_bundle: Path, tmp_path: Path
     from _service import _load_model
 
     env = {"MODEL_URI": str(tiny_bundle), "BUNDLE_CACHE_DIR": str(tmp_path)}
-    assert ServeConfig.from_env(env).solo_ort_threads == int(DEFAULTS["SOLO_ORT_THREADS"])
+    assert ServeConfig.from_env(env).solo_ort_threads == available_cpus()
     with pytest.raises(ConfigError, match="SOLO_ORT_THREADS"):
         ServeConfig.from_env({**env, "SOLO_ORT_THREADS": "0"})
     off = _load_model(ServeConfig.from_env({**env, "SOLO_ORT_THREADS": "1"}))
@@ -108,6 +110,7 @@ import sys, tempfile
 from pathlib import Path
 import serving_core.model as model_module
 from serving_core.bundle import fetch_bundle
+from serving_core.cpus import available_cpus
 
 real_open = model_module.open_session
 
@@ -125,3 +128,36 @@ model_module.Model.load(bundle, 1, 4, 1000, solo_threads=2)
 def test_a_process_exits_cleanly_while_its_solo_session_opens(tiny_bundle: Path) -> None:
     done = run_in_fresh_interpreter(EXIT_WHILE_OPENING, str(tiny_bundle))
     assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
+
+
+# The default follows the CPUs the process may use: one CPU (taskset -c 0, a 1-vCPU instance)
+# gives one thread, which turns the solo session off.
+DEFAULT_ON_ONE_CPU = """
+import os, sys
+sys.path.insert(0, sys.argv[1])  # as functions-framework imports the function's modules
+os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+from _config import ServeConfig
+print(ServeConfig.from_env({}).solo_ort_threads)
+"""
+
+
+def test_unset_solo_ort_threads_follows_the_cpus_of_the_process() -> None:
+    from benchmarks.support import FUNCTION_DIR
+
+    one_cpu = run_in_fresh_interpreter(DEFAULT_ON_ONE_CPU, str(FUNCTION_DIR))
+    assert one_cpu.returncode == 0, one_cpu.stderr
+    assert one_cpu.stdout.strip() == "1"
+
+
+@pytest.mark.parametrize(
+    ("cpu_max", "expected"),
+    [("100000 100000", 1), ("150000 100000", 2), ("max 100000", None), ("garbage", None)],
+)
+def test_a_cgroup_cpu_quota_caps_the_cpus(
+    cpu_max: str, expected: int | None, tmp_path: Path
+) -> None:
+    quota = tmp_path / "cpu.max"
+    quota.write_text(cpu_max + "\n")
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus(quota) == min(affinity, expected or affinity)
+    assert available_cpus(tmp_path / "missing") == affinity

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 POINTER_KEY = "models/production.json"  # relative to the artifact store's root
-SAFE_VERSION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "v1\n" through as a
+# path component. Callers use fullmatch all the same.
+SAFE_VERSION = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 CANARY = "canary"
 SHADOW = "shadow"
 MODES = (CANARY, SHADOW)
@@ -74,7 +76,7 @@ def parse_pointer(raw: bytes | str, where: str = POINTER_KEY) -> ProductionPoint
     except ValueError as exc:
         raise PointerError(f"{where} is not valid JSON: {exc}") from None
     version = data.get("version") if isinstance(data, dict) else None
-    if not isinstance(version, str) or not SAFE_VERSION.match(version):
+    if not isinstance(version, str) or not SAFE_VERSION.fullmatch(version):
         raise PointerError(f"{where} has no valid 'version' (got {version!r})")
     history = data.get("history") or []
     if not isinstance(history, list) or not all(isinstance(v, str) for v in history):
@@ -92,7 +94,7 @@ def _parse_candidate(data: Any, where: str) -> Candidate | None:
     if data is None:
         return None
     version = data.get("version") if isinstance(data, dict) else None
-    if not isinstance(version, str) or not SAFE_VERSION.match(version):
+    if not isinstance(version, str) or not SAFE_VERSION.fullmatch(version):
         raise PointerError(f"{where} has a 'candidate' with no valid 'version' (got {version!r})")
     mode = data.get("mode")
     if mode not in MODES:

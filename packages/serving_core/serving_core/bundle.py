@@ -121,7 +121,7 @@ class PointerReader:
 def bundle_beside_pointer(pointer_uri: str, version: str) -> str:
     """The URI of `version`'s bundle in the store of a pointer (<folder of the pointer>/<version>),
     e.g. to load a candidate the pointer names."""
-    if not SAFE_VERSION.match(version):
+    if not SAFE_VERSION.fullmatch(version):
         raise BundleError(f"{version!r} is not a valid version")
     head, _, _ = pointer_uri.rstrip("/").rpartition("/")
     return f"{head}/{version}" if head else version
@@ -328,7 +328,7 @@ def _parse_manifest(raw: bytes, where: str, expected_version: str | None) -> dic
     if missing:
         raise BundleError(f"{where}/{MANIFEST} lacks {', '.join(missing)}")
     version = manifest["version"]
-    if not isinstance(version, str) or not SAFE_VERSION.match(version):
+    if not isinstance(version, str) or not SAFE_VERSION.fullmatch(version):
         raise BundleError(f"{where}/{MANIFEST} has an invalid version {version!r}")
     if expected_version is not None and version != expected_version:
         raise BundleError(
