@@ -37,12 +37,29 @@ locals {
   # tables: the log name with non-alphanumerics as underscores, no date suffix).
   stdout_entries_table = "run_googleapis_com_stdout"
 
+  # The function's row lines: its service, its stdout, and the message every row line carries
+  # (prediction_log.sinks.StdoutSink). Other output of the function stays out of the table.
+  prediction_log_lines = join(" AND ", [
+    "resource.type = \"cloud_run_revision\"",
+    "resource.labels.service_name = \"${local.function_name}\"",
+    "logName = \"projects/${var.project}/logs/run.googleapis.com%2Fstdout\"",
+    "jsonPayload.message = \"prediction_log_row\"",
+  ])
+
   # What the dashboard views and the monitor read: every log row (monitoring/_sql.py view_params).
   prediction_log_rows = local.log_via_stdout ? "prediction_log_rows" : local.predictions_table
 }
 
 # A dataset of its own: the sink's writer identity gets write access to these log entries only,
 # never to the predictions table or the baselines.
+#
+# Who may read it. Without access entries BigQuery makes every project Viewer a READER and every
+# Editor a WRITER, and with log_text on the entries hold raw user texts. This list replaces those
+# defaults: project Owners, the sink's writer identity (write only) and the monitoring dataset's
+# views (an authorized dataset, so whoever may read the dashboards or run the monitor needs no
+# right here). Roles granted on the project itself (bigquery.admin, ...) still apply. The list is
+# authoritative, so it is written here and not as google_bigquery_dataset_access resources, which
+# it would remove on the next apply.
 resource "google_bigquery_dataset" "prediction_log_sink" {
   #checkov:skip=CKV_GCP_81:Same data as the prediction log (see CKV_GCP_81 on the monitoring dataset): Google-managed encryption.
   count = local.log_via_stdout ? 1 : 0
@@ -52,6 +69,27 @@ resource "google_bigquery_dataset" "prediction_log_sink" {
   description = "fakenews-detector: prediction-log lines routed from the function's stdout by a Cloud Logging sink; read through the view prediction_log_rows."
 
   delete_contents_on_destroy = !var.deletion_protection
+
+  access {
+    role          = "OWNER"
+    special_group = "projectOwners"
+  }
+
+  # The sink's writer identity may write entries here, and only here.
+  access {
+    role          = "WRITER"
+    user_by_email = trimprefix(google_logging_project_sink.prediction_log[0].writer_identity, "serviceAccount:")
+  }
+
+  access {
+    dataset {
+      dataset {
+        project_id = var.project
+        dataset_id = google_bigquery_dataset.monitoring.dataset_id
+      }
+      target_types = ["VIEWS"]
+    }
+  }
 
   depends_on = [google_project_service.apis]
 }
@@ -87,16 +125,11 @@ resource "google_logging_project_sink" "prediction_log" {
 
   name        = "${var.name_prefix}-prediction-log"
   description = "Prediction-log rows (PREDICTION_LOG=stdout lines of the prediction function) into BigQuery."
-  destination = "bigquery.googleapis.com/projects/${var.project}/datasets/${google_bigquery_dataset.prediction_log_sink[0].dataset_id}"
+  # By name, not through the dataset resource: the dataset's access list names this sink's writer
+  # identity, so the sink is created first (it exports nothing until the table exists).
+  destination = "bigquery.googleapis.com/projects/${var.project}/datasets/${local.prediction_log_sink_dataset}"
 
-  # Only the function's rows: its service, its stdout, and the message every row line carries
-  # (prediction_log.sinks.StdoutSink). Other output of the function stays out of the table.
-  filter = join(" AND ", [
-    "resource.type = \"cloud_run_revision\"",
-    "resource.labels.service_name = \"${local.function_name}\"",
-    "logName = \"projects/${var.project}/logs/run.googleapis.com%2Fstdout\"",
-    "jsonPayload.message = \"prediction_log_row\"",
-  ])
+  filter = local.prediction_log_lines
 
   unique_writer_identity = true
 
@@ -105,29 +138,17 @@ resource "google_logging_project_sink" "prediction_log" {
   }
 }
 
-# The sink's writer identity may write entries into its dataset, and only there.
-resource "google_bigquery_dataset_access" "prediction_log_sink_writer" {
+# The row lines are not also kept in the _Default log bucket: there anyone with
+# logging.viewer (project Viewers among them) could read them for its 30 days, raw texts included
+# when log_text is on, past the dataset's access list. An exclusion on the project applies to the
+# _Default sink only; the sink above still routes every line. Rows that reach Cloud Logging only
+# as PREDICTION_LOG_DEAD_ROW lines (stderr) are not excluded: replay-dead-rows reads them there.
+resource "google_logging_project_exclusion" "prediction_log_lines" {
   count = local.log_via_stdout ? 1 : 0
 
-  dataset_id    = google_bigquery_dataset.prediction_log_sink[0].dataset_id
-  role          = "roles/bigquery.dataEditor"
-  user_by_email = trimprefix(google_logging_project_sink.prediction_log[0].writer_identity, "serviceAccount:")
-}
-
-# The monitoring dataset's views may read the entries (an authorized dataset), so whoever may read
-# the dashboards or run the monitor needs no rights on this dataset.
-resource "google_bigquery_dataset_access" "monitoring_views_read_prediction_log_sink" {
-  count = local.log_via_stdout ? 1 : 0
-
-  dataset_id = google_bigquery_dataset.prediction_log_sink[0].dataset_id
-
-  dataset {
-    dataset {
-      project_id = var.project
-      dataset_id = google_bigquery_dataset.monitoring.dataset_id
-    }
-    target_types = ["VIEWS"]
-  }
+  name        = "${var.name_prefix}-prediction-log-lines"
+  description = "Prediction-log row lines go only to the prediction-log dataset (its access list), not to the _Default bucket."
+  filter      = local.prediction_log_lines
 }
 
 resource "google_bigquery_table" "prediction_log_rows" {
