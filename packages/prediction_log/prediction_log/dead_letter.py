@@ -6,10 +6,20 @@ temporary name and renamed, so a reader never sees half a file and concurrent pr
 append to the same one. Replayed files move to <prefix>/replayed/ (kept for audit).
 Rows no backend will take (rejected-*.jsonl) carry their reason in a `_reason` field; replay
 never picks them up, a person does.
+
+A gs:// write has a bounded cost: the request thread may be the one spilling (a full buffer, a
+stdout write that failed, a row that cannot be stored), so each upload attempt has
+UPLOAD_TIMEOUT_S and retries stop after UPLOAD_RETRY_DEADLINE_S; a spill against a store that
+does not answer costs the request at most about UPLOAD_TIMEOUT_S + UPLOAD_RETRY_DEADLINE_S, and
+the rows then go to stderr as PREDICTION_LOG_DEAD_ROW lines. The client's defaults (60 s per
+attempt, the function's whole timeout) would hold every spilling request for a minute. Uploads
+are create-only (if_generation_match=0), which makes a retry safe: a retry that finds the object
+already there means an earlier attempt landed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -23,6 +33,12 @@ REPLAYED = "replayed"
 REASON_FIELD = "_reason"
 # The last resort, when even the dead letter cannot be written: one stderr line per row.
 DEAD_ROW_MARKER = "PREDICTION_LOG_DEAD_ROW "
+# The first word of the line logged for every file written to the dead letter (the logger's
+# spill line); the alert's log-based metric (terraform/alerts.tf) matches it.
+SPILL_MARKER = "PREDICTION_LOG_SPILL"
+
+UPLOAD_TIMEOUT_S = 5.0
+UPLOAD_RETRY_DEADLINE_S = 5.0
 
 
 def _new_name(kind: str = "predictions") -> str:
@@ -47,8 +63,16 @@ class DeadLetterFile:
 class DeadLetter:
     """A folder (local path) or gs://bucket/prefix holding spilled rows."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        upload_timeout_s: float = UPLOAD_TIMEOUT_S,
+        upload_retry_deadline_s: float = UPLOAD_RETRY_DEADLINE_S,
+    ) -> None:
         self.uri = uri.rstrip("/")
+        self.upload_timeout_s = upload_timeout_s
+        self.upload_retry_deadline_s = upload_retry_deadline_s
         self._bucket_name: str | None = None
         self._prefix = ""
         if self.uri.startswith("gs://"):
@@ -81,9 +105,7 @@ class DeadLetter:
         name = _new_name(kind)
         data = _encode(rows)
         if self._bucket_name is not None:
-            self._gcs_bucket().blob(self._prefix + name).upload_from_string(
-                data, content_type="application/x-ndjson"
-            )
+            self._upload(self._prefix + name, data)
             return f"gs://{self._bucket_name}/{self._prefix}{name}"
         self._dir.mkdir(parents=True, exist_ok=True)
         tmp = self._dir / f".{name}.tmp"
@@ -94,6 +116,24 @@ class DeadLetter:
         final = self._dir / name
         os.replace(tmp, final)
         return str(final)
+
+    def _upload(self, name: str, data: bytes) -> None:
+        from google.api_core.exceptions import PreconditionFailed
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        # The storage client's retry predicate (connection errors, 429, 5xx), a short deadline.
+        retry = DEFAULT_RETRY.with_delay(initial=0.2, maximum=2.0).with_timeout(
+            self.upload_retry_deadline_s
+        )
+        # The name is unique to this spill: PreconditionFailed means an earlier attempt landed.
+        with contextlib.suppress(PreconditionFailed):
+            self._gcs_bucket().blob(name).upload_from_string(
+                data,
+                content_type="application/x-ndjson",
+                if_generation_match=0,
+                timeout=self.upload_timeout_s,
+                retry=retry,
+            )
 
     def pending(self) -> Iterator[DeadLetterFile]:
         """Files not yet replayed, oldest first."""
