@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prediction_log.dead_letter import DEAD_ROW_MARKER, DeadLetter
+from prediction_log.dead_letter import DEAD_ROW_MARKER, SPILL_MARKER, DeadLetter
 from prediction_log.line_spool import LineSpoolSink
 from prediction_log.rows import prepare_row
 from prediction_log.schema import load_columns
@@ -52,6 +52,11 @@ SHUTDOWN_TIMEOUT_S = 5.0  # Cloud Run allows 10 s between SIGTERM and SIGKILL
 _OVERFLOW_WARNING_EVERY_S = 10.0
 
 _log = logging.getLogger("prediction_log")
+
+
+def spill_line(n_rows: int, where: str, kind: str, reason: str) -> str:
+    """The line logged for each dead-letter file: SPILL_MARKER first, then what and why."""
+    return f"{SPILL_MARKER} {n_rows} rows to {where} (kind={kind}; {reason})"
 
 
 def row_bytes(row: Row) -> int:
@@ -312,8 +317,9 @@ class PredictionLogger:
         try:
             where = self.dead_letter.write(rows, kind=kind, reasons=reasons)
             self._count("spilled", len(rows))
-            if kind != "predictions" or reason != "buffer full":
-                _log.warning("prediction log: %d rows to %s (%s)", len(rows), where, reason)
+            # One line per file, whatever the cause (overflow included): the dead-letter alert
+            # counts these lines by their first word (terraform/alerts.tf), so it stays put.
+            _log.warning(spill_line(len(rows), where, kind, reason))
         except Exception:
             # Last resort: Cloud Logging keeps stderr; `python -m monitoring replay-dead-rows`
             # loads these lines from an export of the log.
