@@ -397,12 +397,18 @@ class StdoutSink:
     BigQuery columns of loose fields from the values it sees (numbers become FLOAT64, a null
     never makes a column), so their types would drift; a string column is always a string, and
     the view parses it with the contract's types.
+
+    The line's `time` (TIME_FIELD, one of Logging's special fields) is the row's ts, so the log
+    entry's timestamp, on which the sink's table is partitioned by day, is the row's own time:
+    the view reads ts from that column, and a query over a window of ts reads only the
+    partitions of that window instead of the whole retention.
     """
 
     uri = "stdout"
     synchronous = True
     MESSAGE = "prediction_log_row"  # what the Logging sink's filter matches
     PAYLOAD_FIELD = "prediction_log_row"
+    TIME_FIELD = "time"
 
     def __init__(self, stream: Any = None) -> None:
         self._stream = stream
@@ -411,7 +417,12 @@ class StdoutSink:
     @classmethod
     def line(cls, row: Row) -> str:
         payload = json.dumps(row, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        entry = {"severity": "INFO", "message": cls.MESSAGE, cls.PAYLOAD_FIELD: payload}
+        entry = {
+            "severity": "INFO",
+            "message": cls.MESSAGE,
+            cls.TIME_FIELD: row.get("ts"),
+            cls.PAYLOAD_FIELD: payload,
+        }
         return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
 
     def write(self, rows: list[Row]) -> WriteResult:
