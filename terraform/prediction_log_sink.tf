@@ -46,8 +46,10 @@ locals {
     "jsonPayload.message = \"prediction_log_row\"",
   ])
 
-  # What the dashboard views and the monitor read: every log row (monitoring/_sql.py view_params).
-  prediction_log_rows = local.log_via_stdout ? "prediction_log_rows" : local.predictions_table
+  # What the dashboard views and the monitor read: every log row, each row_id once
+  # (monitoring/_sql.py view_params): the view over the routed lines and the table, or with
+  # function_prediction_log = "bigquery" the view over the table alone (inserted_rows below).
+  prediction_log_rows = "prediction_log_rows"
 }
 
 # A dataset of its own: the sink's writer identity gets write access to these log entries only,
@@ -165,6 +167,30 @@ resource "google_bigquery_table" "prediction_log_rows" {
     query = templatefile("${local.sql_dir}/logging/prediction_log_rows.sql", {
       dataset     = "${var.project}.${local.dataset_id}"
       log_entries = "`${var.project}.${google_bigquery_dataset.prediction_log_sink[0].dataset_id}.${google_bigquery_table.stdout_entries[0].table_id}`"
+    })
+    use_legacy_sql = false
+  }
+
+  depends_on = [google_bigquery_table.predictions]
+}
+
+# With function_prediction_log = "bigquery" the rows are only in the predictions table, where a
+# streaming insert retried after a timeout or two replays at once can leave two copies of a row
+# (BigQuery drops repeated insert ids only on a best-effort basis): the views read it through
+# this view, which keeps one copy of each row_id (sql/logging/inserted_rows.sql).
+resource "google_bigquery_table" "inserted_rows" {
+  #checkov:skip=CKV_GCP_80:Views store no data; encryption applies to the tables they read.
+  #checkov:skip=CKV_GCP_121:A view holds no data (recreating it loses nothing).
+  count = local.log_via_stdout ? 0 : 1
+
+  dataset_id          = google_bigquery_dataset.monitoring.dataset_id
+  table_id            = "prediction_log_rows"
+  description         = "Every prediction-log row of the predictions table in the shape of sql/prediction_log.schema.json, each row_id once (sql/logging/inserted_rows.sql)."
+  deletion_protection = false # a view holds no data; recreating it loses nothing
+
+  view {
+    query = templatefile("${local.sql_dir}/logging/inserted_rows.sql", {
+      dataset = "${var.project}.${local.dataset_id}"
     })
     use_legacy_sql = false
   }

@@ -33,6 +33,10 @@ def _log_rows_tree() -> exp.Expression:
     return sqlglot.parse_one(sql, read="bigquery")
 
 
+def _inserted_rows_tree() -> exp.Expression:
+    return sqlglot.parse_one(_sql.render_inserted_rows("p.d"), read="bigquery")
+
+
 def _ts_source(cte: exp.Expression) -> exp.Expression:
     select = cte.find(exp.Select)
     assert select is not None
@@ -49,11 +53,15 @@ def test_the_views_ts_is_each_tables_partition_column() -> None:
     assert logged.name == _partition_field("prediction_log_sink.tf", "stdout_entries")
     assert isinstance(inserted, exp.Column), inserted.sql("bigquery")
     assert inserted.name == _partition_field("bigquery.tf", "predictions")
+    # The same view when the function inserts into BigQuery itself (bq://).
+    only = {cte.alias: cte.this for cte in _inserted_rows_tree().find_all(exp.CTE)}
+    source = _ts_source(only["inserted"])
+    assert isinstance(source, exp.Column) and source.name == inserted.name
 
 
 def test_a_filter_on_ts_is_pushed_below_the_dedupe() -> None:
-    windows = list(_log_rows_tree().find_all(exp.Window))
-    assert windows, "the view no longer dedupes"
+    windows = [*_log_rows_tree().find_all(exp.Window), *_inserted_rows_tree().find_all(exp.Window)]
+    assert len(windows) >= 2, "a view no longer dedupes"
     for window in windows:
         keys = {c.name for c in window.args.get("partition_by") or [] if isinstance(c, exp.Column)}
         assert "ts" in keys, window.sql("bigquery")

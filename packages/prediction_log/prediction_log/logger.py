@@ -49,6 +49,10 @@ from prediction_log.settings import LogSettings
 from prediction_log.sinks import NoneSink, Row, Sink, make_sink
 
 SHUTDOWN_TIMEOUT_S = 5.0  # Cloud Run allows 10 s between SIGTERM and SIGKILL
+# How long one batch may be retried before it goes to the dead letter. With the sink's own call
+# deadlines (sinks.BQ_CALL_TIMEOUT_S and friends) this bounds how long rows wait in memory while
+# the backend is slow: WRITE_DEADLINE_S plus the one call in progress when it passes.
+WRITE_DEADLINE_S = 20.0
 _OVERFLOW_WARNING_EVERY_S = 10.0
 
 _log = logging.getLogger("prediction_log")
@@ -78,6 +82,7 @@ class PredictionLogger:
         buffer_bytes: int = 8 * 1024 * 1024,
         max_attempts: int = 4,
         backoff_s: float = 0.2,
+        write_deadline_s: float = WRITE_DEADLINE_S,
     ) -> None:
         self.sink = sink
         self.dead_letter = dead_letter
@@ -88,6 +93,7 @@ class PredictionLogger:
         self.buffer_bytes = buffer_bytes
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self.write_deadline_s = write_deadline_s
         self.pid = os.getpid()
         # logged: handed to log(); written: in the sink; spilled: in the dead letter (overflow
         # and rejected included); overflow: spilled because the buffer was full; rejected: refused
@@ -277,11 +283,16 @@ class PredictionLogger:
         # rows, a connection lost before the answer): from then on the rows are written through
         # write_missing, which skips those already in the table, so a retry adds no duplicate.
         maybe_written = False
+        deadline = time.monotonic() + self.write_deadline_s
         for attempt in range(self.max_attempts):
             retry: list[Row] = []
             write = self.sink.write_missing if maybe_written else self.sink.write
             for start in range(0, len(pending), self.batch_rows):
                 chunk = pending[start : start + self.batch_rows]
+                if attempt > 0 and time.monotonic() >= deadline:
+                    reason = reason or "write deadline passed"
+                    retry += chunk  # out of time: to the dead letter with the rest
+                    continue
                 try:
                     result = write(chunk)
                 except Exception as exc:
@@ -303,7 +314,10 @@ class PredictionLogger:
                 return
             if self._closing or attempt + 1 == self.max_attempts:
                 break  # shutting down: spill now rather than spend the grace period retrying
-            self._closing_event.wait(self.backoff_s * 2**attempt)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._closing_event.wait(min(self.backoff_s * 2**attempt, left))
         _log.warning("prediction log: %d rows not written (%s)", len(pending), reason[:300])
         self._spill(pending, reason)
 
