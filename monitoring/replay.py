@@ -84,20 +84,44 @@ def _load_in_batches(
 
 
 def replay(log_uri: str, dead_letter_uri: str) -> ReplayResult:
-    """Replay every pending dead-letter file, each on its own: a file that cannot be read is set
-    aside (rejected-unreadable-*), one whose load fails goes back for the next replay, and
-    neither stops the files after it.
+    """Replay every pending dead-letter file: a file that cannot be read is set aside
+    (rejected-unreadable-*), one whose load fails goes back for the next replay, and neither
+    stops the files after it.
 
     Each file is claimed first (moved to claimed/; DeadLetter.claim), so two replays running at
     once never load the same file: without that, both could look up a row, find it missing and
     insert it. Claims a killed replay left behind go back after STALE_CLAIM_S. Every view still
-    reads the log through prediction_log_rows, which keeps one copy of each row_id."""
+    reads the log through prediction_log_rows, which keeps one copy of each row_id.
+
+    Small files are loaded together, up to REPLAY_BATCH_ROWS rows per lookup and insert: an
+    overflow under load writes one file per request (a few rows each), and one BigQuery lookup
+    per file (about a second each) would keep the hourly job from getting through them."""
     sink = make_sink(log_uri)
     dead_letter = DeadLetter(dead_letter_uri)
     result = ReplayResult()
     released = dead_letter.release_stale_claims()
     if released:
         _log.warning("%d files claimed by a replay that never finished are pending again", released)
+    group: list[tuple[str, str, list[dict[str, Any]]]] = []  # (pending name, claimed, rows)
+
+    def load_group() -> None:
+        rows = [row for _, _, file_rows in group for row in file_rows]
+        names = [pending for pending, _, _ in group]
+        source = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+        try:
+            written = _load_in_batches(sink, rows, dead_letter, source)
+        except Exception as exc:
+            for _, claimed, _ in group:
+                dead_letter.release(claimed)  # the next replay tries them again
+            result.failed_files += len(group)
+            _log.error("replay of %s failed: %s", source, exc)
+        else:
+            result.inserted += written.inserted or 0
+            result.rejected += len(written.rejected)
+            for _, claimed, _ in group:
+                dead_letter.mark_replayed(claimed)
+        group.clear()
+
     try:
         for pending in dead_letter.pending_names():
             name = dead_letter.claim(pending)
@@ -117,17 +141,14 @@ def replay(log_uri: str, dead_letter_uri: str) -> ReplayResult:
                 _log.error("replay of %s failed: %s", pending, exc)
                 continue
             result.rows += len(rows)
-            try:
-                written = _load_in_batches(sink, rows, dead_letter, pending)
-            except Exception as exc:
-                dead_letter.release(name)  # the next replay tries it again
-                result.failed_files += 1
-                _log.error("replay of %s failed: %s", pending, exc)
-                continue
-            result.inserted += written.inserted or 0
-            result.rejected += len(written.rejected)
-            dead_letter.mark_replayed(name)
+            group.append((pending, name, rows))
+            if sum(len(r) for _, _, r in group) >= REPLAY_BATCH_ROWS:
+                load_group()
+        if group:
+            load_group()
     finally:
+        for _, claimed, _ in group:  # interrupted: put back what was claimed and not loaded
+            dead_letter.release(claimed)
         sink.close()
     return result
 

@@ -79,6 +79,29 @@ def test_a_large_file_loads_in_bounded_batches(tmp_path: Path, monkeypatch: Any)
     assert sinks[0].batches == [REPLAY_BATCH_ROWS, REPLAY_BATCH_ROWS, 37]
 
 
+def test_small_files_load_together(tmp_path: Path, monkeypatch: Any) -> None:
+    """An overflow writes a file per request: one lookup per file would be one BigQuery query
+    (about a second) per few rows."""
+    import monitoring.replay as replay_module
+
+    dead = tmp_path / "dead"
+    for seed in range(30):
+        DeadLetter(str(dead)).write(make_rows(3, seed=100 + seed))
+    sinks: list[_CountingSink] = []
+
+    def make(uri: str) -> _CountingSink:
+        sinks.append(_CountingSink(uri))
+        return sinks[-1]
+
+    monkeypatch.setattr(replay_module, "make_sink", make)
+    log = tmp_path / "log.duckdb"
+    result = replay(f"duckdb://{log}", str(dead))
+    assert (result.files, result.rows, result.inserted) == (30, 90, 90)
+    assert sinks[0].batches == [90]
+    assert len(list((dead / "replayed").glob("*.jsonl"))) == 30
+    assert _count(log) == (90, 90)
+
+
 class _AppendingTable:
     """A BigQuery-like table: write_missing looks the keys up, then appends; nothing refuses a
     second copy (BigQuery drops repeated insert ids only on a best-effort basis). The pause
