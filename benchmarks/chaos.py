@@ -17,6 +17,14 @@ with its own X-Request-Id) while one fault is injected:
      file, while a promotion is pending: the hot reload must keep the old version and back off
   f  a promotion during traffic: every instance must switch within the refresh bound, and no
      response or row may mix versions
+  g  BigQuery down and the gs:// dead letter stalled (every call held STORE_STALL_S): spills
+     give up after the upload's own deadline and the rows go to stderr as
+     PREDICTION_LOG_DEAD_ROW lines, which replay-dead-rows loads back from the function's log
+  h  BigQuery slow with a small buffer (OVERFLOW_BUFFER_ROWS): rows past it spill from the
+     request threads; every dead-letter file must have its PREDICTION_LOG_SPILL line (what the
+     alert counts), and request latency stays that of a local file write
+  i  PREDICTION_LOG=stdout and stdout blocked (its reader paused BLOCK_S): requests wait at the
+     write, none is answered without its row, and every row is there once stdout drains
 
 After each: `python -m monitoring replay` of the dead letter, then the table is compared with
 what was answered: rows lost, rows duplicated, versions served.
@@ -167,6 +175,7 @@ class Answer:
     version: str | None
     done_at: float
     error: str | None = None
+    latency_s: float | None = None
 
 
 class Traffic:
@@ -200,6 +209,7 @@ class Traffic:
             texts = rng.sample(self.texts, rng.randint(1, 4))
             request_id = f"chaos-{self.tag}-{worker}-{k}"
             body = {"instances": [{"text": t} for t in texts]}
+            sent = _now()
             try:
                 response = session.post(
                     self.url, json=body, headers={"X-Request-Id": request_id}, timeout=30
@@ -209,11 +219,26 @@ class Traffic:
             except (requests.RequestException, ValueError) as exc:
                 answer = Answer(request_id, len(texts), None, None, _now(), type(exc).__name__)
                 time.sleep(0.2)  # the server is gone or refusing: do not spin
+            answer.latency_s = answer.done_at - sent
             with self._lock:
                 self.answers.append(answer)
 
     def ok(self) -> list[Answer]:
         return [a for a in self.answers if a.status == 200]
+
+    def latency(self, since: float, until: float) -> dict[str, Any]:
+        """Latency of the requests answered 200 between since and until (monotonic)."""
+        times = sorted(
+            a.latency_s for a in self.ok() if since <= a.done_at <= until and a.latency_s
+        )
+        if not times:
+            return {"answered": 0}
+
+        def pick(q: float) -> float:
+            return round(times[min(len(times) - 1, int(q * len(times)))], 3)
+
+        return {"answered": len(times), "p50_s": pick(0.5), "p99_s": pick(0.99),
+                "max_s": round(times[-1], 3)}  # fmt: skip
 
 
 def _now() -> float:
@@ -321,14 +346,18 @@ class Table:
             f"FROM `{self.emulator.project}.{self.dataset}.predictions`"
         )
 
-    def replay(self, dead_letter: Path) -> str:
-        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": self.emulator.host, "PYTHONPATH": str(ROOT)}
+    def replay(self, dead_letter: Path | str, *extra: str, **env_extra: str) -> str:
+        """`monitoring replay` of the dead letter, or with extra = ("replay-dead-rows", FILE)
+        of the PREDICTION_LOG_DEAD_ROW lines of a log file."""
+        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": self.emulator.host, "PYTHONPATH": str(ROOT),
+               **env_extra}  # fmt: skip
+        command = list(extra) if extra else ["replay"]
         result = subprocess.run(
-            [sys.executable, "-m", "monitoring", "replay", "--log", self.uri,
+            [sys.executable, "-m", "monitoring", *command, "--log", self.uri,
              "--dead-letter", str(dead_letter)],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
-        lines = [line for line in result.stdout.splitlines() if line.startswith("replay:")]
+        lines = [line for line in result.stdout.splitlines() if line.startswith("replay")]
         return lines[-1] if lines else f"replay failed: {result.stderr.strip()[-300:]}"
 
 
@@ -399,7 +428,7 @@ class Context:
     tmp: Path
     results: dict[str, Any] = field(default_factory=dict)
 
-    def env(self, table: Table, dead: Path, **extra: str) -> dict[str, str]:
+    def env(self, table: Table, dead: Path | str, **extra: str) -> dict[str, str]:
         return {
             "MODEL_URI": str(self.store / "models" / "production.json"),
             "PREDICTION_LOG": table.uri,
@@ -659,6 +688,160 @@ def scenario_f(ctx: Context) -> None:
     _finish(ctx, "f", table, dead, traffic, extra)
 
 
+def scenario_g(ctx: Context) -> None:
+    """BigQuery down and the gs:// dead letter stalled at the same time."""
+    table, local_dead, log = _scenario(ctx, "g")
+    fake: FakeGcs = start_fake_gcs(ctx.tmp / "g" / "fake-gcs.log")
+    try:
+        fake.client().create_bucket("chaos")
+        gcs_proxy = FaultProxy(int(fake.url.rsplit(":", 1)[1]))
+        dead = "gs://chaos/dead_letter"
+        env = ctx.env(table, dead, STORAGE_EMULATOR_HOST=f"http://{gcs_proxy.host}")
+        served = start_instance(env, log)
+        traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, "g").start()
+        time.sleep(ctx.args.lead_s)
+        ctx.bq_proxy.down()
+        gcs_proxy.delay_s = ctx.args.store_stall_s
+        fault_from = _now()
+        time.sleep(ctx.args.down_s)
+        ctx.bq_proxy.up()
+        gcs_proxy.delay_s = 0.0
+        fault_to = _now()
+        time.sleep(ctx.args.tail_s)
+        traffic.stop()
+        stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
+        gcs_proxy.drain(timeout_s=60)  # a held upload may still land: then its rows are twice
+        text = served.log()
+        before = table.rows()
+        spilled: Counter[str] = Counter()  # rows in the gs:// dead letter by kind, as landed
+        for blob in fake.client().list_blobs("chaos", prefix="dead_letter/"):
+            kind = blob.name.rsplit("/", 1)[-1].split("-", 1)[0]
+            spilled[kind] += len(blob.download_as_bytes().splitlines())
+        replayed = table.replay(dead, STORAGE_EMULATOR_HOST=fake.url)
+        dead_rows = table.replay(local_dead, "replay-dead-rows", str(log))
+        after = table.rows()
+        result = {
+            **tally(traffic, before, after),
+            "dead_letter_rows": spilled.get("predictions", 0),
+            "rejected_rows": spilled.get("rejected", 0),
+            "rows_replayed": len(after) - len(before),
+            "replay": f"{replayed}; {dead_rows}",
+            "dead_row_lines": text.count("PREDICTION_LOG_DEAD_ROW "),
+            "spill_lines": text.count("PREDICTION_LOG_SPILL "),
+            "latency_during_fault": traffic.latency(fault_from, fault_to),
+            "bigquery_down_s": ctx.args.down_s,
+            "store_stall_s": ctx.args.store_stall_s,
+            "stop": stop,
+        }
+        ctx.results["g"] = result
+        print(f"g: {json.dumps(result)}", flush=True)
+    finally:
+        fake.stop()
+
+
+def scenario_h(ctx: Context) -> None:
+    """BigQuery slow and a small buffer: overflow spills from the request threads."""
+    table, dead, log = _scenario(ctx, "h")
+    env = ctx.env(table, dead, PREDICTION_LOG_BUFFER_ROWS=str(ctx.args.overflow_buffer_rows))
+    served = start_instance(env, log)
+    traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, "h").start()
+    time.sleep(ctx.args.lead_s)
+    before_fault = traffic.latency(0.0, _now())
+    ctx.bq_proxy.delay_s = ctx.args.delay_s
+    fault_from = _now()
+    time.sleep(ctx.args.slow_s)
+    ctx.bq_proxy.delay_s = 0.0
+    fault_to = _now()
+    time.sleep(ctx.args.tail_s)
+    traffic.stop()
+    stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
+    text = served.log()
+    files = len(list(dead.glob("predictions-*.jsonl"))) + len(list(dead.glob("rejected-*.jsonl")))
+    extra = {
+        "buffer_rows": ctx.args.overflow_buffer_rows,
+        "delay_s": ctx.args.delay_s,
+        "slow_s": ctx.args.slow_s,
+        "dead_letter_files": files,
+        "spill_lines": text.count("PREDICTION_LOG_SPILL "),
+        "overflow_spill_lines": text.count("; buffer full)"),
+        "latency_before_fault": before_fault,
+        "latency_during_fault": traffic.latency(fault_from, fault_to),
+        "stop": stop,
+    }
+    _finish(ctx, "h", table, dead, traffic, extra)
+
+
+class PausablePipe:
+    """Copies a process's stdout pipe into a file; pause() stops reading, so once the pipe's
+    buffer (64 KiB on Linux) is full every write to it blocks, as when the platform's log
+    collector stalls."""
+
+    def __init__(self, pipe: Any, out: Path) -> None:
+        self.pipe, self.out = pipe, out
+        self.reading = threading.Event()
+        self.reading.set()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        with self.out.open("ab") as sink:
+            while True:
+                self.reading.wait()
+                chunk = self.pipe.read1(65536)
+                if not chunk:
+                    return
+                sink.write(chunk)
+                sink.flush()
+
+    def pause(self) -> None:
+        self.reading.clear()
+
+    def resume(self) -> None:
+        self.reading.set()
+
+
+def scenario_i(ctx: Context) -> None:
+    """PREDICTION_LOG=stdout with stdout blocked for BLOCK_S."""
+    table, dead, log = _scenario(ctx, "i")
+    env = ctx.env(table, dead, PREDICTION_LOG="stdout")
+    served = launch_function(env, log, stdout_pipe=True)
+    _STARTED.append(served)
+    pipe = PausablePipe(served.process.stdout, log)
+    served.wait_until_up()
+    deadline = _now() + 120
+    while _now() < deadline:
+        with contextlib.suppress(requests.RequestException):
+            if requests.get(served.url, timeout=60).status_code == 200:
+                break
+        time.sleep(0.5)
+    traffic = Traffic(served.url, ctx.texts, ctx.args.concurrency, "i").start()
+    time.sleep(ctx.args.lead_s)
+    pipe.pause()
+    blocked_from = _now()
+    time.sleep(ctx.args.block_s)
+    answered_while_blocked = sum(1 for a in traffic.ok() if a.done_at > blocked_from + 1.0)
+    pipe.resume()
+    blocked_to = _now()
+    time.sleep(ctx.args.tail_s)
+    traffic.stop()
+    stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
+    pipe.thread.join(timeout=10)
+    rows = stdout_rows(log.read_text(errors="replace"))
+    result = {**tally(traffic, rows, rows)}
+    result |= {
+        "dead_letter_rows": len(list(dead.glob("*.jsonl"))) if dead.exists() else 0,
+        "rejected_rows": 0,
+        "rows_replayed": 0,
+        "replay": "not needed: the rows are log lines",
+        "block_s": ctx.args.block_s,
+        "answered_while_blocked": answered_while_blocked,
+        "latency_across_block": traffic.latency(blocked_from, blocked_to + 5.0),
+        "stop": stop,
+    }  # fmt: skip
+    ctx.results["i"] = result
+    print(f"i: {json.dumps(result)}", flush=True)
+
+
 SCENARIOS = {
     "a": scenario_a,
     "b": scenario_b,
@@ -668,6 +851,9 @@ SCENARIOS = {
     "d-duckdb": scenario_d_duckdb,
     "e": scenario_e,
     "f": scenario_f,
+    "g": scenario_g,
+    "h": scenario_h,
+    "i": scenario_i,
 }
 TITLES = {
     "a": "BigQuery down, then back",
@@ -678,6 +864,9 @@ TITLES = {
     "d-duckdb": "SIGKILL mid-traffic (duckdb:// sink, the local default)",
     "e": "store slow, then corrupt, during a reload",
     "f": "promotion during traffic",
+    "g": "BigQuery down and the dead-letter store stalled",
+    "h": "buffer overflow under load (BigQuery slow, small buffer)",
+    "i": "stdout blocked (stdout sink)",
 }
 
 
@@ -741,6 +930,19 @@ def _notes(name: str, r: dict[str, Any]) -> str:
             f"corrupt v2 fetched and refused {r['corrupt_downloads_refused']} times in "
             f"{r['checks_while_corrupt']} pointer checks (backoff)"
         )
+    if "spill_lines" in r and "dead_letter_files" in r:
+        notes.append(
+            f"{r['dead_letter_files']} dead-letter files, {r['spill_lines']} PREDICTION_LOG_SPILL "
+            f"lines ({r['overflow_spill_lines']} overflow)"
+        )
+    if "dead_row_lines" in r:
+        notes.append(f"{r['dead_row_lines']} PREDICTION_LOG_DEAD_ROW lines")
+    for key in ("latency_during_fault", "latency_across_block"):
+        if r.get(key, {}).get("answered"):
+            lat = r[key]
+            notes.append(f"{key.replace('_', ' ')}: p99 {lat['p99_s']} s, max {lat['max_s']} s")
+    if "answered_while_blocked" in r:
+        notes.append(f"{r['answered_while_blocked']} answers while stdout was blocked")
     if r.get("responses_with_rows_of_another_version"):
         notes.append(f"{r['responses_with_rows_of_another_version']} responses mixed versions")
     if r.get("stop", {}).get("sigkilled"):
@@ -774,6 +976,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kill-after-s", type=float, default=10.0, help="SIGTERM -> SIGKILL")
     parser.add_argument("--corrupt-s", type=float, default=15.0, help="e: store serves corrupt")
     parser.add_argument("--refresh-s", type=float, default=2.0, help="e, f: MODEL_REFRESH_SECONDS")
+    parser.add_argument(
+        "--store-stall-s", type=float, default=30.0, help="g: dead-letter store hold per call"
+    )
+    parser.add_argument(
+        "--overflow-buffer-rows", type=int, default=200, help="h: PREDICTION_LOG_BUFFER_ROWS"
+    )
+    parser.add_argument("--block-s", type=float, default=10.0, help="i: stdout blocked")
     parser.add_argument("--out", type=Path, default=ROOT / "reports" / "chaos")
     parser.add_argument("--flags", default="", help=argparse.SUPPRESS)  # for the report's command
     args = parser.parse_args(argv)

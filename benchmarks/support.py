@@ -171,13 +171,15 @@ def launch_function(
     log_path: Path,
     source: Path = FUNCTION_DIR / "main.py",
     python: Path | str = sys.executable,
+    stdout_pipe: bool = False,
 ) -> ServedFunction:
     """Start `functions-framework --target predict` on a free 127.0.0.1 port (returns at once).
 
     PREDICTION_LOG defaults to none and BUNDLE_CACHE_DIR to a folder beside the log; `env` wins.
     `source` is the product's main.py unless a benchmark serves another function the same way;
     `python` the interpreter (and so the libraries) it runs with: this one unless a benchmark
-    serves the function as deployed (`deployed_function`).
+    serves the function as deployed (`deployed_function`). With `stdout_pipe` the output goes
+    to a pipe (process.stdout) that the caller must read, into log_path if log() is to see it.
     """
     port = free_port()
     full_env = {
@@ -204,7 +206,7 @@ def launch_function(
             ],
             cwd=ROOT,
             env=full_env,
-            stdout=log_file,
+            stdout=subprocess.PIPE if stdout_pipe else log_file,
             stderr=subprocess.STDOUT,
         )
     return ServedFunction(

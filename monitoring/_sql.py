@@ -7,7 +7,7 @@ the log table, or the prediction_log_rows view when the function logs to stdout;
 view_params), daily_drift also `${daily_histograms}`; queries/ take `${dataset}`,
 `${predictions}`, `${start}` and `${end}`, and window_drift also `${daily_drift}`, the
 daily_drift view run over the window's rows. logging/prediction_log_rows.sql takes `${dataset}`
-and `${log_entries}` (the Cloud Logging sink's table).
+and `${log_entries}` (the Cloud Logging sink's table); logging/inserted_rows.sql `${dataset}`.
 """
 
 from __future__ import annotations
@@ -58,6 +58,11 @@ def render_log_rows(dataset: str, log_entries: str) -> str:
     return render(
         LOGGING_DIR / f"{LOG_ROWS_VIEW}.sql", dataset=dataset, log_entries=f"`{log_entries}`"
     )
+
+
+def render_inserted_rows(dataset: str) -> str:
+    """The prediction_log_rows view for PREDICTION_LOG=bq://: the log table, each row once."""
+    return render(LOGGING_DIR / "inserted_rows.sql", dataset=dataset)
 
 
 def render_window_drift(dataset: str, start: str, end: str, rows: str = "predictions") -> str:

@@ -28,6 +28,7 @@ from prediction_log.schema import load_columns
 from prediction_log.sinks import Sink, WriteResult, make_sink
 
 _log = logging.getLogger("monitoring.replay")
+REPLAY_BATCH_ROWS = 500  # rows per lookup and insert, as the logger's batches
 
 
 @dataclass
@@ -66,25 +67,88 @@ def _load(
     return WriteResult(rejected=bad, reasons=reasons, inserted=written.inserted or 0)
 
 
+def _load_in_batches(
+    sink: Sink, rows: list[dict[str, Any]], dead_letter: DeadLetter, source: str
+) -> WriteResult:
+    """_load() REPLAY_BATCH_ROWS rows at a time: a file spilled from a long outage may hold the
+    logger's whole buffer, and one lookup and one insert of all of it would be a request
+    BigQuery refuses or a query with thousands of keys. A batch that fails raises; the batches
+    before it are in the table, and the rerun skips them."""
+    total = WriteResult(inserted=0)
+    for start in range(0, len(rows), REPLAY_BATCH_ROWS):
+        written = _load(sink, rows[start : start + REPLAY_BATCH_ROWS], dead_letter, source)
+        total.inserted = (total.inserted or 0) + (written.inserted or 0)
+        total.rejected += written.rejected
+        total.reasons += written.reasons
+    return total
+
+
 def replay(log_uri: str, dead_letter_uri: str) -> ReplayResult:
+    """Replay every pending dead-letter file: a file that cannot be read is set aside
+    (rejected-unreadable-*), one whose load fails goes back for the next replay, and neither
+    stops the files after it.
+
+    Each file is claimed first (moved to claimed/; DeadLetter.claim), so two replays running at
+    once never load the same file: without that, both could look up a row, find it missing and
+    insert it. Claims a killed replay left behind go back after STALE_CLAIM_S. Every view still
+    reads the log through prediction_log_rows, which keeps one copy of each row_id.
+
+    Small files are loaded together, up to REPLAY_BATCH_ROWS rows per lookup and insert: an
+    overflow under load writes one file per request (a few rows each), and one BigQuery lookup
+    per file (about a second each) would keep the hourly job from getting through them."""
     sink = make_sink(log_uri)
     dead_letter = DeadLetter(dead_letter_uri)
     result = ReplayResult()
-    try:
-        for file in dead_letter.pending():
-            result.files += 1
-            result.rows += len(file.rows)
-            try:
-                written = _load(sink, file.rows, dead_letter, file.name)
-            except Exception as exc:
-                # Leave the file where it is; the next replay tries it again.
-                result.failed_files += 1
-                _log.error("replay of %s failed: %s", file.name, exc)
-                continue
+    released = dead_letter.release_stale_claims()
+    if released:
+        _log.warning("%d files claimed by a replay that never finished are pending again", released)
+    group: list[tuple[str, str, list[dict[str, Any]]]] = []  # (pending name, claimed, rows)
+
+    def load_group() -> None:
+        rows = [row for _, _, file_rows in group for row in file_rows]
+        names = [pending for pending, _, _ in group]
+        source = names[0] if len(names) == 1 else f"{names[0]} and {len(names) - 1} more"
+        try:
+            written = _load_in_batches(sink, rows, dead_letter, source)
+        except Exception as exc:
+            for _, claimed, _ in group:
+                dead_letter.release(claimed)  # the next replay tries them again
+            result.failed_files += len(group)
+            _log.error("replay of %s failed: %s", source, exc)
+        else:
             result.inserted += written.inserted or 0
             result.rejected += len(written.rejected)
-            dead_letter.mark_replayed(file)
+            for _, claimed, _ in group:
+                dead_letter.mark_replayed(claimed)
+        group.clear()
+
+    try:
+        for pending in dead_letter.pending_names():
+            name = dead_letter.claim(pending)
+            if name is None:
+                continue  # another replay has it
+            result.files += 1
+            try:
+                rows = dead_letter.read(name)
+            except ValueError as exc:  # not JSON lines (UnicodeDecodeError is one too)
+                where = dead_letter.set_aside(name)
+                result.failed_files += 1
+                _log.error("%s cannot be read (%s); set aside as %s", pending, exc, where)
+                continue
+            except Exception as exc:
+                dead_letter.release(name)
+                result.failed_files += 1
+                _log.error("replay of %s failed: %s", pending, exc)
+                continue
+            result.rows += len(rows)
+            group.append((pending, name, rows))
+            if sum(len(r) for _, _, r in group) >= REPLAY_BATCH_ROWS:
+                load_group()
+        if group:
+            load_group()
     finally:
+        for _, claimed, _ in group:  # interrupted: put back what was claimed and not loaded
+            dead_letter.release(claimed)
         sink.close()
     return result
 
@@ -98,7 +162,7 @@ def replay_dead_rows(log_uri: str, path: Path, dead_letter_uri: str) -> ReplayRe
         return result
     sink = make_sink(log_uri)
     try:
-        written = _load(sink, rows, DeadLetter(dead_letter_uri), str(path))
+        written = _load_in_batches(sink, rows, DeadLetter(dead_letter_uri), str(path))
     finally:
         sink.close()
     result.inserted = written.inserted or 0

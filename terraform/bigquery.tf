@@ -8,8 +8,9 @@ locals {
   view_files = fileset("${local.sql_dir}/views", "*.sql")
 
   # The placeholders of sql/views (sql/README.md; monitoring/_sql.py view_params says the same):
-  # ${dataset} = project.dataset, ${predictions} = every log row: the predictions table, or the
-  # view prediction_log_rows when the function logs to stdout (prediction_log_sink.tf).
+  # ${dataset} = project.dataset, ${predictions} = every log row, each row_id once: the view
+  # prediction_log_rows (prediction_log_sink.tf), over the routed stdout lines and the predictions
+  # table, or over the table alone when the function inserts into BigQuery itself.
   sql_base_vars = {
     dataset     = "${var.project}.${local.dataset_id}"
     predictions = "`${var.project}.${local.dataset_id}.${local.prediction_log_rows}`"
@@ -113,6 +114,7 @@ resource "google_bigquery_table" "views" {
   depends_on = [
     google_bigquery_table.predictions,
     google_bigquery_table.prediction_log_rows,
+    google_bigquery_table.inserted_rows,
     google_bigquery_table.baselines,
     google_bigquery_table.baseline_bins,
   ]

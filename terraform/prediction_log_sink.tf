@@ -37,12 +37,31 @@ locals {
   # tables: the log name with non-alphanumerics as underscores, no date suffix).
   stdout_entries_table = "run_googleapis_com_stdout"
 
-  # What the dashboard views and the monitor read: every log row (monitoring/_sql.py view_params).
-  prediction_log_rows = local.log_via_stdout ? "prediction_log_rows" : local.predictions_table
+  # The function's row lines: its service, its stdout, and the message every row line carries
+  # (prediction_log.sinks.StdoutSink). Other output of the function stays out of the table.
+  prediction_log_lines = join(" AND ", [
+    "resource.type = \"cloud_run_revision\"",
+    "resource.labels.service_name = \"${local.function_name}\"",
+    "logName = \"projects/${var.project}/logs/run.googleapis.com%2Fstdout\"",
+    "jsonPayload.message = \"prediction_log_row\"",
+  ])
+
+  # What the dashboard views and the monitor read: every log row, each row_id once
+  # (monitoring/_sql.py view_params): the view over the routed lines and the table, or with
+  # function_prediction_log = "bigquery" the view over the table alone (inserted_rows below).
+  prediction_log_rows = "prediction_log_rows"
 }
 
 # A dataset of its own: the sink's writer identity gets write access to these log entries only,
 # never to the predictions table or the baselines.
+#
+# Who may read it. Without access entries BigQuery makes every project Viewer a READER and every
+# Editor a WRITER, and with log_text on the entries hold raw user texts. This list replaces those
+# defaults: project Owners, the sink's writer identity (write only) and the monitoring dataset's
+# views (an authorized dataset, so whoever may read the dashboards or run the monitor needs no
+# right here). Roles granted on the project itself (bigquery.admin, ...) still apply. The list is
+# authoritative, so it is written here and not as google_bigquery_dataset_access resources, which
+# it would remove on the next apply.
 resource "google_bigquery_dataset" "prediction_log_sink" {
   #checkov:skip=CKV_GCP_81:Same data as the prediction log (see CKV_GCP_81 on the monitoring dataset): Google-managed encryption.
   count = local.log_via_stdout ? 1 : 0
@@ -52,6 +71,27 @@ resource "google_bigquery_dataset" "prediction_log_sink" {
   description = "fakenews-detector: prediction-log lines routed from the function's stdout by a Cloud Logging sink; read through the view prediction_log_rows."
 
   delete_contents_on_destroy = !var.deletion_protection
+
+  access {
+    role          = "OWNER"
+    special_group = "projectOwners"
+  }
+
+  # The sink's writer identity may write entries here, and only here.
+  access {
+    role          = "WRITER"
+    user_by_email = trimprefix(google_logging_project_sink.prediction_log[0].writer_identity, "serviceAccount:")
+  }
+
+  access {
+    dataset {
+      dataset {
+        project_id = var.project
+        dataset_id = google_bigquery_dataset.monitoring.dataset_id
+      }
+      target_types = ["VIEWS"]
+    }
+  }
 
   depends_on = [google_project_service.apis]
 }
@@ -87,16 +127,11 @@ resource "google_logging_project_sink" "prediction_log" {
 
   name        = "${var.name_prefix}-prediction-log"
   description = "Prediction-log rows (PREDICTION_LOG=stdout lines of the prediction function) into BigQuery."
-  destination = "bigquery.googleapis.com/projects/${var.project}/datasets/${google_bigquery_dataset.prediction_log_sink[0].dataset_id}"
+  # By name, not through the dataset resource: the dataset's access list names this sink's writer
+  # identity, so the sink is created first (it exports nothing until the table exists).
+  destination = "bigquery.googleapis.com/projects/${var.project}/datasets/${local.prediction_log_sink_dataset}"
 
-  # Only the function's rows: its service, its stdout, and the message every row line carries
-  # (prediction_log.sinks.StdoutSink). Other output of the function stays out of the table.
-  filter = join(" AND ", [
-    "resource.type = \"cloud_run_revision\"",
-    "resource.labels.service_name = \"${local.function_name}\"",
-    "logName = \"projects/${var.project}/logs/run.googleapis.com%2Fstdout\"",
-    "jsonPayload.message = \"prediction_log_row\"",
-  ])
+  filter = local.prediction_log_lines
 
   unique_writer_identity = true
 
@@ -105,29 +140,17 @@ resource "google_logging_project_sink" "prediction_log" {
   }
 }
 
-# The sink's writer identity may write entries into its dataset, and only there.
-resource "google_bigquery_dataset_access" "prediction_log_sink_writer" {
+# The row lines are not also kept in the _Default log bucket: there anyone with
+# logging.viewer (project Viewers among them) could read them for its 30 days, raw texts included
+# when log_text is on, past the dataset's access list. An exclusion on the project applies to the
+# _Default sink only; the sink above still routes every line. Rows that reach Cloud Logging only
+# as PREDICTION_LOG_DEAD_ROW lines (stderr) are not excluded: replay-dead-rows reads them there.
+resource "google_logging_project_exclusion" "prediction_log_lines" {
   count = local.log_via_stdout ? 1 : 0
 
-  dataset_id    = google_bigquery_dataset.prediction_log_sink[0].dataset_id
-  role          = "roles/bigquery.dataEditor"
-  user_by_email = trimprefix(google_logging_project_sink.prediction_log[0].writer_identity, "serviceAccount:")
-}
-
-# The monitoring dataset's views may read the entries (an authorized dataset), so whoever may read
-# the dashboards or run the monitor needs no rights on this dataset.
-resource "google_bigquery_dataset_access" "monitoring_views_read_prediction_log_sink" {
-  count = local.log_via_stdout ? 1 : 0
-
-  dataset_id = google_bigquery_dataset.prediction_log_sink[0].dataset_id
-
-  dataset {
-    dataset {
-      project_id = var.project
-      dataset_id = google_bigquery_dataset.monitoring.dataset_id
-    }
-    target_types = ["VIEWS"]
-  }
+  name        = "${var.name_prefix}-prediction-log-lines"
+  description = "Prediction-log row lines go only to the prediction-log dataset (its access list), not to the _Default bucket."
+  filter      = local.prediction_log_lines
 }
 
 resource "google_bigquery_table" "prediction_log_rows" {
@@ -144,6 +167,30 @@ resource "google_bigquery_table" "prediction_log_rows" {
     query = templatefile("${local.sql_dir}/logging/prediction_log_rows.sql", {
       dataset     = "${var.project}.${local.dataset_id}"
       log_entries = "`${var.project}.${google_bigquery_dataset.prediction_log_sink[0].dataset_id}.${google_bigquery_table.stdout_entries[0].table_id}`"
+    })
+    use_legacy_sql = false
+  }
+
+  depends_on = [google_bigquery_table.predictions]
+}
+
+# With function_prediction_log = "bigquery" the rows are only in the predictions table, where a
+# streaming insert retried after a timeout or two replays at once can leave two copies of a row
+# (BigQuery drops repeated insert ids only on a best-effort basis): the views read it through
+# this view, which keeps one copy of each row_id (sql/logging/inserted_rows.sql).
+resource "google_bigquery_table" "inserted_rows" {
+  #checkov:skip=CKV_GCP_80:Views store no data; encryption applies to the tables they read.
+  #checkov:skip=CKV_GCP_121:A view holds no data (recreating it loses nothing).
+  count = local.log_via_stdout ? 0 : 1
+
+  dataset_id          = google_bigquery_dataset.monitoring.dataset_id
+  table_id            = "prediction_log_rows"
+  description         = "Every prediction-log row of the predictions table in the shape of sql/prediction_log.schema.json, each row_id once (sql/logging/inserted_rows.sql)."
+  deletion_protection = false # a view holds no data; recreating it loses nothing
+
+  view {
+    query = templatefile("${local.sql_dir}/logging/inserted_rows.sql", {
+      dataset = "${var.project}.${local.dataset_id}"
     })
     use_legacy_sql = false
   }

@@ -41,6 +41,23 @@ resource "google_storage_bucket" "artifacts" {
     }
   }
 
+  # Dead-letter files (replayed/ and rejected-* included) hold the same rows as the prediction log,
+  # texts too with log_text on: they go when the log's partitions expire. A file's age counts from
+  # its spill (a replayed file's from its move to replayed/, within the hour); the deleted
+  # generation stays noncurrent_version_retention_days more, like every object here.
+  dynamic "lifecycle_rule" {
+    for_each = var.prediction_log_partition_expiration_days == null ? [] : [var.prediction_log_partition_expiration_days]
+    content {
+      condition {
+        age            = lifecycle_rule.value
+        matches_prefix = ["dead_letter/"]
+      }
+      action {
+        type = "Delete"
+      }
+    }
+  }
+
   # Function source zips are content-addressed (sources/predict-<md5>.zip); old ones are dead weight.
   lifecycle_rule {
     condition {

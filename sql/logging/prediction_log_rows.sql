@@ -7,6 +7,10 @@
 -- stdout write that failed half-way is also spilled and replayed), so copies of one row_id are
 -- dropped. ts is in the PARTITION BY (a row's copies share it) so that a filter on ts is pushed
 -- below the window function and still prunes the table's day partitions.
+-- ts of a logged row is the entry's timestamp, the column the sink's table is partitioned on:
+-- the line's `time` field is the row's ts (StdoutSink), and Logging makes it the entry's
+-- timestamp. So a filter on ts reaches the partition column of both tables and a one-hour
+-- window reads one day's partitions, not the whole retention.
 -- Rows inserted before row_id existed are keyed request_id-instance_index (their insert id).
 -- The row travels as one JSON string (see StdoutSink): Logging would otherwise guess each
 -- field's BigQuery type from the values it sees. Terraform creates this view when the function
@@ -15,7 +19,7 @@ WITH logged AS (
   SELECT
     JSON_VALUE(jsonPayload.prediction_log_row, '$.request_id') AS request_id,
     CAST(JSON_VALUE(jsonPayload.prediction_log_row, '$.instance_index') AS INT64) AS instance_index,
-    TIMESTAMP(JSON_VALUE(jsonPayload.prediction_log_row, '$.ts')) AS ts,
+    timestamp AS ts,
     JSON_VALUE(jsonPayload.prediction_log_row, '$.model_version') AS model_version,
     JSON_VALUE(jsonPayload.prediction_log_row, '$.label') AS label,
     CAST(JSON_VALUE(jsonPayload.prediction_log_row, '$.fake_probability') AS FLOAT64) AS fake_probability,

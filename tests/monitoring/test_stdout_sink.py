@@ -60,7 +60,7 @@ def test_a_line_is_one_structured_entry_holding_one_contract_row(tmp_path: Path)
     assert len(lines) == 3
     for line, original in zip(lines, rows, strict=True):
         entry = json.loads(line)
-        assert set(entry) == {"severity", "message", StdoutSink.PAYLOAD_FIELD}
+        assert set(entry) == {"severity", "message", "time", StdoutSink.PAYLOAD_FIELD}
         assert (entry["severity"], entry["message"]) == ("INFO", "prediction_log_row")
         row = json.loads(entry[StdoutSink.PAYLOAD_FIELD])
         assert list(row) == [c.name for c in columns]
@@ -70,7 +70,8 @@ def test_a_line_is_one_structured_entry_holding_one_contract_row(tmp_path: Path)
                 assert not column.required, column.name
             else:
                 assert isinstance(value, _PYTHON_TYPES[column.type]), column.name
-        datetime.fromisoformat(row["ts"])
+        # Logging takes the entry's timestamp, the sink table's partition column, from `time`.
+        assert datetime.fromisoformat(entry["time"]) == datetime.fromisoformat(row["ts"])
         assert row["row_id"] == original["row_id"] and row["text"] is None
     assert json.loads(json.loads(lines[1])[StdoutSink.PAYLOAD_FIELD])["ood_score"] is None
 
@@ -109,11 +110,13 @@ def test_rows_are_on_stdout_before_the_response_so_a_kill_loses_none(
 
 
 def _entry(line: str, when: datetime) -> dict[str, Any]:
-    """The BigQuery row Cloud Logging makes of one stdout line (sql/logging/stdout_entries)."""
+    """The BigQuery row Cloud Logging makes of one stdout line (sql/logging/stdout_entries): the
+    special fields severity and time become the entry's severity and timestamp."""
     payload = json.loads(line)
     severity = payload.pop("severity")
+    timestamp = payload.pop("time", None) or when.isoformat()
     return {
-        "timestamp": when.isoformat(),
+        "timestamp": timestamp,
         "receiveTimestamp": when.isoformat(),
         "logName": "projects/p/logs/run.googleapis.com%2Fstdout",
         "insertId": uuid.uuid4().hex[:16],

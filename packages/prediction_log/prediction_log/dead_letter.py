@@ -3,13 +3,24 @@ objects under a gs:// prefix. `python -m monitoring replay` reads them back.
 
 Each spill is its own file (<prefix>/predictions-<utc>-<pid>-<random>.jsonl), written to a
 temporary name and renamed, so a reader never sees half a file and concurrent processes never
-append to the same one. Replayed files move to <prefix>/replayed/ (kept for audit).
+append to the same one. A replay first claims a file by moving it to <prefix>/claimed/ (so two
+replays never load the same file), then moves it to <prefix>/replayed/ (kept for audit).
 Rows no backend will take (rejected-*.jsonl) carry their reason in a `_reason` field; replay
 never picks them up, a person does.
+
+A gs:// write has a bounded cost: the request thread may be the one spilling (a full buffer, a
+stdout write that failed, a row that cannot be stored), so each upload attempt has
+UPLOAD_TIMEOUT_S and retries stop after UPLOAD_RETRY_DEADLINE_S; a spill against a store that
+does not answer costs the request at most about UPLOAD_TIMEOUT_S + UPLOAD_RETRY_DEADLINE_S, and
+the rows then go to stderr as PREDICTION_LOG_DEAD_ROW lines. The client's defaults (60 s per
+attempt, the function's whole timeout) would hold every spilling request for a minute. Uploads
+are create-only (if_generation_match=0), which makes a retry safe: a retry that finds the object
+already there means an earlier attempt landed.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import uuid
@@ -20,9 +31,18 @@ from pathlib import Path
 from typing import Any
 
 REPLAYED = "replayed"
+CLAIMED = "claimed"  # files a replay is loading now
+# A claim older than this belongs to a replay that was killed (the replay job's timeout is 900 s).
+STALE_CLAIM_S = 3600.0
 REASON_FIELD = "_reason"
 # The last resort, when even the dead letter cannot be written: one stderr line per row.
 DEAD_ROW_MARKER = "PREDICTION_LOG_DEAD_ROW "
+# The first word of the line logged for every file written to the dead letter (the logger's
+# spill line); the alert's log-based metric (terraform/alerts.tf) matches it.
+SPILL_MARKER = "PREDICTION_LOG_SPILL"
+
+UPLOAD_TIMEOUT_S = 5.0
+UPLOAD_RETRY_DEADLINE_S = 5.0
 
 
 def _new_name(kind: str = "predictions") -> str:
@@ -35,7 +55,11 @@ def _encode(rows: list[dict[str, Any]]) -> bytes:
 
 
 def _decode(data: bytes) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    """The rows of a file; ValueError when it is not UTF-8 JSON lines of objects."""
+    rows = [json.loads(line) for line in data.decode("utf-8").splitlines() if line.strip()]
+    if not all(isinstance(r, dict) for r in rows):
+        raise ValueError("a line is JSON but not an object")
+    return rows
 
 
 @dataclass(frozen=True)
@@ -47,8 +71,16 @@ class DeadLetterFile:
 class DeadLetter:
     """A folder (local path) or gs://bucket/prefix holding spilled rows."""
 
-    def __init__(self, uri: str) -> None:
+    def __init__(
+        self,
+        uri: str,
+        *,
+        upload_timeout_s: float = UPLOAD_TIMEOUT_S,
+        upload_retry_deadline_s: float = UPLOAD_RETRY_DEADLINE_S,
+    ) -> None:
         self.uri = uri.rstrip("/")
+        self.upload_timeout_s = upload_timeout_s
+        self.upload_retry_deadline_s = upload_retry_deadline_s
         self._bucket_name: str | None = None
         self._prefix = ""
         if self.uri.startswith("gs://"):
@@ -81,9 +113,7 @@ class DeadLetter:
         name = _new_name(kind)
         data = _encode(rows)
         if self._bucket_name is not None:
-            self._gcs_bucket().blob(self._prefix + name).upload_from_string(
-                data, content_type="application/x-ndjson"
-            )
+            self._upload(self._prefix + name, data)
             return f"gs://{self._bucket_name}/{self._prefix}{name}"
         self._dir.mkdir(parents=True, exist_ok=True)
         tmp = self._dir / f".{name}.tmp"
@@ -95,31 +125,150 @@ class DeadLetter:
         os.replace(tmp, final)
         return str(final)
 
+    def _upload(self, name: str, data: bytes) -> None:
+        from google.api_core.exceptions import PreconditionFailed
+        from google.cloud.storage.retry import DEFAULT_RETRY
+
+        # The storage client's retry predicate (connection errors, 429, 5xx), a short deadline.
+        retry = DEFAULT_RETRY.with_delay(initial=0.2, maximum=2.0).with_timeout(
+            self.upload_retry_deadline_s
+        )
+        # The name is unique to this spill: PreconditionFailed means an earlier attempt landed.
+        with contextlib.suppress(PreconditionFailed):
+            self._gcs_bucket().blob(name).upload_from_string(
+                data,
+                content_type="application/x-ndjson",
+                if_generation_match=0,
+                timeout=self.upload_timeout_s,
+                retry=retry,
+            )
+
     def pending(self) -> Iterator[DeadLetterFile]:
-        """Files not yet replayed, oldest first."""
+        """Files not yet replayed, oldest first (raises on a file that cannot be decoded;
+        replay reads them one by one with pending_names() and read() instead)."""
+        for name in self.pending_names():
+            yield DeadLetterFile(name, self.read(name))
+
+    def pending_names(self) -> list[str]:
+        """Names of the files not yet replayed, oldest first."""
         if self._bucket_name is not None:
             blobs = self._gcs_bucket().client.list_blobs(
                 self._bucket_name, prefix=self._prefix, delimiter="/"
             )
-            for blob in sorted(blobs, key=lambda b: b.name):
-                base = blob.name.rsplit("/", 1)[-1]
-                if base.startswith("predictions-") and base.endswith(".jsonl"):
-                    yield DeadLetterFile(blob.name, _decode(blob.download_as_bytes()))
-            return
+            return sorted(blob.name for blob in blobs if _is_pending(blob.name.rsplit("/", 1)[-1]))
         if not self._dir.is_dir():
-            return
-        for path in sorted(self._dir.glob("predictions-*.jsonl")):
-            yield DeadLetterFile(str(path), _decode(path.read_bytes()))
+            return []
+        return [str(p) for p in sorted(self._dir.glob("predictions-*.jsonl"))]
 
-    def mark_replayed(self, file: DeadLetterFile) -> None:
+    def read(self, name: str) -> list[dict[str, Any]]:
+        """The rows of one file; raises ValueError (or a storage error) when it cannot be read."""
         if self._bucket_name is not None:
+            data = self._gcs_bucket().blob(name).download_as_bytes()
+        else:
+            data = Path(name).read_bytes()
+        return _decode(data)
+
+    def claim(self, name: str) -> str | None:
+        """Move a pending file to claimed/ so that no other replay loads it at the same time;
+        returns its new name, or None when another replay claimed it first. Locally a rename
+        (atomic); on gs:// a copy that only succeeds if claimed/<name> does not exist yet,
+        then the delete of the original."""
+        base = name.rsplit("/", 1)[-1]
+        if self._bucket_name is not None:
+            from google.api_core.exceptions import NotFound, PreconditionFailed
+
             bucket = self._gcs_bucket()
-            blob = bucket.blob(file.name)
-            bucket.rename_blob(blob, self._prefix + REPLAYED + "/" + file.name.rsplit("/", 1)[-1])
-            return
-        path = Path(file.name)
-        (path.parent / REPLAYED).mkdir(exist_ok=True)
-        os.replace(path, path.parent / REPLAYED / path.name)
+            source = bucket.get_blob(name)
+            if source is None:
+                return None
+            target = self._prefix + CLAIMED + "/" + base
+            try:
+                bucket.copy_blob(source, bucket, target, if_generation_match=0)
+            except (PreconditionFailed, NotFound):
+                return None
+            with contextlib.suppress(NotFound, PreconditionFailed):
+                source.delete(if_generation_match=source.generation)
+            return target
+        (self._dir / CLAIMED).mkdir(parents=True, exist_ok=True)
+        claimed = self._dir / CLAIMED / base
+        try:
+            os.rename(name, claimed)
+        except FileNotFoundError:
+            return None
+        os.utime(claimed)  # the claim's time, which release_stale_claims() reads
+        return str(claimed)
+
+    def release(self, claimed: str) -> None:
+        """Put a claimed file back among the pending ones (its load failed; the next replay
+        tries it again)."""
+        self._move(claimed, claimed.rsplit("/", 1)[-1], create_only=True)
+
+    def release_stale_claims(self, older_than_s: float = STALE_CLAIM_S) -> int:
+        """Put back the files a replay claimed and never finished (it was killed): claims older
+        than the replay job's timeout. Returns how many."""
+        now = datetime.now(UTC).timestamp()
+        stale: list[str] = []
+        if self._bucket_name is not None:
+            blobs = self._gcs_bucket().client.list_blobs(
+                self._bucket_name, prefix=self._prefix + CLAIMED + "/"
+            )
+            stale = [b.name for b in blobs if now - b.time_created.timestamp() > older_than_s]
+        elif (self._dir / CLAIMED).is_dir():
+            stale = [
+                str(p)
+                for p in (self._dir / CLAIMED).glob("*.jsonl")
+                if now - p.stat().st_mtime > older_than_s
+            ]
+        for name in stale:
+            self.release(name)
+        return len(stale)
+
+    def mark_replayed(self, file: DeadLetterFile | str) -> None:
+        """Move a replayed file (pending or claimed) to replayed/."""
+        name = file if isinstance(file, str) else file.name
+        self._move(name, REPLAYED + "/" + name.rsplit("/", 1)[-1])
+
+    def set_aside(self, name: str) -> str:
+        """Rename a file that cannot be read to rejected-unreadable-<name>, at the top of the
+        dead letter: replay no longer picks it up, and a person finds it with the other
+        rejected files."""
+        return self._move(name, "rejected-unreadable-" + name.rsplit("/", 1)[-1])
+
+    def _move(self, name: str, target: str, create_only: bool = False) -> str:
+        """Move `name` to `target` (relative to the dead letter's root). A source already gone
+        (another replay moved it) is left alone; with create_only, a target that exists already
+        wins and the source is dropped (both hold the same rows)."""
+        if self._bucket_name is not None:
+            from google.api_core.exceptions import NotFound, PreconditionFailed
+
+            bucket = self._gcs_bucket()
+            source = bucket.blob(name)
+            try:
+                if create_only:
+                    bucket.copy_blob(source, bucket, self._prefix + target, if_generation_match=0)
+                    source.delete()
+                else:
+                    bucket.rename_blob(source, self._prefix + target)
+            except PreconditionFailed:
+                with contextlib.suppress(NotFound):
+                    source.delete()
+            except NotFound:
+                pass
+            return f"gs://{self._bucket_name}/{self._prefix}{target}"
+        final = self._dir / target
+        final.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            if create_only and final.exists():
+                os.remove(name)
+            else:
+                os.replace(name, final)
+        except FileNotFoundError:
+            pass
+        return str(final)
+
+
+def _is_pending(base: str) -> bool:
+    return base.startswith("predictions-") and base.endswith(".jsonl")
 
 
 def dead_rows_in(text: str) -> list[dict[str, Any]]:

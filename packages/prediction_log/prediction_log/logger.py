@@ -41,7 +41,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prediction_log.dead_letter import DEAD_ROW_MARKER, DeadLetter
+from prediction_log.dead_letter import DEAD_ROW_MARKER, SPILL_MARKER, DeadLetter
 from prediction_log.line_spool import LineSpoolSink
 from prediction_log.rows import prepare_row
 from prediction_log.schema import load_columns
@@ -49,9 +49,18 @@ from prediction_log.settings import LogSettings
 from prediction_log.sinks import NoneSink, Row, Sink, make_sink
 
 SHUTDOWN_TIMEOUT_S = 5.0  # Cloud Run allows 10 s between SIGTERM and SIGKILL
+# How long one batch may be retried before it goes to the dead letter. With the sink's own call
+# deadlines (sinks.BQ_CALL_TIMEOUT_S and friends) this bounds how long rows wait in memory while
+# the backend is slow: WRITE_DEADLINE_S plus the one call in progress when it passes.
+WRITE_DEADLINE_S = 20.0
 _OVERFLOW_WARNING_EVERY_S = 10.0
 
 _log = logging.getLogger("prediction_log")
+
+
+def spill_line(n_rows: int, where: str, kind: str, reason: str) -> str:
+    """The line logged for each dead-letter file: SPILL_MARKER first, then what and why."""
+    return f"{SPILL_MARKER} {n_rows} rows to {where} (kind={kind}; {reason})"
 
 
 def row_bytes(row: Row) -> int:
@@ -73,6 +82,7 @@ class PredictionLogger:
         buffer_bytes: int = 8 * 1024 * 1024,
         max_attempts: int = 4,
         backoff_s: float = 0.2,
+        write_deadline_s: float = WRITE_DEADLINE_S,
     ) -> None:
         self.sink = sink
         self.dead_letter = dead_letter
@@ -83,6 +93,7 @@ class PredictionLogger:
         self.buffer_bytes = buffer_bytes
         self.max_attempts = max_attempts
         self.backoff_s = backoff_s
+        self.write_deadline_s = write_deadline_s
         self.pid = os.getpid()
         # logged: handed to log(); written: in the sink; spilled: in the dead letter (overflow
         # and rejected included); overflow: spilled because the buffer was full; rejected: refused
@@ -272,11 +283,16 @@ class PredictionLogger:
         # rows, a connection lost before the answer): from then on the rows are written through
         # write_missing, which skips those already in the table, so a retry adds no duplicate.
         maybe_written = False
+        deadline = time.monotonic() + self.write_deadline_s
         for attempt in range(self.max_attempts):
             retry: list[Row] = []
             write = self.sink.write_missing if maybe_written else self.sink.write
             for start in range(0, len(pending), self.batch_rows):
                 chunk = pending[start : start + self.batch_rows]
+                if attempt > 0 and time.monotonic() >= deadline:
+                    reason = reason or "write deadline passed"
+                    retry += chunk  # out of time: to the dead letter with the rest
+                    continue
                 try:
                     result = write(chunk)
                 except Exception as exc:
@@ -298,7 +314,10 @@ class PredictionLogger:
                 return
             if self._closing or attempt + 1 == self.max_attempts:
                 break  # shutting down: spill now rather than spend the grace period retrying
-            self._closing_event.wait(self.backoff_s * 2**attempt)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            self._closing_event.wait(min(self.backoff_s * 2**attempt, left))
         _log.warning("prediction log: %d rows not written (%s)", len(pending), reason[:300])
         self._spill(pending, reason)
 
@@ -312,8 +331,9 @@ class PredictionLogger:
         try:
             where = self.dead_letter.write(rows, kind=kind, reasons=reasons)
             self._count("spilled", len(rows))
-            if kind != "predictions" or reason != "buffer full":
-                _log.warning("prediction log: %d rows to %s (%s)", len(rows), where, reason)
+            # One line per file, whatever the cause (overflow included): the dead-letter alert
+            # counts these lines by their first word (terraform/alerts.tf), so it stays put.
+            _log.warning(spill_line(len(rows), where, kind, reason))
         except Exception:
             # Last resort: Cloud Logging keeps stderr; `python -m monitoring replay-dead-rows`
             # loads these lines from an export of the log.

@@ -46,6 +46,11 @@ BQ_CALL_TIMEOUT_S = 10.0
 BQ_RETRY_DEADLINE_S = 2.0
 BQ_QUERY_TIMEOUT_S = 30.0  # the lookup of rows already present, before a retry or replay
 DUCKDB_TABLE = "predictions"
+# BigQuery refuses a streaming insert request over 10 MB. A chunk of the logger's batch_rows rows
+# can exceed that (500 rows with 20,000-character texts, each character up to 6 bytes as JSON
+# escapes it), so a write is cut into requests of at most this many bytes of row JSON, leaving
+# room for the insert ids and the request's envelope.
+BQ_MAX_REQUEST_BYTES = 9 * 1024 * 1024
 
 
 @dataclass
@@ -133,6 +138,20 @@ class BigQuerySink:
         self.client  # noqa: B018
 
     def write(self, rows: list[Row]) -> WriteResult:
+        """Insert rows in requests under BigQuery's size limit; a row that alone is over it can
+        never be inserted and is rejected."""
+        result = WriteResult()
+        for request, oversized in _request_batches(rows, BQ_MAX_REQUEST_BYTES):
+            if oversized:
+                result.rejected.append(request[0])
+                result.reasons.append(
+                    f"row of {oversized} bytes as JSON: over BigQuery's request size limit"
+                )
+                continue
+            result = _merge(result, self._insert(request))
+        return result
+
+    def _insert(self, rows: list[Row]) -> WriteResult:
         from google.api_core.exceptions import BadRequest
         from google.api_core.retry import Retry
 
@@ -150,7 +169,7 @@ class BigQuerySink:
             if len(rows) == 1:
                 return WriteResult(rejected=list(rows), reasons=[f"BadRequest: {exc}"[:500]])
             middle = len(rows) // 2
-            return _merge(self.write(rows[:middle]), self.write(rows[middle:]))
+            return _merge(self._insert(rows[:middle]), self._insert(rows[middle:]))
         result = WriteResult()
         for err in errors:
             row = rows[err["index"]]
@@ -165,7 +184,7 @@ class BigQuerySink:
         if result.rejected and result.retryable:
             # The stopped rows failed only because of their invalid neighbours: send them again
             # at once, without those (BigQuery is up; no backoff needed).
-            again = self.write(result.retryable)
+            again = self._insert(result.retryable)
             again.rejected, again.reasons = (
                 result.rejected + again.rejected,
                 result.reasons + again.reasons,
@@ -240,6 +259,27 @@ def duckdb_path(uri: str) -> Path:
 def _sql_text(value: str) -> str:
     """A SQL string literal: DuckDB's standard strings know no escape but the doubled quote."""
     return "'" + value.replace("'", "''") + "'"
+
+
+def _request_batches(rows: list[Row], max_bytes: int) -> list[tuple[list[Row], int]]:
+    """Consecutive groups of rows whose JSON (as the BigQuery client sends it) stays under
+    max_bytes; a row that alone is over it comes alone, with its size (0 for the others)."""
+    batches: list[tuple[list[Row], int]] = []
+    current: list[Row] = []
+    size = 0
+    for row in rows:
+        n = len(json.dumps(row, default=str)) + 64  # the insert id and the row's envelope
+        if n > max_bytes:
+            batches.append(([row], n))
+            continue
+        if current and size + n > max_bytes:
+            batches.append((current, 0))
+            current, size = [], 0
+        current.append(row)
+        size += n
+    if current:
+        batches.append((current, 0))
+    return batches
 
 
 def _merge(a: WriteResult, b: WriteResult) -> WriteResult:
@@ -397,12 +437,18 @@ class StdoutSink:
     BigQuery columns of loose fields from the values it sees (numbers become FLOAT64, a null
     never makes a column), so their types would drift; a string column is always a string, and
     the view parses it with the contract's types.
+
+    The line's `time` (TIME_FIELD, one of Logging's special fields) is the row's ts, so the log
+    entry's timestamp, on which the sink's table is partitioned by day, is the row's own time:
+    the view reads ts from that column, and a query over a window of ts reads only the
+    partitions of that window instead of the whole retention.
     """
 
     uri = "stdout"
     synchronous = True
     MESSAGE = "prediction_log_row"  # what the Logging sink's filter matches
     PAYLOAD_FIELD = "prediction_log_row"
+    TIME_FIELD = "time"
 
     def __init__(self, stream: Any = None) -> None:
         self._stream = stream
@@ -411,7 +457,12 @@ class StdoutSink:
     @classmethod
     def line(cls, row: Row) -> str:
         payload = json.dumps(row, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-        entry = {"severity": "INFO", "message": cls.MESSAGE, cls.PAYLOAD_FIELD: payload}
+        entry = {
+            "severity": "INFO",
+            "message": cls.MESSAGE,
+            cls.TIME_FIELD: row.get("ts"),
+            cls.PAYLOAD_FIELD: payload,
+        }
         return json.dumps(entry, separators=(",", ":"), ensure_ascii=False)
 
     def write(self, rows: list[Row]) -> WriteResult:
