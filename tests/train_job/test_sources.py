@@ -274,6 +274,13 @@ def test_unknown_labels_and_missing_columns_are_refused(tmp_path: Path) -> None:
         load_dataset(cfg)
 
 
+def test_a_gz_file_that_is_not_gzip_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "a.csv.gz").write_text("title,label\nx y,fake\n")
+    (tmp_path / "mix.toml").write_text(f'[sources.a]\nfile = "{tmp_path}/a.csv.gz"\n')
+    with pytest.raises(DataError, match="cannot parse"):
+        load_dataset(resolve_config(["--sources", str(tmp_path / "mix.toml")], env={}))
+
+
 # --- de-duplication --------------------------------------------------------------------------
 
 
