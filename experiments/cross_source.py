@@ -6,8 +6,9 @@ models as an extra column.
 Writes <--out>.{json,md} (default reports/cross_source): rows = left-out source, columns = weighted
 F1 / ROC-AUC / share of real items called fake on it, for the model and the baseline. A model run
 is the train job itself (`python -m train_job --profile P --sources MIX --holdout-source NAME
---no-promote --results-file <--runs>/<NAME>.json`); `--tfidf-only` skips it, and `--reuse` reads
-a run's results file instead of training again when one is there.
+--no-promote --results-file <--runs>/<NAME>.json`, plus `--job-args`); `--tfidf-only` skips
+them, `--models a,b` makes only those sources' runs, and `--reuse` reads a run's results file
+instead of training again when one is there.
 
     python -m experiments.cross_source [--tfidf-only] [--reuse] [--profile quick-multisource]
 """
@@ -34,8 +35,11 @@ COAID = Path("data/coaid-2020-05/coaid_2020-05_titles.csv")
 COLUMNS = ("weighted_f1", "roc_auc", "real_called_fake_share")
 
 
-def job_argv(profile: str, mix: str, holdout: str, results_file: Path) -> list[str]:
+def job_argv(
+    profile: str, mix: str, holdout: str, results_file: Path, extra: list[str] | None = None
+) -> list[str]:
     return [
+        *(extra or []),
         "--profile",
         profile,
         "--sources",
@@ -48,10 +52,10 @@ def job_argv(profile: str, mix: str, holdout: str, results_file: Path) -> list[s
     ]
 
 
-def tfidf_row(profile: str, mix: str, holdout: str) -> dict[str, Any]:
+def tfidf_row(profile: str, mix: str, holdout: str, extra: list[str]) -> dict[str, Any]:
     """The baseline trained on the same rows as the job's run would be, scored on the left-out
     source's test split and on CoAID."""
-    cfg = resolve_config(job_argv(profile, mix, holdout, Path("unused.json")), env={})
+    cfg = resolve_config(job_argv(profile, mix, holdout, Path("unused.json"), extra), env={})
     dataset = load_dataset(cfg)
     model, threshold = fit_tfidf(dataset, cfg.seed)
     test = dataset.splits["test"]
@@ -85,10 +89,17 @@ def model_row(results: dict[str, Any], holdout: str) -> dict[str, Any]:
     }
 
 
-def run_model(profile: str, mix: str, holdout: str, runs: Path, reuse: bool) -> dict[str, Any]:
+def run_model(
+    profile: str, mix: str, holdout: str, runs: Path, reuse: bool, extra: list[str]
+) -> dict[str, Any]:
     results_file = runs / f"{holdout}.json"
     if not (reuse and results_file.exists()):
-        argv = [sys.executable, "-m", "train_job", *job_argv(profile, mix, holdout, results_file)]
+        argv = [
+            sys.executable,
+            "-m",
+            "train_job",
+            *job_argv(profile, mix, holdout, results_file, extra),
+        ]
         print("+", shlex.join(argv), flush=True)
         started = time.time()
         subprocess.run(argv, check=True)
@@ -155,18 +166,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", default="quick-multisource", help="the model runs' profile")
     parser.add_argument("--tfidf-only", action="store_true", help="no model runs")
     parser.add_argument("--reuse", action="store_true", help="reuse a run's results file")
+    parser.add_argument(
+        "--models",
+        default="",
+        help="comma-separated sources whose model run is made ('' = every source); the other "
+        "rows' model columns stay pending",
+    )
+    parser.add_argument(
+        "--job-args", default="", help="extra train job flags for the model runs (one string)"
+    )
     parser.add_argument("--runs", type=Path, default=Path("reports/cross_source_runs"))
     parser.add_argument("--out", type=Path, default=Path("reports/cross_source"))
     args = parser.parse_args(argv)
     mix = read_mix(args.sources)
+    with_model = (
+        set()
+        if args.tfidf_only
+        else {m.strip() for m in args.models.split(",") if m.strip()} or set(mix.names())
+    )
     rows = []
     for name in mix.names():
         print(f"left out: {name}", flush=True)
-        row = {"left_out": name, "tfidf": tfidf_row(args.profile, args.sources, name)}
+        extra = shlex.split(args.job_args)
+        row = {"left_out": name, "tfidf": tfidf_row(args.profile, args.sources, name, extra)}
         row["model"] = (
-            None
-            if args.tfidf_only
-            else run_model(args.profile, args.sources, name, args.runs, args.reuse)
+            run_model(args.profile, args.sources, name, args.runs, args.reuse, extra)
+            if name in with_model
+            else None
         )
         rows.append(row)
     flags = list(argv if argv is not None else sys.argv[1:])
@@ -178,9 +204,9 @@ def main(argv: list[str] | None = None) -> int:
         "profile": args.profile,
         "mix": {"file": mix.path, "sha256": mix.sha256},
         "model_status": (
-            "pending: not run (--tfidf-only); `make cross-source` trains them"
-            if args.tfidf_only
-            else "measured"
+            "measured"
+            if with_model == set(mix.names())
+            else "pending where marked: not run; `make cross-source` trains them"
         ),
         "rows": rows,
     }
