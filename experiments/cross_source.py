@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "command": shlex.join(["python", "-m", "experiments.cross_source", *flags]),
         "make_command": "make cross-source"
-        + (f" CROSS_SOURCE_FLAGS={shlex.quote(' '.join(flags))}" if flags else ""),
+        + (f" CROSS_SOURCE_FLAGS={shlex.quote(shlex.join(flags))}" if flags else ""),
         "git_commit": _git_commit(),
         "profile": args.profile,
         "mix": {"file": mix.path, "sha256": mix.sha256},
