@@ -65,6 +65,15 @@ CEILING_OUT ?= reports/ensemble_ceiling
 ensemble-ceiling: $(STAMP) ## best F1 that combining the runs' bundles (+ TF-IDF) reaches -> reports/ensemble_ceiling.{json,md}
 	$(PY) -m experiments.ensemble_ceiling --out $(CEILING_OUT) $(CEILING_RUNS)
 
+train-multisource: $(STAMP) ## the quick recipe over a sample of every source of data/sources.toml (no promotion)
+	$(PY) -m train_job --profile quick-multisource --no-promote \
+	  --results-file reports/train_quick_multisource.json
+
+# make cross-source [CROSS_SOURCE_FLAGS="--tfidf-only"] (--reuse: keep finished runs' results)
+CROSS_SOURCE_FLAGS ?=
+cross-source: $(STAMP) ## each source of data/sources.toml left out in turn: model and TF-IDF on it -> reports/cross_source.{json,md}
+	$(PY) -m experiments.cross_source $(CROSS_SOURCE_FLAGS)
+
 test: $(STAMP) $(CHECKOV_STAMP) ## run the test suite
 	$(PY) -m pytest
 
@@ -90,4 +99,4 @@ clean: ## remove local state (store, runs, logs); keeps .venv
 
 -include mk/*.mk
 
-.PHONY: help venv run train-full train-seeds ensemble-ceiling test lint format bench-train gpu-carry list-models clean
+.PHONY: help venv run train-full train-seeds train-multisource cross-source ensemble-ceiling test lint format bench-train gpu-carry list-models clean

@@ -53,10 +53,25 @@ def read_table(uri: str) -> tuple[pd.DataFrame, str]:
     """Returns the table and the sha256 of the file's bytes."""
     raw = _read_bytes(uri)
     digest = hashlib.sha256(raw).hexdigest()
-    sep = "\t" if uri.lower().endswith((".tsv", ".tab")) else ","
+    # A gzip-compressed file (.csv.gz, .tsv.gz) is read as the table it holds.
+    compressed = uri.lower().endswith(".gz")
+    name = uri.lower().removesuffix(".gz")
+    sep = "\t" if name.endswith((".tsv", ".tab")) else ","
     try:
-        frame = pd.read_csv(io.BytesIO(raw), sep=sep, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as e:
+        frame = pd.read_csv(
+            io.BytesIO(raw),
+            sep=sep,
+            dtype=str,
+            keep_default_na=False,
+            compression="gzip" if compressed else None,
+        )
+    except (
+        pd.errors.ParserError,
+        UnicodeDecodeError,
+        pd.errors.EmptyDataError,
+        OSError,  # not gzip data behind a .gz name
+        EOFError,
+    ) as e:
         raise DataError(f"cannot parse {uri} as {'TSV' if sep == chr(9) else 'CSV'}: {e}") from e
     return frame, digest
 
@@ -124,7 +139,12 @@ def _balance(frame: pd.DataFrame) -> dict[str, int]:
 
 def load_dataset(cfg: TrainConfig) -> Dataset:
     """Read the split files, make the splits the files lack, drop val/test near-duplicates of
-    train posts, cap train if asked, and fingerprint what was read."""
+    train posts, cap train if asked, and fingerprint what was read. With --sources, the mix
+    file's sources instead (train_job/sources.py). Every split keeps each row's `source`."""
+    if cfg.sources:
+        from train_job.sources import load_mix
+
+        return load_mix(cfg)
     files = split_files(cfg)
     splits, hashes, dropped_no_text = read_splits(files, cfg)
     make_missing_splits(splits, cfg)
@@ -145,6 +165,10 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     fingerprint["sha256"] = hashlib.sha256(
         repr(sorted(hashes.items())).encode() + repr(fingerprint["rows"]).encode()
     ).hexdigest()
+    # One dataset is one source, named for its folder or file.
+    name = PurePosixPath(cfg.data.rstrip("/")).name.split(".")[0]
+    for frame in [*splits.values(), test_official]:
+        frame["source"] = name
     return Dataset(splits=splits, fingerprint=fingerprint, test_official=test_official)
 
 

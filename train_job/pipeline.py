@@ -26,6 +26,7 @@ from train_job.config import TrainConfig
 from train_job.data import LABELS, Dataset, load_dataset
 from train_job.model import load_classifier, load_tokenizer, resolve_base_model
 from train_job.report import write_report
+from train_job.source_eval import results_by_source, table_lines
 from train_job.train import Encoded, encode, set_seed, train
 
 log = logging.getLogger("train_job")
@@ -110,7 +111,9 @@ def run(cfg: TrainConfig) -> dict:
     models = export_onnx(hf_dir, ctx.work_dir / "onnx", model.config)
     scored = score_splits(ctx, tokenizer, models)
     decision = decide(cfg, scored)
+    decision.metrics["by_source"] = source_results(ctx, scored, decision)
     summary["metrics"] = decision.metrics
+    summary["dataset_rows_by_source"] = rows_by_source(ctx.dataset)
     ood_section = fit_ood(ctx, scored, decision.metrics)
     write_json(ctx.work_dir / "metrics.json", decision.metrics)
     if not decision.gate.passed:
@@ -243,6 +246,27 @@ def decide(cfg: TrainConfig, scored: Scored) -> Decision:
     return Decision(temperature, threshold, metrics, verdict)
 
 
+def source_results(ctx: RunContext, scored: Scored, decision: Decision) -> dict:
+    """The int8 model's test metrics per source and on the official test split, beside a TF-IDF
+    baseline trained, thresholded and scored on the same splits."""
+
+    def p_fake(split: str) -> np.ndarray:
+        return evaluate.softmax(scored.logits_int8[split], decision.temperature)[:, 1]
+
+    return results_by_source(
+        ctx.dataset, p_fake("test"), decision.threshold, p_fake("test_official"), ctx.cfg.seed
+    )
+
+
+def rows_by_source(dataset: Dataset) -> dict[str, dict[str, int]]:
+    """{source: {split: rows}} as trained and scored."""
+    counts: dict[str, dict[str, int]] = {}
+    for split, frame in dataset.splits.items():
+        for source, n in frame["source"].value_counts(sort=False).items():
+            counts.setdefault(str(source), {})[split] = int(n)
+    return counts
+
+
 def fit_ood(ctx: RunContext, scored: Scored, metrics: dict) -> dict | None:
     """The out-of-domain detector on the training posts' pooled features; its manifest section."""
     if scored.pooled_int8["train"] is None:
@@ -334,7 +358,7 @@ def bundle_manifest(
         "ood": ood_section,
         "baseline_file": "baseline.json",
         "report_file": "report.png",
-        "dataset": ctx.dataset.fingerprint,
+        "dataset": {"rows_by_source": rows_by_source(ctx.dataset), **ctx.dataset.fingerprint},
         "metrics": decision.metrics,
         "training_config": ctx.config_record,
         "training": {k: v for k, v in result.__dict__.items() if k != "history"}
@@ -388,6 +412,8 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
             if precision in ("fp32", "int8")
         },
         "gate": metrics.get("gate"),
+        "by_source": metrics.get("by_source"),
+        "rows_by_source": summary.get("dataset_rows_by_source"),
         "trust": summary.get("trust"),
     }
 
@@ -432,6 +458,9 @@ def headline(summary: dict) -> str:
                 f"weighted_f1={m['weighted_f1']:.4f} macro_f1={m['macro_f1']:.4f} "
                 f"roc_auc={m['roc_auc']:.4f} ece={m['ece']:.4f}"
             )
+        if by_source := summary["metrics"].get("by_source"):
+            lines.append("int8 test per source, beside a TF-IDF + logistic-regression baseline:")
+            lines.extend("  " + line for line in table_lines(by_source))
         g = summary["metrics"]["gate"]
         lines.append(
             f"gate: {'passed' if g['passed'] else 'FAILED'} (drop {g['drop_points']:.2f} points, "
