@@ -235,7 +235,7 @@ def deployed_function(build_dir: Path = BENCH_FUNCTION_DIR) -> DeployedFunction:
     the pip `python -m venv` brings, from the lock's own files and a stand-in next release of each
     (tools/locked_install.py), then `pip check`: what a build gets whatever upstream publishes."""
     from tools.build_function_zip import build_zip
-    from tools.locked_install import locked_wheelhouse, pip_install
+    from tools.locked_install import builder_env, locked_wheelhouse, pip_install
 
     source = build_dir / "source"
     shutil.rmtree(source, ignore_errors=True)
@@ -251,7 +251,11 @@ def deployed_function(build_dir: Path = BENCH_FUNCTION_DIR) -> DeployedFunction:
         if done.returncode != 0:
             raise RuntimeError(f"pip install of the function's requirements:\n{done.stderr}")
         check = subprocess.run(
-            [str(python), "-m", "pip", "check"], capture_output=True, text=True, timeout=60
+            [str(python), "-m", "pip", "check"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=builder_env(),
         )
         if check.returncode != 0:
             raise RuntimeError(f"pip check of the function's venv:\n{check.stdout}")

@@ -60,12 +60,22 @@ def stand_in_wheel(name: str, version: str, folder: Path) -> Path:
     return path
 
 
+# What the platform's builder does not have: this machine's pip settings (its index, find-links
+# folders and constraints) and a Python path into this repository, whose egg-info `pip check`
+# would read as an installed distribution.
+_NOT_ON_THE_BUILDER = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")
+
+
+def builder_env() -> dict[str, str]:
+    """This process's environment as the platform's builder has it: no Python path or active
+    venv from here, no pip setting of this machine."""
+    return {k: v for k, v in os.environ.items() if k not in _NOT_ON_THE_BUILDER and k[:4] != "PIP_"}
+
+
 def offline_pip_env() -> dict[str, str]:
-    """This process's environment with every pip setting of this machine left out (its index,
-    find-links folders and constraints), as on the platform's builder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    return env
+    """builder_env(), with pip's configuration files left out too, for installs that must see the
+    wheelhouse alone."""
+    return {**builder_env(), "PIP_CONFIG_FILE": os.devnull}
 
 
 def locked_wheelhouse(lock: Path, folder: Path, python: Path) -> Path:

@@ -28,7 +28,7 @@ from packaging.version import Version
 
 from tests.conftest import ROOT
 from tools.build_function_zip import build_zip
-from tools.locked_install import lock_pins, locked_wheelhouse, pip_install
+from tools.locked_install import builder_env, lock_pins, locked_wheelhouse, pip_install
 
 FUNCTION_LOCK = ROOT / "functions/predict/requirements.txt"
 JOB_LOCK = ROOT / "train_job/requirements.txt"
@@ -343,6 +343,7 @@ def test_the_job_image_pip_step_takes_a_complete_closure(tmp_path: Path) -> None
         capture_output=True,
         text=True,
         timeout=600,
+        env=builder_env(),
     )
     assert done.returncode == 0, done.stderr
     wheels = {
