@@ -19,11 +19,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.support import ROOT, make_rows
 from prediction_log.dead_letter import DeadLetter
 from prediction_log.line_spool import LineSpoolSink, connect_and_load
 from prediction_log.logger import PredictionLogger
 from prediction_log.sinks import NoneSink
+from testing.crafted_rows import make_rows
+from testing.paths import ROOT
 
 
 def _quantile(values: list[float], q: float) -> float:

@@ -28,7 +28,8 @@ from typing import Any
 import psutil
 import requests
 
-from benchmarks.support import ROOT, serve_function
+from testing.function_server import serve_function
+from testing.paths import ROOT
 
 DATA = ROOT / "data" / "constraint-covid19-fakenews" / "Constraint_Train.csv"
 # glibc reads these at process start (mallopt(3)); the function's environment is where they go.

@@ -33,9 +33,10 @@ from typing import Any
 import psutil
 import requests
 
-from benchmarks.support import ROOT, serve_function
 from export import publish
 from export.store import open_store
+from testing.function_server import serve_function
+from testing.paths import ROOT
 
 DATA = ROOT / "data" / "constraint-covid19-fakenews" / "Constraint_Val.csv"
 DEFAULT_BUNDLE = "local/store/models/production.json"

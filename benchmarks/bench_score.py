@@ -33,11 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.support import ROOT
 from score_job.config import ScoreConfig
 from score_job.job import available_cpus, run
 from serving_core.bundle import fetch_bundle
 from serving_core.model import ATTENTION_MASK, INPUT_IDS, TOKEN_TYPE_IDS, Model, plan_batches
+from testing.paths import ROOT
 
 DATA = ROOT / "data" / "constraint-covid19-fakenews"
 TARGET_RATIO = 0.90
@@ -121,9 +121,8 @@ def local_tasks(store: Path, csv_path: Path, work: Path, tasks: int) -> dict[str
         "--store", str(store), "--output", str(work / "out-local"),
         "--table", f"duckdb://{table}", "--bundle-cache-dir", str(work / "cache"),
     ]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     started = time.perf_counter()
-    result = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
     seconds = time.perf_counter() - started
     if result.returncode != 0:
         raise RuntimeError(f"score_job.local failed:\n{result.stderr[-3000:]}")

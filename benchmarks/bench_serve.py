@@ -9,7 +9,7 @@
    fake-gcs-server, and peak RSS of the serving processes (psutil + /proc VmHWM);
 4. a thread sweep (THREADS x ORT_INTRA_OP_THREADS) that the function's defaults come from.
 
-    PYTHONPATH=.:functions/predict python -m benchmarks.bench_serve [--store local/store] [--quick]
+    python -m benchmarks.bench_serve [--store local/store] [--quick]
     (make bench-serve)
 writes reports/bench_serve.json and reports/bench_serve.md. Targets: p50 at ~120 tokens <= 6 ms
 and >= 3x faster than PyTorch; HTTP p99 <= 20 ms at c=1; zero errors at c=16; cold start <= 1.0 s;
@@ -37,13 +37,12 @@ from typing import Any
 import psutil
 import requests
 
-# The function's modules are top-level names, as functions-framework imports them from its
-# folder; `make bench-serve` puts functions/predict/ on PYTHONPATH.
-from _config import DEFAULTS
-
-from benchmarks.support import ROOT, FakeGcs, launch_function, start_fake_gcs, write_report
+from benchmarks.report import write_report
 from serving_core.bundle import fetch_bundle
 from serving_core.model import Model
+from testing.fake_gcs import FakeGcs, start_fake_gcs
+from testing.function_server import function_config_value, launch_function
+from testing.paths import ROOT
 
 DATA = ROOT / "data" / "constraint-covid19-fakenews"
 TARGETS = {
@@ -170,7 +169,7 @@ def bench_in_process(
 
 
 class Served:
-    """The function in a fresh functions-framework process (benchmarks/support.py)."""
+    """The function in a fresh functions-framework process (testing/function_server.py)."""
 
     def __init__(self, env: dict[str, str], log_path: Path) -> None:
         self.function = launch_function(env, log_path)
@@ -473,7 +472,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--threads",
         type=int,
-        default=int(os.environ.get("ORT_INTRA_OP_THREADS") or DEFAULTS["ORT_INTRA_OP_THREADS"]),
+        default=int(
+            os.environ.get("ORT_INTRA_OP_THREADS")
+            or function_config_value('DEFAULTS["ORT_INTRA_OP_THREADS"]')
+        ),
     )
     parser.add_argument(
         "--max-length", type=int, default=512, help="token limit for the in-process length groups"

@@ -23,7 +23,7 @@ the same official-test posts (one per request), the same client and the same mac
 5. In-process p50 of tokenize + run (the reference's code path) and of the product's
    Model.predict, one onnxruntime thread as both servers use, on the same posts.
 
-    PYTHONPATH=.:functions/predict python -m benchmarks.bench_serve_compare [--quick] [--no-bq]
+    python -m benchmarks.bench_serve_compare [--quick] [--no-bq]
     (make bench-serve-compare)
 writes reports/bench_serve_compare.json and reports/bench_serve_compare.md.
 """
@@ -50,18 +50,17 @@ from typing import Any
 import requests
 
 from benchmarks.loadgen import official_test_posts, percentile, run_load, text_bodies
-from benchmarks.support import (
-    FUNCTION_DIR,
-    ROOT,
-    BigQueryEmulator,
+from benchmarks.report import write_report
+from testing.bigquery_emulator import BigQueryEmulator
+from testing.function_server import (
     DeployedFunction,
     ServedFunction,
     deployed_function,
+    function_config_value,
     launch_function,
-    pss_mib,
-    stop_process,
-    write_report,
 )
+from testing.paths import FUNCTION_DIR, ROOT
+from testing.processes import pss_mib, stop_process
 
 REFERENCE_SOURCE = ROOT / "benchmarks" / "reference_function.py"
 FLOOR_SOURCE = ROOT / "benchmarks" / "floor_function.py"
@@ -292,10 +291,9 @@ def cold_phases(
     kind: str, env: dict[str, str], runs: int, deployed: DeployedFunction
 ) -> dict[str, Any]:
     """Median of each cold-start phase over `runs` fresh processes (benchmarks/cold_start.py),
-    in the deployed function's environment with its unpacked zip first on the path, as
-    functions-framework puts it."""
-    full_env = {**os.environ, **env}
-    full_env["PYTHONPATH"] = os.pathsep.join([str(deployed.source), str(ROOT)])
+    in the deployed function's environment with its unpacked zip on the path, as
+    functions-framework puts it (the repository root is there as python -m puts it)."""
+    full_env = {**os.environ, **env, "PYTHONPATH": str(deployed.source)}
     samples: list[dict[str, float]] = []
     for _ in range(runs):
         full_env["COLD_START_SPAWNED_AT"] = repr(time.time())
@@ -318,13 +316,11 @@ def in_process(bundle_dir: Path, posts: list[str], threads: int) -> dict[str, An
     solo session's settings (the function's SOLO_ORT_THREADS), which answer a request alone in
     flight, as at concurrency 1."""
     os.environ["REFERENCE_BUNDLE_DIR"] = str(bundle_dir)
-    from _config import ServeConfig
-
     from benchmarks import reference_function
     from serving_core.bundle import fetch_bundle
     from serving_core.model import Model
 
-    solo_threads = ServeConfig.from_env({}).solo_ort_threads
+    solo_threads = function_config_value("ServeConfig.from_env({}).solo_ort_threads")
     model = Model.load(
         fetch_bundle(str(bundle_dir), Path(tempfile.gettempdir())),
         intra_op_threads=threads,

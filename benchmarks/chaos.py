@@ -62,16 +62,12 @@ from typing import Any
 import psutil
 import requests
 
-from benchmarks.support import (
-    ROOT,
-    BigQueryEmulator,
-    FakeGcs,
-    ServedFunction,
-    free_port,
-    launch_function,
-    start_fake_gcs,
-)
 from production_pointer import CANARY, SHADOW
+from testing.bigquery_emulator import BigQueryEmulator
+from testing.fake_gcs import FakeGcs, start_fake_gcs
+from testing.function_server import ServedFunction, launch_function
+from testing.paths import ROOT
+from testing.processes import free_port
 
 V2 = "20990101T000000Z-c4a05e0"
 # v2 is production's own weights at three times the temperature (add_version), its manifest's
@@ -364,8 +360,7 @@ class Table:
     def replay(self, dead_letter: Path | str, *extra: str, **env_extra: str) -> str:
         """`monitoring replay` of the dead letter, or with extra = ("replay-dead-rows", FILE)
         of the PREDICTION_LOG_DEAD_ROW lines of a log file."""
-        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": self.emulator.host, "PYTHONPATH": str(ROOT),
-               **env_extra}  # fmt: skip
+        env = {**os.environ, "BIGQUERY_EMULATOR_HOST": self.emulator.host, **env_extra}
         command = list(extra) if extra else ["replay"]
         result = subprocess.run(
             [sys.executable, "-m", "monitoring", *command, "--log", self.uri,

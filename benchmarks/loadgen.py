@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from benchmarks.support import ROOT
+from testing.paths import ROOT
 
 OFFICIAL_TEST = ROOT / "data" / "constraint-covid19-fakenews" / "english_test_with_labels.csv"
 

@@ -36,8 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--flushes", type=int, default=20)
     args = parser.parse_args(argv)
 
-    from benchmarks.support import make_rows
     from prediction_log.sinks import DuckDBSink
+    from testing.crafted_rows import make_rows
 
     rows = make_rows(args.rows + 2 * args.flushes * args.batch)
     with tempfile.TemporaryDirectory() as tmp:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.loadgen import official_test_posts, run_load, text_bodies
-from benchmarks.support import launch_function
+from testing.function_server import launch_function
 
 SETTINGS = ("1", "2")  # SOLO_ORT_THREADS
 

@@ -13,11 +13,10 @@ serve: $(STAMP) ## run the prediction function on http://127.0.0.1:$(SERVE_PORT)
 	  --host 127.0.0.1 --port $(SERVE_PORT)
 
 bench-serve: $(STAMP) ## serving latency, HTTP load, cold start, RSS -> reports/bench_serve.{json,md}
-	PYTHONPATH=$(CURDIR):$(CURDIR)/functions/predict ORT_INTRA_OP_THREADS=$(ORT_INTRA_OP_THREADS) \
-	  $(PY) -m benchmarks.bench_serve
+	ORT_INTRA_OP_THREADS=$(ORT_INTRA_OP_THREADS) $(PY) -m benchmarks.bench_serve
 
 bench-serve-compare: $(STAMP) ## product function vs a one-file reference, logging on -> reports/bench_serve_compare.{json,md}
-	PYTHONPATH=$(CURDIR):$(CURDIR)/functions/predict $(PY) -m benchmarks.bench_serve_compare
+	$(PY) -m benchmarks.bench_serve_compare
 
 bench-memory: $(STAMP) ## function RSS under long-text load per allocator setting -> reports/bench_memory.{json,md}
 	$(PY) -m benchmarks.bench_memory

@@ -16,16 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "data" / "constraint-covid19-fakenews"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 
-def run_in_fresh_interpreter(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+def run_in_fresh_interpreter(
+    script: str, *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """`python -c script args...` from the repository root, output captured; for what the test
     process cannot show because earlier tests already changed its state (or its exit)."""
     return subprocess.run(
         [sys.executable, "-c", script, *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -107,7 +108,7 @@ def tiny_bundle(tiny_run: dict, tiny_store: Path) -> Path:
 def fake_gcs(tmp_path_factory: pytest.TempPathFactory) -> str:
     """fake-gcs-server on 127.0.0.1 for the session; sets STORAGE_EMULATOR_HOST, which the real
     google-cloud-storage client honours. Yields the server's URL."""
-    from benchmarks.support import start_fake_gcs
+    from testing.fake_gcs import start_fake_gcs
 
     fake = start_fake_gcs(tmp_path_factory.mktemp("fake_gcs") / "fake-gcs.log")
     previous = os.environ.get("STORAGE_EMULATOR_HOST")

@@ -186,7 +186,6 @@ def main() -> int:
         **os.environ,
         "MODEL_URI": f"{STORE}/models/production.json",
         "PREDICTION_LOG": LOG_URI,
-        "PYTHONPATH": str(ROOT),
     }
     server = start_function(port, env)
     try:

@@ -253,7 +253,7 @@ RUNNABLE = [
 
 @pytest.mark.parametrize("block", RUNNABLE)
 def test_runnable_snippet_exits_0(block: str, tmp_path: Path) -> None:
-    env = {**os.environ, "FND_STORE": str(tmp_path / "store"), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "FND_STORE": str(tmp_path / "store")}
     env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
     result = subprocess.run(
         ["bash", "-euo", "pipefail", "-c", block],

@@ -6,7 +6,15 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-NOT_EXPERIMENTS = ["train_job", "export", "functions", "monitoring", "tools", "benchmarks"]
+NOT_EXPERIMENTS = [
+    "train_job",
+    "export",
+    "functions",
+    "monitoring",
+    "tools",
+    "benchmarks",
+    "testing",
+]
 
 
 def imported_packages(source: str) -> set[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 import functions_framework
 
-from benchmarks.support import FUNCTION_DIR
+from testing.paths import FUNCTION_DIR
 from tests.conftest import wait_for_background_sessions
 
 # Slack for fetching, verifying and loading the tiny bundle on two busy cores.

@@ -1,26 +1,17 @@
-"""Fixtures for the prediction function: its modules on sys.path, the function served by
-functions-framework in a subprocess on 127.0.0.1, and a fake-gcs-server emulator."""
+"""Fixtures for the prediction function: the function served by functions-framework in a
+subprocess on 127.0.0.1, and a fake-gcs-server emulator. The function's modules are top-level
+names here as under functions-framework: pyproject's pytest `pythonpath` holds functions/predict."""
 
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from benchmarks.support import (
-    FUNCTION_DIR,
-    FakeGcs,
-    ServedFunction,
-    serve_function,
-    start_fake_gcs,
-)
-
-if str(FUNCTION_DIR) not in sys.path:
-    # The function's modules are top-level ones (functions-framework puts its folder on sys.path).
-    sys.path.insert(0, str(FUNCTION_DIR))
+from testing.fake_gcs import FakeGcs, start_fake_gcs
+from testing.function_server import ServedFunction, serve_function
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from benchmarks.support import FUNCTION_DIR
+from testing.paths import FUNCTION_DIR
 
 schema = schemathesis.openapi.from_path(FUNCTION_DIR / "openapi.yaml")
 

@@ -17,8 +17,8 @@ from _config import ServeConfig
 from _errors import ModelUnavailable
 from _service import ModelHolder, PredictionLogHook
 
-from benchmarks.support import FUNCTION_DIR, ROOT
 from prediction_log.settings import LogSettings
+from testing.paths import FUNCTION_DIR, ROOT
 from tests.conftest import wait_for_background_sessions
 
 LOG_SCHEMA = json.loads((ROOT / "sql" / "prediction_log.schema.json").read_text())

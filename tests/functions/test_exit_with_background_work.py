@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.support import FUNCTION_DIR
+from testing.function_server import function_module_env
 from tests.conftest import run_in_fresh_interpreter
 
 # Each session opening and each shadow scoring is stretched (repeated) so that the exit lands
@@ -19,8 +19,7 @@ import sys, tempfile, threading, time
 from pathlib import Path
 from types import SimpleNamespace
 
-function_dir, bundle_dir, case = sys.argv[1:4]
-sys.path.insert(0, function_dir)  # as functions-framework imports the function's modules
+bundle_dir, case = sys.argv[1:3]
 
 import serving_core.model as model_module
 
@@ -78,6 +77,8 @@ print("exiting", flush=True)
 def test_a_process_exits_cleanly_while_a_background_thread_is_in_onnxruntime(
     tiny_bundle: Path, case: str
 ) -> None:
-    done = run_in_fresh_interpreter(EXIT_WHILE_BUSY, str(FUNCTION_DIR), str(tiny_bundle), case)
+    done = run_in_fresh_interpreter(
+        EXIT_WHILE_BUSY, str(tiny_bundle), case, env=function_module_env()
+    )
     assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
     assert "exiting" in done.stdout

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.support import FUNCTION_DIR
+from testing.paths import FUNCTION_DIR
 
 pytestmark = pytest.mark.slow
 README_URL = "http://127.0.0.1:8080/"

@@ -15,6 +15,7 @@ from _config import ConfigError, ServeConfig
 from serving_core.bundle import fetch_bundle
 from serving_core.cpus import available_cpus
 from serving_core.model import Model
+from testing.function_server import function_module_env
 from tests.conftest import run_in_fresh_interpreter
 from tests.functions._rollout import start_in_process
 from tests.functions.test_batching import RecordingSession
@@ -133,8 +134,7 @@ def test_a_process_exits_cleanly_while_its_solo_session_opens(tiny_bundle: Path)
 # The default follows the CPUs the process may use: one CPU (taskset -c 0, a 1-vCPU instance)
 # gives one thread, which turns the solo session off.
 DEFAULT_ON_ONE_CPU = """
-import os, sys
-sys.path.insert(0, sys.argv[1])  # as functions-framework imports the function's modules
+import os
 os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 from _config import ServeConfig
 print(ServeConfig.from_env({}).solo_ort_threads)
@@ -142,9 +142,7 @@ print(ServeConfig.from_env({}).solo_ort_threads)
 
 
 def test_unset_solo_ort_threads_follows_the_cpus_of_the_process() -> None:
-    from benchmarks.support import FUNCTION_DIR
-
-    one_cpu = run_in_fresh_interpreter(DEFAULT_ON_ONE_CPU, str(FUNCTION_DIR))
+    one_cpu = run_in_fresh_interpreter(DEFAULT_ON_ONE_CPU, env=function_module_env())
     assert one_cpu.returncode == 0, one_cpu.stderr
     assert one_cpu.stdout.strip() == "1"
 

@@ -1,5 +1,5 @@
 """A crafted artifact store for the monitoring tests (production pointer, manifest and
-baseline.json, no model); the crafted rows and baseline come from benchmarks/support.py."""
+baseline.json, no model); the crafted rows and baseline come from testing/crafted_rows.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from benchmarks.support import BASELINE, DAY, VERSION_A, VERSION_B, make_rows
+from testing.crafted_rows import BASELINE, DAY, VERSION_A, VERSION_B, make_rows
 
 __all__ = ["BASELINE", "DAY", "VERSION_A", "VERSION_B", "make_rows", "write_store"]
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from benchmarks.support import start_fake_gcs
+from testing.fake_gcs import start_fake_gcs
 
 
 @contextmanager

@@ -11,9 +11,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from benchmarks.support import BigQueryEmulator
 from monitoring._engines import BigQueryEngine, DuckDBEngine
 from monitoring.baseline import load_baseline, production_bundle, read_bundle_baseline
+from testing.bigquery_emulator import BigQueryEmulator
 from tests.monitoring._crafted import write_store
 
 

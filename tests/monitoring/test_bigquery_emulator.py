@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 
 import prediction_log.logger as prediction_logger
-from benchmarks.support import BigQueryEmulator
 from monitoring import _sql
 from monitoring._engines import BigQueryEngine, DuckDBEngine
 from monitoring.cli import main as monitoring_main
 from monitoring.monitor import window_drift
 from prediction_log.dead_letter import DeadLetter
 from prediction_log.sinks import make_sink
+from testing.bigquery_emulator import BigQueryEmulator
 from tests.monitoring._crafted import DAY, VERSION_B, make_rows
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from benchmarks.support import BigQueryEmulator, free_port
 from monitoring._engines import BigQueryEngine
 from monitoring.cli import main as monitoring_main
 from prediction_log.dead_letter import DeadLetter
+from testing.bigquery_emulator import BigQueryEmulator
+from testing.processes import free_port
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]

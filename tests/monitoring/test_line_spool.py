@@ -14,13 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.support import ROOT
 from monitoring._engines import DuckDBEngine
 from monitoring.replay import replay
 from prediction_log.dead_letter import DeadLetter
 from prediction_log.line_spool import LineSpoolSink, connect_and_load, spool_folder
 from prediction_log.logger import build_logger
 from prediction_log.settings import LogSettings
+from testing.paths import ROOT
 from tests.monitoring._crafted import make_rows
 
 
@@ -61,7 +61,6 @@ def test_rows_are_on_disk_when_log_returns_and_load_once(tmp_path: Path) -> None
 def test_the_serving_process_never_imports_duckdb(tmp_path: Path) -> None:
     code = f"""
         import sys
-        sys.path[:0] = [{str(ROOT)!r}]
         from prediction_log.logger import build_logger
         from prediction_log.settings import LogSettings
         from tests.monitoring._crafted import make_rows
@@ -72,6 +71,7 @@ def test_the_serving_process_never_imports_duckdb(tmp_path: Path) -> None:
     """
     out = subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=60,
@@ -84,8 +84,7 @@ def test_rows_answered_before_a_sigkill_are_all_loaded(tmp_path: Path) -> None:
     """An out-of-memory kill gives no warning: what log() returned from must still be there."""
     database = tmp_path / "log.duckdb"
     code = f"""
-        import json, sys, time
-        sys.path[:0] = [{str(ROOT)!r}]
+        import json, time
         from prediction_log.logger import build_logger
         from prediction_log.settings import LogSettings
         from tests.monitoring._crafted import make_rows
@@ -97,7 +96,7 @@ def test_rows_answered_before_a_sigkill_are_all_loaded(tmp_path: Path) -> None:
         time.sleep(60)
     """
     proc = subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, stdout=subprocess.PIPE, text=True
     )
     assert proc.stdout is not None
     answered = [i for _ in range(20) for i in json.loads(proc.stdout.readline())]

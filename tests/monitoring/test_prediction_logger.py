@@ -202,7 +202,6 @@ def test_none_logs_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
 
 _CHILD = """
 import json, signal, sys, time
-sys.path[:0] = [{root!r}]
 {before}
 from prediction_log.logger import get_logger
 from tests.monitoring._crafted import make_rows
@@ -223,9 +222,10 @@ def _child(
         PREDICTION_LOG_MAX_AGE_S="600",  # nothing is flushed by age: rows are still buffered
         PREDICTION_LOG_BATCH_ROWS="100000",
     )
-    code = _CHILD.format(root=str(ROOT), before=before, after=after, n=n)
+    code = _CHILD.format(before=before, after=after, n=n)
     proc = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

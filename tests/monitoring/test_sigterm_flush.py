@@ -5,6 +5,7 @@ buffering sink is bq:// (bqemulator); stdout and duckdb:// write before the resp
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -12,19 +13,21 @@ import sys
 import textwrap
 from pathlib import Path
 
-from benchmarks.support import FUNCTION_DIR, ROOT
 from monitoring._engines import BigQueryEngine
 from monitoring.replay import replay
 from prediction_log.dead_letter import DeadLetter
+from testing.crafted_rows import make_rows
+from testing.function_server import function_module_env
 
+# The child imports main.py as functions-framework does and nothing from the repository: the
+# crafted rows come in a JSON file.
 _CHILD = """
-import signal, sys, threading, time
-sys.path[:0] = [{function_dir!r}, {root!r}]
+import json, signal, sys, threading, time
 import main
 from prediction_log import logger
-from tests.monitoring._crafted import make_rows
+rows = json.loads(open(sys.argv[1]).read())
 print(main.SIGTERM_FLUSH_INSTALLED, logger.sigterm_handler_installed(), flush=True)
-request = threading.Thread(target=main.PREDICTION_LOG, args=(make_rows(40),))
+request = threading.Thread(target=main.PREDICTION_LOG, args=(rows,))
 request.start()
 request.join()
 print("ready", flush=True)
@@ -39,10 +42,11 @@ def _child(tmp_path: Path, prediction_log: str) -> subprocess.Popen[str]:
         DEAD_LETTER_URI=str(tmp_path / "dead"),
         PREDICTION_LOG_MAX_AGE_S="600",  # nothing is flushed by age: rows stay buffered
     )
-    code = _CHILD.format(function_dir=str(FUNCTION_DIR), root=str(ROOT))
+    rows = tmp_path / "rows.json"
+    rows.write_text(json.dumps(make_rows(40)))
     return subprocess.Popen(
-        [sys.executable, "-c", textwrap.dedent(code)],
-        env=env,
+        [sys.executable, "-c", textwrap.dedent(_CHILD), str(rows)],
+        env=function_module_env(env),
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 from google.api_core import exceptions as gexc
 
-from benchmarks.support import BigQueryEmulator
 from score_job.job import load_marker, run
 from score_job.table import SCHEMA_FILE, BigQueryTable, load_job_id
+from testing.bigquery_emulator import BigQueryEmulator
 from tests.score_job.conftest import POSTS, posts_csv
 
 

@@ -12,8 +12,8 @@ import pyarrow.parquet as pq
 import pytest
 import requests
 
-from benchmarks.support import ServedFunction, serve_function
 from score_job.job import run
+from testing.function_server import ServedFunction, serve_function
 from tests.score_job.conftest import POSTS, posts_csv
 
 

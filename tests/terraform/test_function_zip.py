@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.support import deployed_function, free_port, stop_process
+from testing.function_server import deployed_function
+from testing.processes import free_port, stop_process
 from tools.build_function_zip import build_zip
 
 START_TIMEOUT_S = 60

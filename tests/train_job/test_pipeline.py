@@ -139,7 +139,7 @@ def _job(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
         capture_output=True,
         text=True,
         timeout=300,
-        env={**__import__("os").environ, "FND_LAST_RUN_FILE": "", "PYTHONPATH": str(ROOT)},
+        env={**__import__("os").environ, "FND_LAST_RUN_FILE": ""},
     )
 
 
