@@ -37,6 +37,7 @@ DOCS = [
     ROOT / "reports/archive/README.md",
     ROOT / "sql/README.md",
     ROOT / "functions/predict/README.md",
+    ROOT / "testing/README.md",
 ]
 FENCE = re.compile(
     r"(<!-- test: (\w+) -->\n)?^[ \t]*```(?:bash|sh|shell)\n(.*?)\n[ \t]*```", re.DOTALL | re.M
