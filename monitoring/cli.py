@@ -17,6 +17,7 @@ from pathlib import Path
 
 from monitoring import monitor as _monitor
 from monitoring._engines import Engine, engine_from_uri
+from monitoring.replay import REPLAY_MIN_AGE_S
 
 DEFAULT_LOG = "duckdb://local/predictions.duckdb"
 DEFAULT_DEAD_LETTER = "local/dead_letter"
@@ -81,6 +82,14 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
         "--dead-letter",
         default=os.environ.get("DEAD_LETTER_URI", DEFAULT_DEAD_LETTER),
         help="folder or gs:// prefix (env DEAD_LETTER_URI)",
+    )
+    rep.add_argument(
+        "--min-age-s",
+        type=float,
+        default=float(os.environ.get("REPLAY_MIN_AGE_S", REPLAY_MIN_AGE_S)),
+        help="leave unanswered-* files (rows of inserts sent and never answered, which may "
+        "still land) younger than this for the next replay "
+        f"(env REPLAY_MIN_AGE_S, default {REPLAY_MIN_AGE_S:g})",
     )
 
 
@@ -159,12 +168,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "replay":
         from monitoring.replay import replay
 
-        result = replay(args.log, args.dead_letter)
+        result = replay(args.log, args.dead_letter, args.min_age_s)
         print(
             f"replay: {result.files} files, {result.rows} rows, {result.inserted} inserted, "
             f"{result.rows - result.inserted - result.rejected} already present, "
             f"{result.rejected} invalid (set aside as rejected-*.jsonl), "
-            f"{result.failed_files} files failed"
+            f"{result.failed_files} files failed, "
+            f"{result.waiting} unanswered files younger than {args.min_age_s:g} s left for later"
         )
         return 1 if result.failed_files or result.rejected else 0
     if args.command == "replay-dead-rows":
