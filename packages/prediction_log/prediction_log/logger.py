@@ -18,7 +18,9 @@ row that cannot be stored goes to the dead letter's rejected-* files with its re
   so a slow backend costs those requests a dead-letter write instead of the process its memory.
 
 A failed write is retried with exponential backoff, only for the rows that failed; after a write
-that raised, through the sink's write_missing, since a timed-out insert may have landed. Rows that
+that raised, through the sink's write_missing (which skips rows already there). An insert that
+was sent and never answered is not retried: it may still land after any lookup, so its rows are
+spilled at once as unanswered-* files, which replay looks up only once they are old. Rows that
 still fail are spilled to the dead letter (DEAD_LETTER_URI), from which
 `python -m monitoring replay` loads them without duplicates (the key is the server's row_id).
 If even the dead letter cannot be written, the rows go to stderr as
