@@ -1067,12 +1067,25 @@ TITLES = {
 # ---- report ------------------------------------------------------------------------------------
 
 
+def _commit() -> str:
+    """The commit the run measured, marked -dirty when the tree had uncommitted changes."""
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return done.stdout.strip() or "unknown"
+
+
 def write_report(out: Path, args: argparse.Namespace, results: dict[str, Any], wall_s: float):
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "make chaos" + (f" CHAOS_FLAGS='{args.flags}'" if args.flags else "")
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "flags")}
+    settings = {
+        k: v for k, v in vars(args).items() if k not in ("out", "flags", "commit", "load_at_start")
+    }
     payload = {
         "command": command,
+        "commit": args.commit,
+        "load_average_at_start": args.load_at_start,
         "settings": settings,
         "wall_s": round(wall_s, 1),
         "load_average": os.getloadavg(),
@@ -1086,7 +1099,8 @@ def write_report(out: Path, args: argparse.Namespace, results: dict[str, Any], w
         f"`{command}`: the function (functions-framework, gunicorn) logging through the bq:// sink "
         f"into bqemulator, {args.concurrency} clients posting 1-4 CONSTRAINT posts per request; "
         f"{round(wall_s)} s wall on {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f} at the end. Rows are counted by prediction (request id, "
+        f"{args.load_at_start[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end; "
+        f"commit {args.commit}. Rows are counted by prediction (request id, "
         "instance); 'lost' = answered with 200 but not in the table after the replay.",
         "",
         "| scenario | requests | 200 | predictions | rows before replay | dead letter | replayed "
@@ -1213,6 +1227,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no production bundle in {args.store}: run `make run` first")
 
     started = _now()
+    args.load_at_start = [round(x, 2) for x in os.getloadavg()]
+    args.commit = _commit()
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp_name:
         tmp = Path(tmp_name)
         emulator = BigQueryEmulator(tmp / "bqemulator" / "data")
