@@ -710,6 +710,9 @@ def main() -> int:
         return 2
     for name in SERVER_SETTINGS:  # default configuration: nothing inherited from the shell
         os.environ.pop(name, None)
+    # A server imports only its unpacked zip and its venv, as deployed: a PYTHONPATH naming this
+    # checkout's functions/predict would put today's modules in front of another commit's zip.
+    os.environ.pop("PYTHONPATH", None)
     version = json.loads(pointer.read_text())["version"]
     scale = Scale.of(args.quick)
     posts = official_test_posts()
