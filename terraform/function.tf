@@ -1,5 +1,5 @@
 # The prediction function (Cloud Functions 2nd gen = a Cloud Run service built from source).
-# Source: build/function.zip from `make function-zip` (functions/predict/ + sql/prediction_log.schema.json),
+# Source: build/function.zip from `make function-zip` (functions/predict/ and the packages it imports),
 # uploaded under a content hash so every change of the code redeploys and nothing else does.
 
 locals {

@@ -25,10 +25,6 @@ VENDORED_PACKAGES = (
     REPO_ROOT / "packages" / "production_pointer" / "production_pointer",
     REPO_ROOT / "packages" / "serving_core" / "serving_core",
 )
-# prediction_log.schema looks for the schema next to its own modules first.
-CONTRACT_FILES = {
-    REPO_ROOT / "sql" / "prediction_log.schema.json": "prediction_log/prediction_log.schema.json"
-}
 EXCLUDED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 # The lock's input: the platform installs requirements.txt (the lock) only.
@@ -53,8 +49,6 @@ def function_files(source: Path = FUNCTION_DIR) -> dict[str, Path]:
     files = _tree(source)
     for package in VENDORED_PACKAGES:
         files.update(_tree(package, prefix=f"{package.name}/"))
-    for contract, name in CONTRACT_FILES.items():
-        files[name] = contract
     if "main.py" not in files or "requirements.txt" not in files:
         raise FileNotFoundError(f"{source} needs main.py and requirements.txt to deploy")
     return files

@@ -3,7 +3,7 @@
 The prediction function writes rows with `prediction_log.logger`; monitoring replays the dead
 letter and creates the DuckDB table with the same `sinks`, `dead_letter` and `schema` modules, so
 insert ids, table layout and spill files cannot drift apart. The row itself is defined by
-sql/prediction_log.schema.json (read by `schema`), not by this code.
+prediction_log.schema.json beside these modules (read by `schema`), not by this code.
 
 Modules (import them by name; nothing is imported here, and importing them sets no signal
 handler: the function installs the logger's SIGTERM flush itself, from main.py):

@@ -1,5 +1,5 @@
 """Prediction logger: every predicted instance becomes one row of the prediction log
-(sql/prediction_log.schema.json).
+(prediction_log.schema.json, beside this module).
 
     from prediction_log.logger import get_logger
     get_logger().log(rows)        # never raises; never waits on a remote backend
