@@ -2,7 +2,9 @@
 # Terraform reads each moved block as a rename in the state, so an apply on a state written
 # before moves the existing objects to their new keys instead of destroying and recreating them
 # (a recreated service account is a new principal, a recreated job loses its executions, and the
-# jobs' deletion_protection would stop the apply).
+# jobs' deletion_protection would stop the apply). On such a state the first plan must be a full
+# one (make tf-plan): a targeted plan (make tf-registry, make deploy-function) refuses to run
+# while moves outside its targets are pending.
 
 moved {
   from = google_cloud_run_v2_job.train

@@ -94,15 +94,14 @@ def instances(body: dict[str, Any], locals_: dict[str, Any]) -> dict[str, dict[s
     if "for_each" not in body:
         return {"": body}
     name = iterated_local(body)
-    entries = locals_.get(name) if name else None
-    if not isinstance(entries, dict) or not all(isinstance(v, dict) for v in entries.values()):
+    written = locals_.get(name) if name else None
+    if not isinstance(written, dict):
+        return None
+    entries = {key: entry for key, entry in written.items() if not key.startswith("__")}
+    if not all(isinstance(entry, dict) for entry in entries.values()):
         return None
     top = {k: v for k, v in body.items() if k != "for_each"}
-    return {
-        key: _substitute(top, key, entry)
-        for key, entry in entries.items()
-        if not key.startswith("__")
-    }
+    return {key: _substitute(top, key, entry) for key, entry in entries.items()}
 
 
 def instance_address(labels: list[str], key: str) -> str:
