@@ -42,7 +42,7 @@ resource "google_bigquery_dataset" "monitoring" {
   # The monitor's drift queries read the views, the log and the baselines.
   access {
     role          = "READER"
-    user_by_email = google_service_account.monitor.email
+    user_by_email = google_service_account.accounts["monitor"].email
   }
 
   # People who build dashboards on the views (Looker Studio reads with the viewer's identity).
