@@ -2,8 +2,8 @@
 
 The function's own packages (packages/job_config/, packages/prediction_log/,
 packages/production_pointer/, packages/serving_core/: shared with monitoring and the batch jobs
-by declared dependency) are vendored at the zip's root, which is on the function's import path, so the deployed folder
-needs nothing from the repository.
+by declared dependency) are vendored at the zip's root, which is on the function's import path,
+so the deployed folder needs nothing from the repository.
 `make function-zip` and the zip test both call this, so what is tested is what Terraform uploads.
 The zip is reproducible (sorted entries, fixed timestamps and permissions): the same sources give
 the same bytes, so Terraform's content hash (sources/predict-<md5>.zip) only changes, and the

@@ -44,32 +44,39 @@ def parse_bool(value: str) -> bool:
     raise ValueError("not a boolean (1/true/yes/on or 0/false/no/off)")
 
 
-def _number(kind: Callable[[str], T], value: str, what: str) -> T:
+def integer(value: str) -> int:
     try:
-        return kind(value)
+        return int(value)
     except ValueError:
-        raise ValueError(f"not {what}") from None
+        raise ValueError("not an integer") from None
+
+
+def number(value: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ValueError("not a number") from None
 
 
 def positive_int(value: str) -> int:
-    number = _number(int, value, "an integer")
-    if number < 1:
+    parsed = integer(value)
+    if parsed < 1:
         raise ValueError("must be >= 1")
-    return number
+    return parsed
 
 
 def positive_float(value: str) -> float:
-    number = _number(float, value, "a number")
-    if not number > 0:
+    parsed = number(value)
+    if not parsed > 0:
         raise ValueError("must be > 0")
-    return number
+    return parsed
 
 
 def non_negative_float(value: str) -> float:
-    number = _number(float, value, "a number")
-    if not number >= 0:
+    parsed = number(value)
+    if not parsed >= 0:
         raise ValueError("must be >= 0")
-    return number
+    return parsed
 
 
 def env_value(name: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -107,9 +114,9 @@ def convert(kind: Any, value: str) -> Any:
     if kind in (bool, "bool"):
         return parse_bool(value)
     if kind in (int, "int"):
-        return _number(int, value, "an integer")
+        return integer(value)
     if kind in (float, "float"):
-        return _number(float, value, "a number")
+        return number(value)
     return value
 
 

@@ -70,7 +70,5 @@ class LogSettings:
             batch_rows=setting("PREDICTION_LOG_BATCH_ROWS", positive_int, default.batch_rows),
             max_age_s=setting("PREDICTION_LOG_MAX_AGE_S", positive_float, default.max_age_s),
             buffer_rows=setting("PREDICTION_LOG_BUFFER_ROWS", positive_int, default.buffer_rows),
-            buffer_bytes=setting(
-                "PREDICTION_LOG_BUFFER_BYTES", positive_int, default.buffer_bytes
-            ),
+            buffer_bytes=setting("PREDICTION_LOG_BUFFER_BYTES", positive_int, default.buffer_bytes),
         )
