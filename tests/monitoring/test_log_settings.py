@@ -71,5 +71,6 @@ def test_the_makefile_and_the_docs_name_the_same_default_log() -> None:
         re.M,
     )
     assert readme_row and readme_row.group(1) == DEFAULT_PREDICTION_LOG
-    monitoring_doc = (ROOT / "docs" / "monitoring.md").read_text()
-    assert f"| `{DEFAULT_PREDICTION_LOG}` (default) |" in monitoring_doc
+    assert f"| `{DEFAULT_PREDICTION_LOG}` (default) |" in (ROOT / "docs/monitoring.md").read_text()
+    predictions_doc = (ROOT / "docs" / "predictions.md").read_text()
+    assert f"| `{DEFAULT_PREDICTION_LOG}` (local default) |" in predictions_doc
