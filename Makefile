@@ -84,6 +84,9 @@ format: $(STAMP) ## apply ruff formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
+import-graph: $(STAMP) ## redraw the folder import graph in docs/architecture.md (tools/import_graph.py)
+	$(PY) -m tools.import_graph --write docs/architecture.md
+
 bench-train: $(STAMP) ## training examples/s on this CPU -> reports/bench_train.{json,md}
 	$(PY) -m benchmarks.bench_train
 
@@ -98,4 +101,4 @@ clean: ## remove local state (store, runs, logs); keeps .venv
 
 -include mk/*.mk
 
-.PHONY: help venv run train-full train-seeds train-multisource cross-source ensemble-ceiling test lint format bench-train gpu-carry list-models clean
+.PHONY: help venv run train-full train-seeds train-multisource cross-source ensemble-ceiling test lint format import-graph bench-train gpu-carry list-models clean

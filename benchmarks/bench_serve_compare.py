@@ -23,8 +23,13 @@ the same official-test posts (one per request), the same client and the same mac
 5. In-process p50 of tokenize + run (the reference's code path) and of the product's
    Model.predict, one onnxruntime thread as both servers use, on the same posts.
 
-    python -m benchmarks.bench_serve_compare [--quick] [--no-bq]
-    (make bench-serve-compare)
+    python -m benchmarks.bench_serve_compare [--quick] [--no-bq] [--against REF]
+    (make bench-serve-compare [BENCH_FLAGS="--against REF"])
+
+--against REF adds the product as it was at commit REF (its source zip built from that commit,
+run on today's venv) with the DuckDB and the stdout log, loaded in the same alternating rounds:
+whether a change made serving slower, measured side by side instead of across runs whose
+spread on this machine is as large as the effect.
 writes reports/bench_serve_compare.json and reports/bench_serve_compare.md.
 """
 
@@ -36,11 +41,13 @@ import os
 import platform
 import random
 import re
+import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+import zipfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -125,8 +132,10 @@ def servers_for(
     tmp: Path,
     bq: BigQueryEmulator | None,
     deployed: DeployedFunction,
+    earlier: dict[str, DeployedFunction] | None = None,
 ) -> list[Server]:
-    """Every server runs in the deployed function's environment; the product from its zip."""
+    """Every server runs in the deployed function's environment; the product from its zip (and
+    from the zips of `earlier` commits, by name)."""
     pointer = str(store / "models" / "production.json")
     product_env = {"MODEL_URI": pointer, "DEAD_LETTER_URI": str(tmp / "dead-letter")}
     main, python = deployed.source / "main.py", deployed.python
@@ -157,7 +166,43 @@ def servers_for(
         table = f"bq://{BQ_PROJECT}.{BQ_DATASET}.predictions"
         env = {**product_env, "PREDICTION_LOG": table, "BIGQUERY_EMULATOR_HOST": bq.host}
         servers.append(Server("product, BigQuery log (emulator)", env, main, python))
+    for ref, function in (earlier or {}).items():
+        for log, uri in (
+            ("DuckDB", f"duckdb://{tmp / f'predictions-{ref}.duckdb'}"),
+            ("stdout", "stdout"),
+        ):
+            env = {**product_env, "PREDICTION_LOG": uri}
+            servers.append(
+                Server(f"product at {ref}, {log} log", env, function.source / "main.py", python)
+            )
     return servers
+
+
+def deployed_at(ref: str, deployed: DeployedFunction) -> tuple[str, DeployedFunction]:
+    """The function's source zip as commit `ref` builds it, unpacked beside today's and run on
+    today's venv: the code of `ref`, the libraries of today."""
+    sha = subprocess.run(
+        ["git", "rev-parse", "--short=7", f"{ref}^{{commit}}"],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    build = deployed.source.parent / f"at-{sha}"
+    shutil.rmtree(build, ignore_errors=True)
+    checkout = build / "checkout"
+    subprocess.run(["git", "worktree", "add", "--detach", str(checkout), sha], cwd=ROOT,
+                   check=True, capture_output=True)  # fmt: skip
+    try:
+        # `python -c` from the checkout imports that commit's tools/build_function_zip.py.
+        code = "import sys, pathlib; from tools.build_function_zip import build_zip; "
+        code += "build_zip(pathlib.Path(sys.argv[1]))"
+        subprocess.run([sys.executable, "-c", code, str(build / "function.zip")], cwd=checkout,
+                       check=True)  # fmt: skip
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(checkout)], cwd=ROOT,
+                       check=False)  # fmt: skip
+    zipfile.ZipFile(build / "function.zip").extractall(build / "source")
+    subprocess.run([str(deployed.python), "-m", "compileall", "-f", "-q", str(build / "source")],
+                   check=True)  # fmt: skip
+    return sha, DeployedFunction(source=build / "source", python=deployed.python)
 
 
 def slug_of(server: Server) -> str:
@@ -371,6 +416,7 @@ def run_servers(
     scale: Scale,
     use_bq: bool,
     deployed: DeployedFunction,
+    earlier: dict[str, DeployedFunction] | None = None,
 ) -> dict[str, Any]:
     """Start every server (one after the other, so each cold start has the machine), load them
     in alternating rounds, then read memory, refusals and the rows each one logged."""
@@ -378,7 +424,7 @@ def run_servers(
     with tempfile.TemporaryDirectory() as tmp_name, ExitStack() as stack:
         tmp = Path(tmp_name)
         bq = stack.enter_context(bigquery(tmp)) if use_bq else None
-        servers = servers_for(store, version, tmp, bq, deployed)
+        servers = servers_for(store, version, tmp, bq, deployed, earlier)
         stack.callback(stop_all, servers)
         start_all(servers, tmp, bodies[0], scale.first_answer_runs)
         emulator_cpu = bq.cpu_seconds() if bq is not None else 0.0
@@ -447,6 +493,27 @@ def ratios(report: dict[str, Any]) -> dict[str, dict[str, float | None]]:
             figure: round(get(row) / get(reference), 2) if get(row) and get(reference) else None
             for figure, get in figures.items()
         }
+    return out
+
+
+def against(report: dict[str, Any], refs: list[str]) -> dict[str, dict[str, float | None]]:
+    """Today's product rows / the same rows at each earlier commit (below 1: today is faster;
+    throughput: above 1)."""
+    servers, out = report["servers"], {}
+    figures = {
+        "p50_c1": lambda r: r["c1"]["p50_ms"],
+        "p99_c1": lambda r: r["c1"]["p99_ms"],
+        "throughput_c16": lambda r: r["c16"]["throughput_rps"],
+        "p99_c16": lambda r: r["c16"]["p99_ms"],
+    }
+    for ref in refs:
+        for log in ("DuckDB", "stdout"):
+            today = servers[next(n for n in servers if n.startswith(f"product, {log} log"))]
+            then = servers[f"product at {ref}, {log} log"]
+            out[f"{log} log: today / {ref}"] = {
+                figure: round(get(today) / get(then), 2) if get(then) else None
+                for figure, get in figures.items()
+            }
     return out
 
 
@@ -608,6 +675,12 @@ def detail_lines(report: dict[str, Any]) -> list[str]:
 
 def write_markdown(report: dict[str, Any], path: Path) -> None:
     lines = header_lines(report) + server_table(report) + detail_lines(report)
+    if report.get("against"):
+        lines += ["", "Today's product against earlier commits, same rounds (below 1: today is "
+                  "faster; req/s: above 1):", "", "| rows | p50 c=1 | p99 c=1 | req/s c=16 | "
+                  "p99 c=16 |", "|---|---|---|---|---|"]  # fmt: skip
+        for name, row in report["against"].items():
+            lines.append(f"| {name} | " + " | ".join(str(v) for v in row.values()) + " |")
     path.write_text("\n".join(lines) + "\n")
 
 
@@ -620,6 +693,10 @@ def main() -> int:
     parser.add_argument("--no-bq", action="store_true", help="skip the BigQuery (emulator) row")
     parser.add_argument("--note", default="", help="a line for the report's header")
     parser.add_argument("--out", default="reports/bench_serve_compare")
+    parser.add_argument(
+        "--against", action="append", default=[], metavar="REF",
+        help="also serve the product as built at this commit (repeatable)",
+    )  # fmt: skip
     args = parser.parse_args()
     store = (ROOT / args.store).resolve()
     pointer = store / "models" / "production.json"
@@ -628,6 +705,9 @@ def main() -> int:
         return 2
     for name in SERVER_SETTINGS:  # default configuration: nothing inherited from the shell
         os.environ.pop(name, None)
+    # A server imports only its unpacked zip and its venv, as deployed: a PYTHONPATH from the shell
+    # naming this checkout's functions/predict would put today's modules before another commit's.
+    os.environ.pop("PYTHONPATH", None)
     version = json.loads(pointer.read_text())["version"]
     scale = Scale.of(args.quick)
     posts = official_test_posts()
@@ -650,10 +730,12 @@ def main() -> int:
         check=True,
     )
     report["cold_start"] = cold_start(store, version, scale.cold_runs, deployed)
+    earlier = dict(deployed_at(ref, deployed) for ref in args.against)
     report["servers"] = run_servers(
-        store, version, text_bodies(posts), scale, not args.no_bq, deployed
+        store, version, text_bodies(posts), scale, not args.no_bq, deployed, earlier
     )
     report["ratios"] = ratios(report)
+    report["against"] = against(report, list(earlier))
     report["log_cost"] = log_cost(report)
     report["http_minus_in_process_ms"] = http_minus_in_process(report)
     report["cold_start_bound_s"] = cold_start_bound(report)

@@ -26,22 +26,20 @@ from pathlib import Path
 
 import torch
 
-from train_job.config import TrainConfig
-from train_job.data import load_dataset
-from train_job.model import load_classifier, load_tokenizer, packaged_minilm
-from train_job.train import (
+from train_job.batching import (
     Encoded,
-    autocast_for,
     bucketed_batches,
     collate,
     encode,
-    make_optimizer,
     pad_multiple,
     padded_width,
-    pick_device,
-    train_step,
-    uses_bf16,
 )
+from train_job.config import TrainConfig
+from train_job.data import load_dataset
+from train_job.device import autocast_for, pick_device, uses_bf16
+from train_job.loop import make_optimizer
+from train_job.losses import train_step
+from train_job.model import load_classifier, load_tokenizer, packaged_minilm
 
 ROOT = Path(__file__).resolve().parents[1]
 

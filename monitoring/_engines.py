@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 from monitoring import _sql
+from prediction_log.bigquery_sink import bigquery_client
 from prediction_log.duckdb_table import ensure_table
 from prediction_log.line_spool import connect_and_load
 from prediction_log.schema import load_columns
-from prediction_log.sinks import bigquery_client
 
 Row = dict[str, Any]
 

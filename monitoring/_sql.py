@@ -15,6 +15,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from prediction_log.schema import find_schema_file
+
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 DDL_DIR = SQL_DIR / "ddl"
 VIEWS_DIR = SQL_DIR / "views"
@@ -24,7 +26,7 @@ LOG_ROWS_VIEW = "prediction_log_rows"
 # Tables in creation order (views read all three).
 TABLES = ("predictions", "baselines", "baseline_bins")
 SCHEMA_FILES = {
-    "predictions": SQL_DIR / "prediction_log.schema.json",
+    "predictions": find_schema_file(),
     "baselines": SQL_DIR / "baselines.schema.json",
     "baseline_bins": SQL_DIR / "baseline_bins.schema.json",
 }

@@ -1,37 +1,38 @@
 """python -m monitoring {monitor,replay,replay-dead-rows,dashboard,create-tables,load-baseline}
 
-Config order: flag, then environment (PREDICTION_LOG, PREDICTION_LOG_ROWS, DEAD_LETTER_URI, STORE,
-RETRAIN_COMMAND), then default. Exit codes: 0 ok, 1 error (replay: some file failed or some rows
-were invalid), 2 bad usage, 3 drift above the PSI threshold, 4 drift and the retrain command
-failed.
+Config order (job_config.read): flag, then environment (PREDICTION_LOG, PREDICTION_LOG_ROWS,
+DEAD_LETTER_URI, REPLAY_MIN_AGE_S, STORE, RETRAIN_COMMAND; blank counts as unset), then default.
+Exit codes: 0 ok, 1 error (replay: some file failed or some rows were invalid), 2 bad usage, 3
+drift above the PSI threshold, 4 drift and the retrain command failed.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from job_config import number, read
 from monitoring import monitor as _monitor
 from monitoring._engines import Engine, engine_from_uri
+from monitoring.replay import REPLAY_MIN_AGE_S
+from prediction_log.settings import DEFAULT_DEAD_LETTER_URI, DEFAULT_PREDICTION_LOG
 
-DEFAULT_LOG = "duckdb://local/predictions.duckdb"
-DEFAULT_DEAD_LETTER = "local/dead_letter"
+DEFAULT_STORE = "local/store"
 DEFAULT_DASHBOARD = "local/dashboard.html"
 
 
 def _with_log(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     p.add_argument(
         "--log",
-        default=os.environ.get("PREDICTION_LOG", DEFAULT_LOG),
+        default=read("PREDICTION_LOG", str, DEFAULT_PREDICTION_LOG),
         help="duckdb://path or bq://project.dataset[.table] (env PREDICTION_LOG)",
     )
     p.add_argument(
         "--log-rows",
-        default=os.environ.get("PREDICTION_LOG_ROWS", "predictions"),
+        default=read("PREDICTION_LOG_ROWS", str, "predictions"),
         help="what queries read in that dataset: the table `predictions`, or the view "
         "prediction_log_rows when the function logs to stdout (env PREDICTION_LOG_ROWS)",
     )
@@ -44,7 +45,7 @@ def _with_window(p: argparse.ArgumentParser) -> None:
     p.add_argument("--end", help="window end, ISO time (default: now)")
     p.add_argument(
         "--store",
-        default=os.environ.get("STORE", "local/store"),
+        default=read("STORE", str, DEFAULT_STORE),
         help="artifact store whose production bundle's baseline is loaded (env STORE)",
     )
     p.add_argument("--psi-threshold", type=float, default=0.2)
@@ -59,7 +60,7 @@ def _add_monitor(sub: argparse._SubParsersAction) -> None:
     mon.add_argument("--retrain", action="store_true", help="on drift, run the retrain command")
     mon.add_argument(
         "--retrain-command",
-        default=os.environ.get("RETRAIN_COMMAND", _monitor.DEFAULT_RETRAIN_COMMAND),
+        default=read("RETRAIN_COMMAND", str, _monitor.DEFAULT_RETRAIN_COMMAND),
         help="(env RETRAIN_COMMAND; default: python -m train_job)",
     )
     mon.add_argument("--dashboard", help="also write the HTML dashboard here")
@@ -79,8 +80,16 @@ def _add_replay(sub: argparse._SubParsersAction) -> None:
     rep = _with_log(sub.add_parser("replay", help="load dead-letter rows into the log, once each"))
     rep.add_argument(
         "--dead-letter",
-        default=os.environ.get("DEAD_LETTER_URI", DEFAULT_DEAD_LETTER),
+        default=read("DEAD_LETTER_URI", str, DEFAULT_DEAD_LETTER_URI),
         help="folder or gs:// prefix (env DEAD_LETTER_URI)",
+    )
+    rep.add_argument(
+        "--min-age-s",
+        type=float,
+        default=read("REPLAY_MIN_AGE_S", number, REPLAY_MIN_AGE_S),
+        help="leave unanswered-* files (rows of inserts sent and never answered, which may "
+        "still land) younger than this for the next replay "
+        f"(env REPLAY_MIN_AGE_S, default {REPLAY_MIN_AGE_S:g})",
     )
 
 
@@ -96,14 +105,14 @@ def _add_replay_dead_rows(sub: argparse._SubParsersAction) -> None:
     )
     rep.add_argument(
         "--dead-letter",
-        default=os.environ.get("DEAD_LETTER_URI", DEFAULT_DEAD_LETTER),
+        default=read("DEAD_LETTER_URI", str, DEFAULT_DEAD_LETTER_URI),
         help="where rows that can never load are set aside (env DEAD_LETTER_URI)",
     )
 
 
 def _add_load_baseline(sub: argparse._SubParsersAction) -> None:
     base = _with_log(sub.add_parser("load-baseline", help="load a bundle's baseline.json"))
-    base.add_argument("--store", default=os.environ.get("STORE", "local/store"))
+    base.add_argument("--store", default=read("STORE", str, DEFAULT_STORE))
     base.add_argument(
         "--bundle", help="bundle folder or gs:// prefix (default: the store's production bundle)"
     )
@@ -159,12 +168,13 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "replay":
         from monitoring.replay import replay
 
-        result = replay(args.log, args.dead_letter)
+        result = replay(args.log, args.dead_letter, args.min_age_s)
         print(
             f"replay: {result.files} files, {result.rows} rows, {result.inserted} inserted, "
             f"{result.rows - result.inserted - result.rejected} already present, "
             f"{result.rejected} invalid (set aside as rejected-*.jsonl), "
-            f"{result.failed_files} files failed"
+            f"{result.failed_files} files failed, "
+            f"{result.waiting} unanswered files younger than {args.min_age_s:g} s left for later"
         )
         return 1 if result.failed_files or result.rejected else 0
     if args.command == "replay-dead-rows":

@@ -6,6 +6,7 @@ id, request_id-instance_index), and rows whose key is already in the table are s
 key), so a replay can be interrupted and rerun, and the same row can come from several places.
 
 - replay():           the dead-letter files (DEAD_LETTER_URI); replayed files move to replayed/.
+                      Files of unanswered inserts wait until they are min_age_s old.
 - replay_dead_rows(): the last resort's `PREDICTION_LOG_DEAD_ROW {json}` stderr lines, read from
                       a file: the raw lines, or an export of the function's log (JSON lines, or
                       `gcloud logging read --format=json`).
@@ -19,16 +20,22 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from prediction_log.dead_letter import DeadLetter, dead_rows_in
+from prediction_log.dead_letter import UNANSWERED, DeadLetter, dead_rows_in, spilled_at
 from prediction_log.rows import prepare_row
 from prediction_log.schema import load_columns
 from prediction_log.sinks import Sink, WriteResult, make_sink
 
 _log = logging.getLogger("monitoring.replay")
 REPLAY_BATCH_ROWS = 500  # rows per lookup and insert, as the logger's batches
+# An unanswered-* file younger than this waits for the next replay. The logger spills the rows of
+# an insert that was sent and never answered (a timeout): that request may still land, and a
+# lookup made before it does would insert them a second time. BigQuery ends a request long
+# before ten minutes; the hourly replay job loses nothing by waiting.
+REPLAY_MIN_AGE_S = 600.0
 
 
 @dataclass
@@ -38,6 +45,7 @@ class ReplayResult:
     inserted: int = 0
     rejected: int = 0
     failed_files: int = 0
+    waiting: int = 0  # files younger than the minimum age, left for the next replay
 
 
 def _load(
@@ -83,8 +91,9 @@ def _load_in_batches(
     return total
 
 
-def replay(log_uri: str, dead_letter_uri: str) -> ReplayResult:
-    """Replay every pending dead-letter file: a file that cannot be read is set aside
+def replay(log_uri: str, dead_letter_uri: str, min_age_s: float = REPLAY_MIN_AGE_S) -> ReplayResult:
+    """Replay every pending dead-letter file (unanswered-* ones once min_age_s old): a file
+    that cannot be read is set aside
     (rejected-unreadable-*), one whose load fails goes back for the next replay, and neither
     stops the files after it.
 
@@ -123,7 +132,13 @@ def replay(log_uri: str, dead_letter_uri: str) -> ReplayResult:
         group.clear()
 
     try:
+        now = datetime.now(UTC)
         for pending in dead_letter.pending_names():
+            when = spilled_at(pending)
+            young = when is not None and (now - when).total_seconds() < min_age_s
+            if young and pending.rsplit("/", 1)[-1].startswith(UNANSWERED + "-"):
+                result.waiting += 1
+                continue
             name = dead_letter.claim(pending)
             if name is None:
                 continue  # another replay has it

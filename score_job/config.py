@@ -126,13 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _cloud_run_share(env: Mapping[str, str], index: int, count: int) -> tuple[int, int]:
     def number(name: str, fallback: int) -> int:
-        raw = env.get(name, "").strip()
-        if not raw:
-            return fallback
         try:
-            return int(raw)
-        except ValueError:
-            raise SystemExit(f"error: {name}={raw!r} is not an integer") from None
+            return job_config.read(name, job_config.integer, fallback, env=env)
+        except job_config.SettingError as exc:
+            raise SystemExit(f"error: {exc}") from None
 
     if index < 0:
         index = number("CLOUD_RUN_TASK_INDEX", 0)

@@ -139,7 +139,7 @@ class BigQueryTable(ScoresTable):
     @property
     def client(self) -> Any:
         if self._client is None:
-            from prediction_log.sinks import bigquery_client
+            from prediction_log.bigquery_sink import bigquery_client
 
             self._client = bigquery_client(self.project)
         return self._client

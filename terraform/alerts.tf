@@ -70,8 +70,8 @@ resource "google_monitoring_alert_policy" "dead_letters" {
       Prediction-log rows did not reach `${local.prediction_log}`.
 
       - `PREDICTION_LOG_SPILL`: the rows are in `${local.dead_letter_uri}/`. The Cloud Run job
-        `${google_cloud_run_v2_job.replay.name}` loads them every hour (`${var.replay_schedule}`);
-        run it now with `gcloud run jobs execute ${google_cloud_run_v2_job.replay.name} --region ${var.region}`.
+        `${google_cloud_run_v2_job.jobs["replay"].name}` loads them every hour (`${var.replay_schedule}`);
+        run it now with `gcloud run jobs execute ${google_cloud_run_v2_job.jobs["replay"].name} --region ${var.region}`.
         Rows BigQuery rejects as invalid are set aside as `rejected-*.jsonl` there.
       - `PREDICTION_LOG_DEAD_ROW`: the dead letter could not be written either; each row is only in
         the function's log line (JSON after the marker).

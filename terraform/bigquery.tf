@@ -42,7 +42,7 @@ resource "google_bigquery_dataset" "monitoring" {
   # The monitor's drift queries read the views, the log and the baselines.
   access {
     role          = "READER"
-    user_by_email = google_service_account.monitor.email
+    user_by_email = google_service_account.accounts["monitor"].email
   }
 
   # People who build dashboards on the views (Looker Studio reads with the viewer's identity).
@@ -61,8 +61,8 @@ resource "google_bigquery_table" "predictions" {
   #checkov:skip=CKV_GCP_80:See CKV_GCP_81 on the dataset: Google-managed encryption.
   dataset_id          = google_bigquery_dataset.monitoring.dataset_id
   table_id            = local.predictions_table
-  description         = "One row per predicted instance (schema: sql/prediction_log.schema.json)."
-  schema              = file("${local.sql_dir}/prediction_log.schema.json")
+  description         = "One row per predicted instance (schema: packages/prediction_log/prediction_log/prediction_log.schema.json)."
+  schema              = file("${path.module}/../packages/prediction_log/prediction_log/prediction_log.schema.json")
   deletion_protection = var.deletion_protection
 
   # Dashboards and drift queries always filter on a time window: daily partitions on ts keep

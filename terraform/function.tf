@@ -1,5 +1,5 @@
 # The prediction function (Cloud Functions 2nd gen = a Cloud Run service built from source).
-# Source: build/function.zip from `make function-zip` (functions/predict/ + sql/prediction_log.schema.json),
+# Source: build/function.zip from `make function-zip` (functions/predict/ and the packages it imports),
 # uploaded under a content hash so every change of the code redeploys and nothing else does.
 
 locals {
@@ -25,7 +25,7 @@ resource "google_cloudfunctions2_function" "predict" {
   build_config {
     runtime           = "python311"
     entry_point       = var.function_entry_point
-    service_account   = google_service_account.build.id
+    service_account   = google_service_account.accounts["build"].id
     docker_repository = google_artifact_registry_repository.function_builds.id
 
     source {
@@ -37,7 +37,7 @@ resource "google_cloudfunctions2_function" "predict" {
   }
 
   service_config {
-    service_account_email            = google_service_account.function.email
+    service_account_email            = google_service_account.accounts["function"].email
     available_memory                 = var.function_memory
     available_cpu                    = var.function_cpu
     min_instance_count               = var.function_min_instances
@@ -67,7 +67,7 @@ resource "google_cloudfunctions2_function" "predict" {
     google_project_service.apis,
     google_project_iam_member.build_reads_function_source,
     google_artifact_registry_repository_iam_member.build_pushes_function_image,
-    google_project_iam_member.build_logs,
+    google_project_iam_member.project_level,
   ]
 }
 

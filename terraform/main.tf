@@ -2,16 +2,17 @@
 #
 #   storage.tf    artifact store bucket (models/, runs/, teacher_logits/, inputs/, dead_letter/,
 #                 sources/)
-#   registry.tf   Artifact Registry repositories: train job image, function build images
+#   registry.tf   Artifact Registry repositories: jobs image, function build images
 #   bigquery.tf   dataset (with its access list), prediction log, baselines, batch scores,
 #                 dashboard views (sql/)
 #   prediction_log_sink.tf  the function's stdout log lines routed into BigQuery
 #                 (PREDICTION_LOG=stdout)
 #   iam.tf        one service account per workload, roles bound on the resources (and object
 #                 prefixes) they touch; Data Access audit logs
+#   moved.tf      the addresses resources had before iam.tf and jobs.tf used for_each
 #   jobs.tf       Cloud Run v2 jobs: train (python -m train_job), monitor and replay
 #                 (python -m monitoring), score (python -m score_job, parallel tasks), all from
-#                 the train job image, deployed by digest
+#                 the jobs image (jobs_image/Dockerfile), deployed by digest
 #   function.tf   Cloud Functions 2nd gen prediction function and who may invoke it
 #   scheduler.tf  Cloud Scheduler jobs: the monitor (which may start a retrain), the replay and an
 #                 example batch scoring run (paused by default)

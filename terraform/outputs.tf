@@ -10,17 +10,17 @@ output "function_name" {
 
 output "train_job_name" {
   description = "Cloud Run job that retrains: gcloud run jobs execute <name> --region <region>."
-  value       = google_cloud_run_v2_job.train.name
+  value       = google_cloud_run_v2_job.jobs["train"].name
 }
 
 output "monitor_job_name" {
   description = "Cloud Run job the scheduler runs (drift report, retrain on drift)."
-  value       = google_cloud_run_v2_job.monitor.name
+  value       = google_cloud_run_v2_job.jobs["monitor"].name
 }
 
 output "replay_job_name" {
   description = "Cloud Run job that loads dead-letter files into the prediction log (scheduled; run now with make run-replay)."
-  value       = google_cloud_run_v2_job.replay.name
+  value       = google_cloud_run_v2_job.jobs["replay"].name
 }
 
 output "dataset" {
@@ -39,13 +39,13 @@ output "bucket" {
 }
 
 output "image_repository" {
-  description = "Where `make image` pushes the train job image."
+  description = "Where `make image` pushes the jobs image."
   value       = "${var.region}-docker.pkg.dev/${var.project}/${google_artifact_registry_repository.images.repository_id}"
 }
 
 output "score_job_name" {
   description = "Cloud Run job that scores a backlog in parallel tasks: gcloud run jobs execute <name> --tasks N (make run-score)."
-  value       = google_cloud_run_v2_job.score.name
+  value       = google_cloud_run_v2_job.jobs["score"].name
 }
 
 output "scores_table" {

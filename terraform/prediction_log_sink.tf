@@ -160,7 +160,7 @@ resource "google_bigquery_table" "prediction_log_rows" {
 
   dataset_id          = google_bigquery_dataset.monitoring.dataset_id
   table_id            = "prediction_log_rows"
-  description         = "Every prediction-log row in the shape of sql/prediction_log.schema.json, each once: the stdout lines routed by Cloud Logging and the rows inserted into predictions (sql/logging/prediction_log_rows.sql)."
+  description         = "Every prediction-log row in the shape of packages/prediction_log/prediction_log/prediction_log.schema.json, each once: the stdout lines routed by Cloud Logging and the rows inserted into predictions (sql/logging/prediction_log_rows.sql)."
   deletion_protection = false # a view holds no data; recreating it loses nothing
 
   view {
@@ -185,7 +185,7 @@ resource "google_bigquery_table" "inserted_rows" {
 
   dataset_id          = google_bigquery_dataset.monitoring.dataset_id
   table_id            = "prediction_log_rows"
-  description         = "Every prediction-log row of the predictions table in the shape of sql/prediction_log.schema.json, each row_id once (sql/logging/inserted_rows.sql)."
+  description         = "Every prediction-log row of the predictions table in the shape of packages/prediction_log/prediction_log/prediction_log.schema.json, each row_id once (sql/logging/inserted_rows.sql)."
   deletion_protection = false # a view holds no data; recreating it loses nothing
 
   view {

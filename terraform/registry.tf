@@ -1,6 +1,7 @@
-# Docker repositories: one for the train job image (pushed by `make image`, run by the jobs by
-# digest), one for the images Cloud Build makes from the function source. The function build
-# account may push to the second only, so it cannot replace an image the jobs run.
+# Docker repositories: one for the jobs image (jobs_image/Dockerfile, pushed by `make image` as
+# train-job, run by the jobs by digest), one for the images Cloud Build makes from the function
+# source. The function build account may push to the second only, so it cannot replace an image
+# the jobs run.
 
 resource "google_artifact_registry_repository" "images" {
   #checkov:skip=CKV_GCP_84:Images hold no secrets: a public base image, the project's open-source code and the public training sets under data/; Google-managed encryption is enough and a CMEK key ring would outlive `terraform destroy`.

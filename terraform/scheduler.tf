@@ -5,7 +5,7 @@
 resource "google_cloud_scheduler_job" "monitor" {
   name        = "${var.name_prefix}-monitor"
   region      = var.region
-  description = "Runs ${google_cloud_run_v2_job.monitor.name}: drift report, retrain on drift."
+  description = "Runs ${google_cloud_run_v2_job.jobs["monitor"].name}: drift report, retrain on drift."
   schedule    = var.schedule
   time_zone   = var.schedule_time_zone
 
@@ -18,21 +18,21 @@ resource "google_cloud_scheduler_job" "monitor" {
 
   http_target {
     http_method = "POST"
-    uri         = "https://run.googleapis.com/v2/${google_cloud_run_v2_job.monitor.id}:run"
+    uri         = "https://run.googleapis.com/v2/${google_cloud_run_v2_job.jobs["monitor"].id}:run"
 
     oauth_token {
-      service_account_email = google_service_account.scheduler.email
+      service_account_email = google_service_account.accounts["scheduler"].email
       scope                 = "https://www.googleapis.com/auth/cloud-platform"
     }
   }
 
-  depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.scheduler_runs_monitor]
+  depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.invokers]
 }
 
 resource "google_cloud_scheduler_job" "replay" {
   name        = "${var.name_prefix}-replay"
   region      = var.region
-  description = "Runs ${google_cloud_run_v2_job.replay.name}: loads dead-letter files into the prediction log."
+  description = "Runs ${google_cloud_run_v2_job.jobs["replay"].name}: loads dead-letter files into the prediction log."
   schedule    = var.replay_schedule
   time_zone   = var.schedule_time_zone
 
@@ -45,15 +45,15 @@ resource "google_cloud_scheduler_job" "replay" {
 
   http_target {
     http_method = "POST"
-    uri         = "https://run.googleapis.com/v2/${google_cloud_run_v2_job.replay.id}:run"
+    uri         = "https://run.googleapis.com/v2/${google_cloud_run_v2_job.jobs["replay"].id}:run"
 
     oauth_token {
-      service_account_email = google_service_account.scheduler.email
+      service_account_email = google_service_account.accounts["scheduler"].email
       scope                 = "https://www.googleapis.com/auth/cloud-platform"
     }
   }
 
-  depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.scheduler_runs_replay]
+  depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.invokers]
 }
 
 # An example batch scoring run: the score job over score_input with its configured task count.
@@ -62,7 +62,7 @@ resource "google_cloud_scheduler_job" "replay" {
 resource "google_cloud_scheduler_job" "score" {
   name        = "${var.name_prefix}-score"
   region      = var.region
-  description = "Runs ${google_cloud_run_v2_job.score.name}: batch scores of ${local.score_input}."
+  description = "Runs ${google_cloud_run_v2_job.jobs["score"].name}: batch scores of ${local.score_input}."
   schedule    = var.score_schedule
   time_zone   = var.schedule_time_zone
   paused      = var.score_schedule_paused
@@ -76,13 +76,13 @@ resource "google_cloud_scheduler_job" "score" {
 
   http_target {
     http_method = "POST"
-    uri         = "https://run.googleapis.com/v2/${google_cloud_run_v2_job.score.id}:run"
+    uri         = "https://run.googleapis.com/v2/${google_cloud_run_v2_job.jobs["score"].id}:run"
 
     oauth_token {
-      service_account_email = google_service_account.scheduler.email
+      service_account_email = google_service_account.accounts["scheduler"].email
       scope                 = "https://www.googleapis.com/auth/cloud-platform"
     }
   }
 
-  depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.scheduler_runs_score]
+  depends_on = [google_project_service.apis, google_cloud_run_v2_job_iam_member.invokers]
 }

@@ -90,7 +90,7 @@ variable "prediction_log_partition_expiration_days" {
 # ---------------------------------------------------------------- train job (Cloud Run v2 job)
 
 variable "image" {
-  description = "Image of the train, monitor and replay jobs, by digest: <region>-docker.pkg.dev/<project>/<name_prefix>/train-job@sha256:<64 hex>. `make tf-plan` looks up the digest of the image `make image` pushed. Null only for the first, targeted apply (make tf-registry)."
+  description = "Image of the train, monitor, replay and score jobs (jobs_image/Dockerfile), by digest: <region>-docker.pkg.dev/<project>/<name_prefix>/train-job@sha256:<64 hex>. `make tf-plan` looks up the digest of the image `make image` pushed. Null only for the first, targeted apply (make tf-registry)."
   type        = string
   default     = null
 
@@ -114,7 +114,7 @@ variable "job_memory" {
 }
 
 variable "job_gpu_count" {
-  description = "GPUs per train job task (0 = CPU only; 1 needs the CUDA image, see train_job/Dockerfile.cuda, and a region with Cloud Run GPUs)."
+  description = "GPUs per train job task (0 = CPU only; 1 needs the CUDA image, make image IMAGE_VARIANT=cuda, and a region with Cloud Run GPUs)."
   type        = number
   default     = 0
 

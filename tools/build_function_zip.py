@@ -1,9 +1,9 @@
 """Build the Cloud Function source zip: functions/predict/, the packages it imports, the log schema.
 
-The function's own packages (packages/prediction_log/, packages/production_pointer/,
-packages/serving_core/: shared with monitoring and the batch scoring job by declared dependency)
-are vendored at the zip's root, which is on the function's import path, so the deployed folder
-needs nothing from the repository.
+The function's own packages (packages/job_config/, packages/prediction_log/,
+packages/production_pointer/, packages/serving_core/: shared with monitoring and the batch jobs
+by declared dependency) are vendored at the zip's root, which is on the function's import path,
+so the deployed folder needs nothing from the repository.
 `make function-zip` and the zip test both call this, so what is tested is what Terraform uploads.
 The zip is reproducible (sorted entries, fixed timestamps and permissions): the same sources give
 the same bytes, so Terraform's content hash (sources/predict-<md5>.zip) only changes, and the
@@ -21,14 +21,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_DIR = REPO_ROOT / "functions" / "predict"
 # Import packages the function depends on (pyproject's own dependencies, installed by `make venv`).
 VENDORED_PACKAGES = (
+    REPO_ROOT / "packages" / "job_config" / "job_config",
     REPO_ROOT / "packages" / "prediction_log" / "prediction_log",
     REPO_ROOT / "packages" / "production_pointer" / "production_pointer",
     REPO_ROOT / "packages" / "serving_core" / "serving_core",
 )
-# prediction_log.schema looks for the schema next to its own modules first.
-CONTRACT_FILES = {
-    REPO_ROOT / "sql" / "prediction_log.schema.json": "prediction_log/prediction_log.schema.json"
-}
 EXCLUDED_PARTS = frozenset({"__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache"})
 EXCLUDED_SUFFIXES = (".pyc", ".pyo")
 # The lock's input: the platform installs requirements.txt (the lock) only.
@@ -53,8 +50,6 @@ def function_files(source: Path = FUNCTION_DIR) -> dict[str, Path]:
     files = _tree(source)
     for package in VENDORED_PACKAGES:
         files.update(_tree(package, prefix=f"{package.name}/"))
-    for contract, name in CONTRACT_FILES.items():
-        files[name] = contract
     if "main.py" not in files or "requirements.txt" not in files:
         raise FileNotFoundError(f"{source} needs main.py and requirements.txt to deploy")
     return files

@@ -21,9 +21,12 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from job_config import read
+from prediction_log.settings import DEFAULT_PREDICTION_LOG
+
 ROOT = Path(__file__).resolve().parents[1]
 STORE = os.environ.get("FND_STORE", "local/store")
-LOG_URI = os.environ.get("PREDICTION_LOG", "duckdb://local/predictions.duckdb")
+LOG_URI = read("PREDICTION_LOG", str, DEFAULT_PREDICTION_LOG)
 
 # Each example with the label a fact-checker would give it. The first is true but plain-spoken,
 # unlike CONSTRAINT's real posts (mostly official accounts' updates): the kind of text models

@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         from train_job.distill import TeacherError
-        from train_job.pipeline import GateFailed, headline, run
+        from train_job.pipeline import GateFailed, run, run_summary
 
         summary = run(cfg)
     except DataError as e:
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     except GateFailed as e:
         print(f"error: accuracy gate failed, nothing published: {e}", file=sys.stderr)
         return 4
-    print(headline(summary))
+    print(run_summary(summary))
     if cfg.results_file:
         from train_job.pipeline import results_record
 

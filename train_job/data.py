@@ -7,73 +7,16 @@ it into exit code 2.
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 import string
-from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from train_job.config import TrainConfig
-
-LABELS = ("real", "fake")  # index = class id; "fake" is the positive class
-SPLITS = ("train", "val", "test")
-
-
-class DataError(ValueError):
-    """The dataset cannot be used as given."""
-
-
-@dataclass
-class Dataset:
-    splits: dict[str, pd.DataFrame]  # columns: text (str), label (int, 1 = fake)
-    fingerprint: dict = field(default_factory=dict)
-    # The official test split before cross-split de-duplication, to compare with published numbers.
-    test_official: pd.DataFrame | None = None
-
-
-def _read_bytes(uri: str) -> bytes:
-    if uri.startswith("gs://"):
-        from export.store import open_store
-
-        parent, _, name = uri.rpartition("/")
-        return open_store(parent).read_bytes(name)
-    try:
-        with open(uri, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        raise DataError(f"data file not found: {uri}") from None
-    except IsADirectoryError:
-        raise DataError(f"expected a CSV/TSV file but found a folder: {uri}") from None
-
-
-def read_table(uri: str) -> tuple[pd.DataFrame, str]:
-    """Returns the table and the sha256 of the file's bytes."""
-    raw = _read_bytes(uri)
-    digest = hashlib.sha256(raw).hexdigest()
-    # A gzip-compressed file (.csv.gz, .tsv.gz) is read as the table it holds.
-    compressed = uri.lower().endswith(".gz")
-    name = uri.lower().removesuffix(".gz")
-    sep = "\t" if name.endswith((".tsv", ".tab")) else ","
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(raw),
-            sep=sep,
-            dtype=str,
-            keep_default_na=False,
-            compression="gzip" if compressed else None,
-        )
-    except (
-        pd.errors.ParserError,
-        UnicodeDecodeError,
-        pd.errors.EmptyDataError,
-        OSError,  # not gzip data behind a .gz name
-        EOFError,
-    ) as e:
-        raise DataError(f"cannot parse {uri} as {'TSV' if sep == chr(9) else 'CSV'}: {e}") from e
-    return frame, digest
+from train_job.sources import load_mix
+from train_job.tables import SPLITS, DataError, Dataset, read_table
 
 
 def _split_values(spec: str) -> set[str]:
@@ -142,8 +85,6 @@ def load_dataset(cfg: TrainConfig) -> Dataset:
     train posts, cap train if asked, and fingerprint what was read. With --sources, the mix
     file's sources instead (train_job/sources.py). Every split keeps each row's `source`."""
     if cfg.sources:
-        from train_job.sources import load_mix
-
         return load_mix(cfg)
     files = split_files(cfg)
     splits, hashes, dropped_no_text = read_splits(files, cfg)

@@ -25,8 +25,13 @@ import logging
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from export.store import Store, open_store
+from train_job.batching import bucketed_batches, collate, encode, predict_logits, to_device
+from train_job.device import pick_device
+from train_job.model import load_classifier, load_tokenizer
+from train_job.trust_eval import BundleScorer
 
 log = logging.getLogger(__name__)
 
@@ -91,14 +96,7 @@ def score_teacher(folder: Path, texts: list[str], max_length: int) -> np.ndarray
     machine: the cache key names the teacher and the texts, not the device, so a cached answer
     must not depend on whether the machine that scored it had bf16."""
     if (folder / "manifest.json").is_file():
-        from train_job.trust_eval import BundleScorer
-
         return BundleScorer(folder).logits_and_ood(texts)[0]
-    import torch
-
-    from train_job.model import load_classifier, load_tokenizer
-    from train_job.train import encode, pick_device, predict_logits
-
     labels = json.loads((folder / "config.json").read_text()).get("id2label", {})
     if labels != {"0": "real", "1": "fake"}:
         raise TeacherError(f"{folder}: the teacher must be a real/fake classifier, has {labels}")
@@ -113,11 +111,6 @@ def score_teacher(folder: Path, texts: list[str], max_length: int) -> np.ndarray
 
 def score_teacher_states(folder: Path, texts: list[str], max_length: int) -> np.ndarray:
     """The teacher's last-layer state of the first token [n, hidden] on `texts`."""
-    import torch
-
-    from train_job.model import load_classifier, load_tokenizer
-    from train_job.train import bucketed_batches, collate, encode, pick_device, to_device
-
     tokenizer = load_tokenizer(folder, placeholders=False)
     model = load_classifier(folder, fresh_head=False)
     device = pick_device("auto")

@@ -18,7 +18,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from train_job.data import LABELS
+from train_job.tables import LABELS
 
 
 def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:

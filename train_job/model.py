@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from train_job.data import LABELS
+from train_job.tables import LABELS
 
 # Nothing may be downloaded at run time: the job runs where there is no hub to reach.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

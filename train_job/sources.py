@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from train_job.config import TrainConfig
-from train_job.data import SPLITS, DataError, Dataset, _read_bytes, read_table
+from train_job.tables import SPLITS, DataError, Dataset, read_bytes, read_table
 
 MIX_SCHEMA = Path(__file__).with_name("sources.schema.json")
 DEFAULT_VAL_FRACTION = 0.05
@@ -135,7 +135,7 @@ def parse_mix(text: str, path: str = "<mix>") -> Mix:
 
 
 def read_mix(uri: str) -> Mix:
-    raw = _read_bytes(uri)
+    raw = read_bytes(uri)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

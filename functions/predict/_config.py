@@ -1,9 +1,11 @@
 """Settings of the function, read from the environment once per process.
 
-Order: environment variable, then the documented default (the function has no command line).
+Order (job_config.read, the one reader of every deployable's settings): an explicit value, then
+the environment variable, then the documented default; the function has no command line, so
+here it is the variable, else the default. A blank variable counts as unset.
 The prediction log's settings (PREDICTION_LOG, DEAD_LETTER_URI, LOG_TEXT, PREDICTION_LOG_*) are
-read here too, by prediction_log.settings with the same order, and handed to the logger, so a bad
-value fails the start like any other setting.
+read here too, by prediction_log.settings with the same reader, and handed to the logger, so a
+bad value fails the start like any other setting.
 Defaults for the thread counts were measured on a 2-vCPU machine (see benchmarks/bench_serve.py
 and reports/bench_serve.md); set both together when the instance size changes.
 """
@@ -12,11 +14,13 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
-from prediction_log.settings import LogSettings
+from job_config import env_value, non_negative_float, parse_bool, positive_int, read
+from prediction_log.settings import DEFAULT_DEAD_LETTER_URI, DEFAULT_PREDICTION_LOG, LogSettings
 from serving_core.cpus import available_cpus
 
 # Measured on 2 vCPUs (reports/bench_serve.md, thread sweep): requests in parallel, each on one
@@ -38,8 +42,8 @@ DEFAULTS: dict[str, str] = {
     "MODEL_URI": "local/store/models/production.json",
     "BUNDLE_CACHE_DIR": str(Path(tempfile.gettempdir()) / "fakenews-bundles"),
     # Local default: the embedded DuckDB file. Terraform sets stdout in production.
-    "PREDICTION_LOG": LogSettings().sink_uri,
-    "DEAD_LETTER_URI": LogSettings().dead_letter_uri,
+    "PREDICTION_LOG": DEFAULT_PREDICTION_LOG,
+    "DEAD_LETTER_URI": DEFAULT_DEAD_LETTER_URI,
     # Bounds of the background sink's buffer (bq://): rows past either one go to the
     # dead letter from the request thread rather than grow the instance until it is killed.
     # 10000 rows are about 15 MiB of Python objects; 8 MiB bounds rows that carry texts.
@@ -69,6 +73,9 @@ DEFAULTS: dict[str, str] = {
 }
 
 
+T = TypeVar("T")
+
+
 class ConfigError(ValueError):
     """A setting has a value the function cannot use; raised at startup so the deploy fails."""
 
@@ -77,7 +84,6 @@ class ConfigError(ValueError):
 class ServeConfig:
     model_uri: str
     bundle_cache_dir: Path
-    prediction_log: str
     log: LogSettings
     max_instances: int
     max_text_chars: int
@@ -96,37 +102,12 @@ class ServeConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServeConfig:
         env = os.environ if env is None else env
 
-        def text(name: str) -> str:
-            value = env.get(name, "").strip()
-            return value or DEFAULTS[name]
-
-        def positive_int(name: str, default: int | None = None) -> int:
-            if default is not None and not env.get(name, "").strip():
-                return default
-            raw = text(name)
+        def setting(name: str, parse: Callable[[str], T], default: T | None = None) -> T:
+            fallback = parse(DEFAULTS[name]) if default is None else default
             try:
-                value = int(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not an integer") from None
-            if value < 1:
-                raise ConfigError(f"{name}={raw!r} must be >= 1")
-            return value
-
-        def flag(name: str) -> bool:
-            raw = text(name).lower()
-            if raw not in ("0", "1", "true", "false", "yes", "no", "on", "off"):
-                raise ConfigError(f"{name}={raw!r} is not a boolean (0/1, true/false)")
-            return raw in ("1", "true", "yes", "on")
-
-        def non_negative_float(name: str) -> float:
-            raw = text(name)
-            try:
-                value = float(raw)
-            except ValueError:
-                raise ConfigError(f"{name}={raw!r} is not a number") from None
-            if not value >= 0:
-                raise ConfigError(f"{name}={raw!r} must be >= 0")
-            return value
+                return read(name, parse, fallback, env=env)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from None
 
         try:
             log = LogSettings.from_env(env, strict=True)
@@ -134,22 +115,23 @@ class ServeConfig:
             raise ConfigError(str(exc)) from None
 
         return cls(
-            model_uri=text("MODEL_URI"),
-            bundle_cache_dir=Path(text("BUNDLE_CACHE_DIR")),
-            prediction_log=log.sink_uri,
+            model_uri=setting("MODEL_URI", str),
+            bundle_cache_dir=Path(setting("BUNDLE_CACHE_DIR", str)),
             log=log,
-            max_instances=positive_int("MAX_INSTANCES"),
-            max_text_chars=positive_int("MAX_TEXT_CHARS"),
-            max_body_bytes=positive_int("MAX_BODY_BYTES"),
-            max_batch_size=positive_int("MAX_BATCH_SIZE"),
-            max_batch_tokens=positive_int("MAX_BATCH_TOKENS"),
-            ort_intra_op_threads=positive_int("ORT_INTRA_OP_THREADS"),
-            solo_ort_threads=positive_int("SOLO_ORT_THREADS", default=available_cpus()),
-            threads=positive_int("THREADS"),
-            ort_allow_spinning=flag("ORT_ALLOW_SPINNING"),
-            load_retry_seconds=non_negative_float("LOAD_RETRY_SECONDS"),
-            model_refresh_seconds=non_negative_float("MODEL_REFRESH_SECONDS"),
-            model_reload_backoff_max_seconds=non_negative_float("MODEL_RELOAD_BACKOFF_MAX_SECONDS"),
+            max_instances=setting("MAX_INSTANCES", positive_int),
+            max_text_chars=setting("MAX_TEXT_CHARS", positive_int),
+            max_body_bytes=setting("MAX_BODY_BYTES", positive_int),
+            max_batch_size=setting("MAX_BATCH_SIZE", positive_int),
+            max_batch_tokens=setting("MAX_BATCH_TOKENS", positive_int),
+            ort_intra_op_threads=setting("ORT_INTRA_OP_THREADS", positive_int),
+            solo_ort_threads=setting("SOLO_ORT_THREADS", positive_int, available_cpus()),
+            threads=setting("THREADS", positive_int),
+            ort_allow_spinning=setting("ORT_ALLOW_SPINNING", parse_bool),
+            load_retry_seconds=setting("LOAD_RETRY_SECONDS", non_negative_float),
+            model_refresh_seconds=setting("MODEL_REFRESH_SECONDS", non_negative_float),
+            model_reload_backoff_max_seconds=setting(
+                "MODEL_RELOAD_BACKOFF_MAX_SECONDS", non_negative_float
+            ),
         )
 
 
@@ -161,5 +143,5 @@ def apply_server_defaults(env: dict[str, str] | None = None) -> None:
     (4 x CPUs) oversubscribes a 2-vCPU instance once onnxruntime uses both cores per request.
     """
     env = os.environ if env is None else env
-    if not env.get("THREADS", "").strip():
+    if env_value("THREADS", env) is None:
         env["THREADS"] = DEFAULTS["THREADS"]

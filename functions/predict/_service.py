@@ -372,8 +372,8 @@ def prediction_log_rows(
     cold_start: bool,
     shadow: bool = False,
 ) -> list[dict[str, Any]]:
-    """Rows shaped by sql/prediction_log.schema.json, one per instance (text dropped by the logger
-    unless LOG_TEXT is on). Each row gets its own key here, on the server: request_id and
+    """Rows shaped by the prediction_log package's schema file, one per instance (text dropped by
+    the logger unless LOG_TEXT is on). Each row gets its own key here, on the server: request_id and
     trace_id are whatever the caller sent, so they are kept as plain columns only. `shadow`
     marks a shadow candidate's answers, which the caller never got."""
     ts = datetime.now(UTC).isoformat()

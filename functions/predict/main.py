@@ -20,7 +20,7 @@ from typing import Any
 
 import flask
 import functions_framework
-from _candidate import Rollout
+from _canary_shadow import Rollout
 from _config import ServeConfig, apply_server_defaults
 from _errors import ApiError, MethodNotAllowed, ModelUnavailable, PayloadTooLarge, error_body
 from _service import ModelHolder, PredictionLogHook, configure_logging, prediction_log_rows
@@ -35,7 +35,8 @@ LIMITS = Limits(
     max_body_bytes=CONFIG.max_body_bytes,
 )
 PREDICTION_LOG = PredictionLogHook(CONFIG.log)
-# The pointer's candidate (canary or shadow) rides on production's pointer reads: _candidate.py.
+# The pointer's candidate (canary or shadow) rides on production's pointer reads:
+# _canary_shadow.py.
 ROLLOUT = Rollout(CONFIG, PREDICTION_LOG)
 MODEL = ModelHolder(
     CONFIG,

@@ -1,5 +1,5 @@
 -- The prediction log: one row per predicted instance.
--- Columns must match sql/prediction_log.schema.json (tests/monitoring/test_sql_contract.py checks it).
+-- Columns must match packages/prediction_log/prediction_log/prediction_log.schema.json (tests/monitoring/test_sql_contract.py checks it).
 -- Placeholder: ${dataset} = `project.dataset` on BigQuery (see sql/README.md).
 -- Day partitions keep dashboard and drift queries to the days they read; clustering by
 -- model_version makes per-version filters (comparisons, PSI per bundle) cheap.

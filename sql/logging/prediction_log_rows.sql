@@ -1,5 +1,5 @@
 -- prediction_log_rows: every row of the prediction log in the contract's shape
--- (sql/prediction_log.schema.json, same columns in the same order), whichever way it arrived:
+-- (packages/prediction_log/prediction_log/prediction_log.schema.json, same columns in the same order), whichever way it arrived:
 --   * as a JSON line on the function's stdout (PREDICTION_LOG=stdout, the production default),
 --     routed by the Cloud Logging sink of terraform/prediction_log_sink.tf into ${log_entries};
 --   * inserted into `${dataset}.predictions` (PREDICTION_LOG=bq://, and every replay).

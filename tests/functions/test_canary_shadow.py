@@ -17,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from _candidate import ShadowJob, ShadowWorker
+from _canary_shadow import ShadowJob, ShadowWorker
 
 from export import publish
 from export.store import open_store
@@ -211,7 +211,7 @@ def test_a_candidate_load_error_reaches_the_log_not_the_caller(
 def test_a_promoted_candidate_rolled_back_before_it_served_leaves_no_copy(
     store_copy: Path, tmp_path: Path
 ) -> None:
-    from _candidate import ActiveCandidate, Rollout
+    from _canary_shadow import ActiveCandidate, Rollout
     from _config import ServeConfig
 
     v1 = publish.read_pointer(open_store(store_copy))["version"]

@@ -17,11 +17,12 @@ from _config import ServeConfig
 from _errors import ModelUnavailable
 from _service import ModelHolder, PredictionLogHook
 
+from prediction_log.schema import find_schema_file
 from prediction_log.settings import LogSettings
-from testing.paths import FUNCTION_DIR, ROOT
+from testing.paths import FUNCTION_DIR
 from tests.conftest import wait_for_background_sessions
 
-LOG_SCHEMA = json.loads((ROOT / "sql" / "prediction_log.schema.json").read_text())
+LOG_SCHEMA = json.loads(find_schema_file().read_text())
 
 
 @pytest.fixture

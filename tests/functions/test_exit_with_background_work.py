@@ -46,7 +46,7 @@ if case == "refresher":
     holder.get()
     model_module.open_session = slow_open
 elif case == "candidate-loader":
-    from _candidate import Rollout
+    from _canary_shadow import Rollout
     from production_pointer import Candidate
 
     model_module.open_session = slow_open
@@ -54,7 +54,7 @@ elif case == "candidate-loader":
     rollout = Rollout(config, log_rows=lambda rows: None, loader=lambda _: _load_model(config))
     rollout._observe("the-production-version", Candidate("a-candidate", "shadow"))
 elif case == "shadow":
-    from _candidate import ShadowJob, ShadowWorker
+    from _canary_shadow import ShadowJob, ShadowWorker
 
     model = _load_model(config)
 

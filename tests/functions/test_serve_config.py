@@ -1,4 +1,5 @@
-"""Settings: environment first, then documented defaults; bad values fail at startup."""
+"""Settings: environment first, then documented defaults; bad values fail at startup. The
+reader itself (order, blanks, boolean spellings) is tested in tests/job_settings/."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def test_environment_overrides_defaults() -> None:
     assert (config.max_instances, config.max_text_chars, config.max_body_bytes) == (5, 10, 100)
     assert (config.ort_intra_op_threads, config.threads) == (3, 7)
     assert config.load_retry_seconds == 0.0
-    assert config.prediction_log == "none"
+    assert config.log.sink_uri == "none"
     assert config.ort_allow_spinning is True
     assert ServeConfig.from_env({}).ort_allow_spinning is False
 
@@ -77,7 +78,7 @@ def test_prediction_log_settings_are_read_in_the_same_order() -> None:
     )
     assert (config.log.buffer_rows, config.log.buffer_bytes) == (123, 4567)
     assert ServeConfig.from_env({}).log == LogSettings()
-    assert ServeConfig.from_env({}).prediction_log == DEFAULTS["PREDICTION_LOG"]
+    assert ServeConfig.from_env({}).log.sink_uri == DEFAULTS["PREDICTION_LOG"]
     assert str(LogSettings().buffer_rows) == DEFAULTS["PREDICTION_LOG_BUFFER_ROWS"]
     with pytest.raises(ConfigError, match="PREDICTION_LOG_BUFFER_ROWS"):
         ServeConfig.from_env({"PREDICTION_LOG_BUFFER_ROWS": "0"})

@@ -11,11 +11,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from prediction_log.bigquery_sink import BigQuerySink
 from prediction_log.dead_letter import DeadLetter
 from prediction_log.logger import PredictionLogger
 from prediction_log.rows import prepare_row
 from prediction_log.schema import load_columns
-from prediction_log.sinks import BigQuerySink
 from tests.monitoring._crafted import make_rows
 
 LIMIT = 10 * 1024 * 1024  # BigQuery's streaming insert request limit

@@ -15,9 +15,10 @@ from google.api_core.exceptions import BadRequest
 
 from monitoring._engines import BigQueryEngine
 from monitoring.cli import main as monitoring_main
+from prediction_log.bigquery_sink import BigQuerySink
 from prediction_log.dead_letter import DeadLetter
 from prediction_log.logger import PredictionLogger
-from prediction_log.sinks import BigQuerySink, make_sink
+from prediction_log.sinks import make_sink
 from tests.monitoring._crafted import make_rows
 
 

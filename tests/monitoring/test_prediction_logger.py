@@ -273,13 +273,14 @@ def test_normal_exit_with_rows_buffered_loses_none(tmp_path: Path, bq: BigQueryE
     assert json.dumps(_dead_rows(tmp_path / "dead")) == "[]"
 
 
-def test_schema_file_from_env_then_next_to_module_then_repo(
+def test_schema_file_from_env_else_the_one_in_the_package(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    repo_schema = ROOT / "sql" / "prediction_log.schema.json"
+    packaged = (
+        ROOT / "packages" / "prediction_log" / "prediction_log" / "prediction_log.schema.json"
+    )
     monkeypatch.delenv(log_schema.SCHEMA_ENV, raising=False)
-    # No copy next to the module in the repo checkout (the Makefile adds one to the zip).
-    assert log_schema.find_schema_file() == repo_schema
+    assert log_schema.find_schema_file() == packaged
     custom = tmp_path / "schema.json"
     custom.write_text('[{"name": "request_id", "type": "STRING", "mode": "REQUIRED"}]')
     monkeypatch.setenv(log_schema.SCHEMA_ENV, str(custom))

@@ -44,7 +44,7 @@ def emulator(
 def scores_table(emulator: BigQueryEmulator) -> str:
     from google.cloud import bigquery
 
-    from prediction_log.sinks import bigquery_client
+    from prediction_log.bigquery_sink import bigquery_client
 
     client = bigquery_client(emulator.project)
     dataset = f"{emulator.project}.ds_{uuid.uuid4().hex[:8]}"
@@ -55,7 +55,7 @@ def scores_table(emulator: BigQueryEmulator) -> str:
 
 
 def _count(table: str) -> tuple[int, int]:
-    from prediction_log.sinks import bigquery_client
+    from prediction_log.bigquery_sink import bigquery_client
 
     client = bigquery_client(table.split(".")[0])
     [row] = client.query(f"SELECT COUNT(*) AS n, COUNT(DISTINCT row_key) AS k FROM `{table}`")

@@ -271,7 +271,7 @@ def test_the_zip_ships_the_lock_and_not_its_input(tmp_path: Path) -> None:
 
 
 def test_image_and_venv_install_from_the_locks_with_hashes() -> None:
-    dockerfile = (ROOT / "train_job/Dockerfile").read_text()
+    dockerfile = (ROOT / "jobs_image/Dockerfile").read_text()
     # The base image has no tag default and the build refuses one without a digest.
     assert re.search(r"^ARG PYTHON_IMAGE$", dockerfile, re.M)
     assert re.findall(r"^FROM (\S+)", dockerfile, re.M) == ["${PYTHON_IMAGE}"] * 2

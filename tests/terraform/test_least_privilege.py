@@ -168,6 +168,81 @@ def test_a_bucket_policy_fails(tmp_path: Path) -> None:
     assert "authoritative bucket policy" in message
 
 
+# ---------------------------------------------------------------- for_each over a local map
+
+GRANT_MAP = (
+    "locals {{\n  grants = {{\n"
+    '    reads_models = {{\n      role       = "roles/storage.objectViewer"\n'
+    '      expression = "{first}"\n    }}\n'
+    '    writes_models = {{\n      role       = "{role}"\n'
+    '      expression = "{second}"\n    }}\n'
+    "  }}\n}}\n"
+)
+
+
+def each_grant(for_each: str) -> str:
+    """A bucket grant per entry of the map for_each iterates."""
+    return (
+        'resource "google_storage_bucket_iam_member" "grants" {\n'
+        f"  for_each = {for_each}\n\n"
+        "  bucket = google_storage_bucket.store.name\n"
+        "  role   = each.value.role\n"
+        '  member = "serviceAccount:a@p.iam.gserviceaccount.com"\n'
+        "  condition {\n"
+        '    title      = "${each.key}"\n'
+        "    expression = each.value.expression\n"
+        "  }\n}\n"
+    )
+
+
+def test_each_entry_of_a_local_map_is_checked_as_its_own_grant(tmp_path: Path) -> None:
+    ok = GRANT_MAP.format(
+        first=OBJECT_UNDER_MODELS, role="roles/storage.objectCreator", second=OBJECT_UNDER_MODELS
+    )
+    assert findings_for(tmp_path, ok + each_grant("local.grants")) == []
+    whole = f"resource.name.startsWith('{OBJECTS}/')"
+    widened = GRANT_MAP.format(
+        first=OBJECT_UNDER_MODELS, role="roles/storage.objectAdmin", second=whole
+    )
+    [message] = findings_for(tmp_path, widened + each_grant("local.grants"))
+    assert message.startswith(
+        'google_storage_bucket_iam_member.grants["writes_models"]: grants '
+        "roles/storage.objectAdmin on the whole bucket"
+    )
+
+
+def test_a_project_role_widened_in_a_local_map_fails(tmp_path: Path) -> None:
+    resources = (
+        "locals {\n  roles = {\n"
+        '    queries = { role = "roles/bigquery.jobUser" }\n'
+        '    logs    = { role = "roles/logging.admin" }\n'
+        "  }\n}\n"
+        'resource "google_project_iam_member" "roles" {\n'
+        "  for_each = local.roles\n\n"
+        '  project = "p"\n'
+        "  role    = each.value.role\n"
+        '  member  = "serviceAccount:a@p.iam.gserviceaccount.com"\n}\n'
+    )
+    [message] = findings_for(tmp_path, resources)
+    assert message.startswith(
+        'google_project_iam_member.roles["logs"]: grants roles/logging.admin at project level'
+    )
+
+
+@pytest.mark.parametrize(
+    "for_each",
+    ["merge(local.grants, {})", "{ for k, v in local.grants : k => v }", "local.missing"],
+)
+def test_a_grant_whose_for_each_cannot_be_read_is_refused(tmp_path: Path, for_each: str) -> None:
+    ok = GRANT_MAP.format(
+        first=OBJECT_UNDER_MODELS, role="roles/storage.objectCreator", second=OBJECT_UNDER_MODELS
+    )
+    [message] = findings_for(tmp_path, ok + each_grant(for_each))
+    assert message.startswith(
+        "google_storage_bucket_iam_member.grants: its for_each cannot be read offline"
+    )
+
+
 # ---------------------------------------------------------------- the real configuration
 
 
@@ -175,24 +250,33 @@ def test_the_configuration_passes_and_plants_are_caught(terraform_copy: Path) ->
     files, _ = load_module(TERRAFORM_DIR)
     assert check_least_privilege(files) == []
     iam = terraform_copy / "iam.tf"
-    # The function's read of models/ widened to the whole bucket; the monitor made project Editor.
+    # The function's read of models/ widened to the whole bucket (its map entry's prefix emptied);
+    # the monitor made project Editor; the score job's read of scores/ left without a condition.
     text = iam.read_text()
-    start = text.index('resource "google_storage_bucket_iam_member" "function_reads_models"')
-    block = text[start : text.index("\n}\n", start)]
-    iam.write_text(text.replace(block, re.sub(r"\n  condition \{.*", "", block, flags=re.S)))
-    monitor = "\n  member  = google_service_account.monitor.member"
+    start = text.index("    function_reads_models = {")
+    entry = text[start : text.index("\n    }\n", start)]
+    iam.write_text(text.replace(entry, entry.replace("/objects/models/'", "/objects/'")))
     plant(
         iam,
-        f'  role    = "roles/bigquery.jobUser"{monitor}',
-        f'  role    = "roles/editor"{monitor}',
+        '      account = "monitor"\n      role    = "roles/bigquery.jobUser"',
+        '      account = "monitor"\n      role    = "roles/editor"',
     )
+    text = iam.read_text()
+    start = text.index("    score_reads_scores = {")
+    entry = text[start : text.index("\n    }\n", start)]
+    iam.write_text(text.replace(entry, re.sub(r"\n      expression .*", "", entry)))
     files, _ = load_module(terraform_copy)
     messages = sorted(f.message for f in check_least_privilege(files))
-    assert len(messages) == 2
+    assert len(messages) == 3
     assert messages[0].startswith(
-        "google_project_iam_member.monitor_query_jobs: grants roles/editor"
+        'google_project_iam_member.project_level["monitor_query_jobs"]: grants roles/editor'
     )
-    assert messages[1].startswith(
-        "google_storage_bucket_iam_member.function_reads_models: grants "
-        "roles/storage.objectViewer on the whole bucket"
+    assert messages[1] == (
+        'google_storage_bucket_iam_member.artifacts["function_reads_models"]: grants '
+        "roles/storage.objectViewer on the whole bucket: the condition's object prefix is "
+        "empty, which is every object of the bucket"
+    )
+    assert messages[2].startswith(
+        'google_storage_bucket_iam_member.artifacts["score_reads_scores"]: grants '
+        "roles/storage.objectViewer on the whole bucket: the condition names no object prefix"
     )

@@ -145,13 +145,35 @@ def test_schema_check_fails_on_an_unknown_resource_type(
 def test_reference_check_fails_on_a_dangling_resource_reference(terraform_copy: Path) -> None:
     plant(
         terraform_copy / "jobs.tf",
-        "service_account = google_service_account.train.email",
-        "service_account = google_service_account.trainer.email",
+        "= google_service_account.accounts[each.key].email",
+        "= google_service_account.account[each.key].email",
     )
     findings = check_references(parsed(terraform_copy))
     assert [f.message for f in findings] == [
-        "google_service_account.trainer.email: no resource google_service_account.trainer"
+        "google_service_account.account.email: no resource google_service_account.account"
     ]
+
+
+def test_reference_check_reads_moved_blocks_to_but_not_from(terraform_copy: Path) -> None:
+    """`from` names an address no longer declared; a `to` key missing from the for_each map
+    would make an apply destroy the object at `from` and create a new one."""
+    moved = terraform_copy / "moved.tf"
+    plant(
+        moved,
+        'to   = google_storage_bucket_iam_member.artifacts["train_runs"]',
+        'to   = google_storage_bucket_iam_member.artifacts["train_run"]',
+    )
+    plant(
+        moved,
+        'to   = google_cloud_run_v2_job.jobs["score"]',
+        'to   = google_cloud_run_v2_job.job["score"]',
+    )
+    messages = sorted(f.message for f in check_references(parsed(terraform_copy)))
+    assert messages[0] == ("google_cloud_run_v2_job.job: no resource google_cloud_run_v2_job.job")
+    assert messages[1].startswith(
+        'moved to google_storage_bucket_iam_member.artifacts["train_run"]: no such key'
+    )
+    assert len(messages) == 2
 
 
 def test_reference_check_fails_on_unknown_variables_and_locals(terraform_copy: Path) -> None:
@@ -189,6 +211,23 @@ def test_public_access_check_fails_on_an_unconditional_public_invoker(
     findings = check_public_access(parsed(terraform_copy))
     assert len(findings) == 1
     assert "google_cloud_run_v2_service_iam_member.everyone grants allUsers" in findings[0].message
+
+
+def test_public_access_check_reads_the_map_a_grant_iterates(terraform_copy: Path) -> None:
+    jobs_invokers = terraform_copy / "iam.tf"
+    plant(
+        jobs_invokers,
+        "  member   = google_service_account.accounts[each.value.account].member",
+        "  member   = each.value.member",
+    )
+    plant(
+        jobs_invokers,
+        '    scheduler_runs_score = {\n      account = "scheduler"',
+        '    scheduler_runs_score = {\n      account = "scheduler"\n      member  = "allUsers"',
+    )
+    findings = check_public_access(parsed(terraform_copy))
+    assert len(findings) == 1
+    assert "google_cloud_run_v2_job_iam_member.invokers grants allUsers" in findings[0].message
 
 
 def test_public_access_check_fails_when_the_opt_in_defaults_to_true(terraform_copy: Path) -> None:

@@ -11,17 +11,11 @@ import numpy as np
 import pytest
 import torch
 
+from train_job.augment import perturb, toggle_handles, toggle_links
+from train_job.batching import Encoded, encode
 from train_job.config import TrainConfig
-from train_job.train import (
-    Encoded,
-    LossWeights,
-    encode,
-    epoch_inputs,
-    perturb,
-    toggle_handles,
-    toggle_links,
-    train_step,
-)
+from train_job.epoch_inputs import epoch_inputs
+from train_job.losses import LossWeights, train_step
 
 POSTS = [
     f"post {i} about masks https://t.co/{i}" if i % 2 else f"@who post {i}" for i in range(200)
@@ -47,15 +41,15 @@ def test_handle_toggle_removes_handles_or_adds_one() -> None:
     assert re.fullmatch(r"@[a-z]{4,10}\d{0,2} masks work", added)
 
 
-def test_a_headline_is_the_first_sentence_without_a_posts_style() -> None:
-    from train_job.train import headline
+def test_first_sentence_is_the_posts_headline_without_its_style() -> None:
+    from train_job.augment import first_sentence
 
     post = "#IndiaFightsCorona: 1,234 new cases today. Recovery at 80%. https://t.co/x @MoHFW"
-    assert headline(post) == "IndiaFightsCorona: 1,234 new cases today."
-    assert headline("RT @WHO: Wash your hands. Stay safe.") == "Wash your hands."
-    assert headline("https://t.co/abc") == "https://t.co/abc"  # nothing left: keep the post
+    assert first_sentence(post) == "IndiaFightsCorona: 1,234 new cases today."
+    assert first_sentence("RT @WHO: Wash your hands. Stay safe.") == "Wash your hands."
+    assert first_sentence("https://t.co/abc") == "https://t.co/abc"  # nothing left: keep the post
     cfg = TrainConfig(headline_augmentation=1.0, link_augmentation=0.0, handle_augmentation=0.0)
-    assert perturb([post], cfg, epoch=0) == [headline(post)]
+    assert perturb([post], cfg, epoch=0) == [first_sentence(post)]
 
 
 def test_each_epoch_draws_afresh_and_a_rerun_draws_the_same() -> None:
@@ -126,7 +120,8 @@ def _step_loss(model, tokenizer, inputs, weight: float) -> float:
 
 
 def test_the_consistency_term_is_the_kl_between_post_and_twin(tmp_path: Path, tokenizer) -> None:
-    from train_job.train import EpochInputs, predict_logits
+    from train_job.batching import predict_logits
+    from train_job.epoch_inputs import EpochInputs
 
     labels = np.arange(16) % 2
     posts = encode(tokenizer, POSTS[:16], labels, 32)
@@ -154,7 +149,7 @@ def test_the_consistency_term_is_the_kl_between_post_and_twin(tmp_path: Path, to
 
 
 def test_twins_ride_in_the_same_padded_batch() -> None:
-    from train_job.train import collate
+    from train_job.batching import collate
 
     enc = Encoded({"input_ids": [[1, 2], [3]]}, np.zeros(2), np.array([2, 1]), np.array([2, 1]))
     twins = Encoded(

@@ -8,7 +8,7 @@ import random
 import numpy as np
 import pytest
 
-from train_job.train import bucketed_batches
+from train_job.batching import bucketed_batches
 
 
 def _length_tied_to_label(n: int = 3000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -68,7 +68,7 @@ def test_same_rng_same_batches_so_a_resumed_run_sees_the_same_order() -> None:
 def test_cuda_batches_are_padded_to_a_multiple_of_8_and_cpu_ones_to_their_longest() -> None:
     import torch
 
-    from train_job.train import Encoded, collate, pad_multiple
+    from train_job.batching import Encoded, collate, pad_multiple
 
     rows = [[101, 7, 102], [101, 7, 8, 9, 10, 102]]
     enc = Encoded(

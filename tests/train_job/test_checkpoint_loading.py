@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from export.store import LocalStore
-from train_job.train import CHECKPOINT_KEY, LoopState, TrainResult, resume, save_checkpoint
+from train_job.checkpoint import CHECKPOINT_KEY, LoopState, TrainResult, resume, save_checkpoint
 
 RUN = "runs/checkpoint-test"
 

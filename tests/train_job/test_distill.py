@@ -12,15 +12,10 @@ import torch
 
 from export.store import LocalStore
 from train_job import distill
-from train_job.train import (
-    EpochInputs,
-    LossWeights,
-    TeacherLogits,
-    encode,
-    epoch_inputs,
-    headline,
-    train_step,
-)
+from train_job.augment import first_sentence
+from train_job.batching import encode
+from train_job.epoch_inputs import EpochInputs, TeacherLogits, epoch_inputs
+from train_job.losses import LossWeights, train_step
 
 TEXTS = [f"post number {i} about vaccines" for i in range(40)]
 
@@ -59,11 +54,11 @@ def test_teacher_logits_are_cached_in_the_store(hf_teacher: Path, tmp_path: Path
 def test_a_teacher_is_scored_in_fp32_on_any_machine(hf_teacher: Path, monkeypatch) -> None:
     """Cached logits are keyed by teacher and texts only, so they must not depend on whether the
     scoring machine has bf16: with bf16 reported, the answers equal those scored without it."""
-    from train_job import train
+    from train_job import device
 
-    monkeypatch.setattr(train, "native_bf16", lambda device: False)
+    monkeypatch.setattr(device, "native_bf16", lambda device: False)
     without_bf16 = distill.score_teacher(hf_teacher, TEXTS, 32)
-    monkeypatch.setattr(train, "native_bf16", lambda device: True)
+    monkeypatch.setattr(device, "native_bf16", lambda device: True)
     np.testing.assert_array_equal(distill.score_teacher(hf_teacher, TEXTS, 32), without_bf16)
 
 
@@ -113,7 +108,7 @@ def test_student_loss_mixes_labels_and_the_teachers_soft_targets(hf_teacher: Pat
     hard = step(LossWeights(distill=0.0))
     only_teacher = step(LossWeights(distill=1.0, temperature=2.0))
     mixed = step(LossWeights(distill=0.25, temperature=2.0))
-    from train_job.train import predict_logits
+    from train_job.batching import predict_logits
 
     student = (
         torch.tensor(predict_logits(model, enc, 0, torch.device("cpu"), precision="fp32")) / 2.0
@@ -156,7 +151,7 @@ POSTS = [
 ]
 
 
-def test_headline_twins_are_the_drawn_posts_that_a_cut_changes(hf_teacher: Path) -> None:
+def test_first_sentence_twins_are_the_drawn_posts_that_a_cut_changes(hf_teacher: Path) -> None:
     from train_job.config import TrainConfig
     from train_job.model import load_tokenizer
 
@@ -166,23 +161,24 @@ def test_headline_twins_are_the_drawn_posts_that_a_cut_changes(hf_teacher: Path)
     cfg = TrainConfig(teacher="t", teacher_headlines=1.0, link_augmentation=0.0)
     inputs = epoch_inputs(cfg, tokenizer, POSTS, labels, 0, teacher)
     assert inputs.has_twin.tolist() == [True, False, True, False]
-    assert inputs.twin_teacher is teacher.headlines and inputs.teacher is teacher.posts
+    assert inputs.twin_teacher is teacher.first_sentences and inputs.teacher is teacher.posts
     cut = tokenizer.decode(inputs.twins.features["input_ids"][0], skip_special_tokens=True)
-    assert cut == headline(POSTS[0]).lower() == "masks cut transmission by half."
+    assert cut == first_sentence(POSTS[0]).lower() == "masks cut transmission by half."
     none = epoch_inputs(
         TrainConfig(teacher="t", teacher_headlines=0.0), tokenizer, POSTS, labels, 0, teacher
     )
     assert not none.has_twin.any()
 
 
-def test_headline_twins_learn_only_the_teachers_answer_on_them(hf_teacher: Path) -> None:
+def test_first_sentence_twins_learn_only_the_teachers_answer_on_them(hf_teacher: Path) -> None:
+    from train_job.batching import predict_logits
+    from train_job.losses import distill_loss
     from train_job.model import load_classifier, load_tokenizer
-    from train_job.train import distill_loss, predict_logits
 
     tokenizer = load_tokenizer(hf_teacher)
     labels = np.array([0, 1, 0, 0])
     enc = encode(tokenizer, POSTS, labels, 32)
-    cuts = encode(tokenizer, [headline(p) for p in POSTS], labels, 32)
+    cuts = encode(tokenizer, [first_sentence(p) for p in POSTS], labels, 32)
     rng = np.random.default_rng(1)
     posts_t, cuts_t = (rng.normal(0, 3, size=(4, 2)).astype(np.float32) for _ in range(2))
     model = load_classifier(hf_teacher, fresh_head=False)
@@ -215,7 +211,7 @@ def test_headline_twins_learn_only_the_teachers_answer_on_them(hf_teacher: Path)
 
 
 def test_relation_loss_sees_only_the_geometry_of_the_states() -> None:
-    from train_job.train import relation_loss
+    from train_job.losses import relation_loss
 
     rng = np.random.default_rng(0)
     teacher = rng.normal(size=(6, 8)).astype(np.float32)
@@ -230,8 +226,8 @@ def test_relation_loss_sees_only_the_geometry_of_the_states() -> None:
 def test_the_hidden_state_term_is_added_at_its_own_weight_beside_the_soft_targets(
     hf_teacher: Path,
 ) -> None:
+    from train_job.losses import relation_loss
     from train_job.model import load_classifier, load_tokenizer
-    from train_job.train import relation_loss
 
     tokenizer = load_tokenizer(hf_teacher)
     enc = encode(tokenizer, TEXTS[:8], np.arange(8) % 2, 32)
@@ -257,7 +253,7 @@ def test_the_hidden_state_term_is_added_at_its_own_weight_beside_the_soft_target
             )
         )
 
-    from train_job.train import collate
+    from train_job.batching import collate
 
     with torch.no_grad():
         out = model(

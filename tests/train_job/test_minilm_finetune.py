@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from export.store import LocalStore
+from train_job.batching import encode, predict_logits
 from train_job.config import TrainConfig
 from train_job.data import load_dataset
 from train_job.evaluate import classification_metrics
+from train_job.loop import train
 from train_job.model import load_classifier, load_tokenizer, packaged_minilm
-from train_job.train import encode, predict_logits, train
 
 
 @pytest.mark.slow

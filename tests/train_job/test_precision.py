@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from train_job import train
+from train_job import device
 from train_job.config import resolve_config
 
 CPU = torch.device("cpu")
@@ -14,7 +14,7 @@ CPU = torch.device("cpu")
 
 def _product_dtype(precision: str) -> torch.dtype:
     layer = torch.nn.Linear(4, 4)
-    with train.autocast_for(CPU, precision):
+    with device.autocast_for(CPU, precision):
         return layer(torch.ones(2, 4)).dtype
 
 
@@ -22,22 +22,22 @@ def _product_dtype(precision: str) -> torch.dtype:
 def test_auto_follows_the_cpus_own_bf16_support(native: bool, monkeypatch) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
     assert _product_dtype("auto") == (torch.bfloat16 if native else torch.float32)
-    assert train.uses_bf16(CPU, "auto") is native
+    assert device.uses_bf16(CPU, "auto") is native
 
 
 def test_fp32_never_autocasts(monkeypatch) -> None:
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
     assert _product_dtype("fp32") == torch.float32
-    assert not train.uses_bf16(CPU, "fp32")
+    assert not device.uses_bf16(CPU, "fp32")
 
 
 def test_a_torch_without_the_probe_counts_as_no_bf16(monkeypatch) -> None:
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
-    assert not train.native_bf16(CPU)
+    assert not device.native_bf16(CPU)
 
 
 def test_a_gpu_always_has_bf16() -> None:
-    assert train.native_bf16(torch.device("cuda"))
+    assert device.native_bf16(torch.device("cuda"))
 
 
 def test_the_quick_profile_autocasts_and_the_full_one_stays_as_measured() -> None:

@@ -76,7 +76,7 @@ def test_every_bundle_reports_its_test_per_source_beside_the_baseline(tiny_bundl
 def test_a_run_on_a_mix_keeps_each_rows_source_into_the_bundle(
     tiny_base_model: Path, tmp_path: Path
 ) -> None:
-    from train_job.pipeline import headline, run
+    from train_job.pipeline import run, run_summary
 
     rumours = pd.read_csv(ROOT / "data/multisource/covid_rumor.csv.gz")
     rumours = rumours[rumours["label"] != "unverified"].sample(400, random_state=0)
@@ -106,7 +106,7 @@ test_fraction = 0.2
         cross_source_eval_data="",
     )
     summary = run(cfg)
-    assert "other          n=" in headline(summary)  # the per-source lines a person reads
+    assert "other          n=" in run_summary(summary)  # the per-source lines a person reads
     manifest = json.loads((Path(summary["bundle_dir"]) / "manifest.json").read_text())
     dataset = manifest["dataset"]
     assert dataset["mix"]["sources"]["other"]["split"] == "hash"

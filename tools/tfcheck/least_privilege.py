@@ -16,7 +16,10 @@ Two rules, on every IAM resource of the module:
   confined to the same prefix. A bucket-level `google_storage_bucket_iam_policy` is refused.
 
 The expression is read as written in the .tf file, so the prefix must be literal there (Terraform
-interpolations inside the bucket name are fine).
+interpolations inside the bucket name are fine). A resource with `for_each = local.<map>` is
+checked once per map entry, with `each.value.<attribute>` read from that entry; a project or
+bucket grant whose for_each is anything else, or whose map is not written out literally, is
+refused when its body depends on `each` (the check could not see what it grants).
 """
 
 from __future__ import annotations
@@ -25,7 +28,13 @@ import re
 from typing import Any
 
 from tools.tfcheck.findings import Finding
-from tools.tfcheck.terraform_files import TerraformFile, labelled
+from tools.tfcheck.terraform_files import (
+    TerraformFile,
+    instance_address,
+    instances,
+    labelled,
+    local_values,
+)
 
 # Roles Google offers at project level only, with the reason: nothing narrower exists to bind on.
 PROJECT_LEVEL_ROLES: dict[str, str] = {
@@ -43,6 +52,7 @@ _ABOVE_PROJECT = ("google_organization_iam_", "google_folder_iam_")
 _PROJECT = "google_project_iam_"
 _BUCKET = "google_storage_bucket_iam_"
 _GRANTS = ("member", "binding", "policy")
+_CHECKED = (*_ABOVE_PROJECT, _PROJECT, _BUCKET)
 _OBJECT_CLAUSE = re.compile(
     r"resource\.name(?:\.startsWith\(\s*|\s*==\s*)['\"]"
     r"projects/_/buckets/(?P<bucket>[^/'\"]+)/objects/(?P<prefix>[^'\"]*)['\"]"
@@ -56,18 +66,34 @@ _BUCKET_TYPE = "storage.googleapis.com/Bucket"
 
 def check_least_privilege(files: list[TerraformFile]) -> list[Finding]:
     findings: list[Finding] = []
+    locals_ = local_values(files)
     for file in files:
         for labels, body in labelled(file, "resource"):
-            type_name, address = labels[0], ".".join(labels)
-            problem = _grant_problem(type_name, body)
-            if problem:
-                findings.append(Finding("least-privilege", file.path, f"{address}: {problem}"))
+            type_name = labels[0]
+            if not _is_grant(type_name) or not type_name.startswith(_CHECKED):
+                continue  # custom roles and audit configs grant nothing; others bind on a resource
+            expanded = instances(body, locals_)
+            if expanded is None and "each." in str(body):
+                message = (
+                    f"{'.'.join(labels)}: its for_each cannot be read offline, so neither can "
+                    "what it grants; iterate a local map written out literally "
+                    "(for_each = local.<name>)"
+                )
+                findings.append(Finding("least-privilege", file.path, message))
+                continue
+            for key, instance in (expanded or {"": body}).items():
+                problem = _grant_problem(type_name, instance)
+                if problem:
+                    address = instance_address(labels, key)
+                    findings.append(Finding("least-privilege", file.path, f"{address}: {problem}"))
     return findings
 
 
+def _is_grant(type_name: str) -> bool:
+    return type_name.endswith(tuple(f"_{kind}" for kind in _GRANTS))
+
+
 def _grant_problem(type_name: str, body: dict[str, Any]) -> str | None:
-    if not type_name.endswith(tuple(f"_{kind}" for kind in _GRANTS)):
-        return None  # custom roles, audit configs, ... grant nothing
     role = _text(body.get("role", ""))
     if type_name.startswith(_ABOVE_PROJECT):
         return f"grants {role or 'roles'} above the project; grant on the resource instead"

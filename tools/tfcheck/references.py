@@ -5,10 +5,16 @@ reference is a traversal `root.attr...`; what `root` means decides what must exi
 var.X (variable), local.X (locals), module.X (module), data.T.N (data source), T.N (resource).
 Names bound by for-expressions and dynamic blocks are in scope where they are bound, and
 Terraform's own objects (each, count, self, path, terraform) are always known.
+
+A `moved` block's `from` names an address the configuration no longer declares (that is what it
+is for), so only its `to` is resolved; when `to` names a key of a resource whose for_each iterates
+a literal local map, the key must be one of the map's, or the apply would destroy the object at
+`from` and create another.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,13 +22,20 @@ from pathlib import Path
 from lark import Token, Tree
 
 from tools.tfcheck.findings import Finding
-from tools.tfcheck.terraform_files import TerraformFile, label, labelled
+from tools.tfcheck.terraform_files import (
+    TerraformFile,
+    instances,
+    label,
+    labelled,
+    local_values,
+)
 
 BUILTIN_ROOTS = frozenset({"each", "count", "self", "path", "terraform"})
 _DECLARATION_KINDS = ("variable", "local", "module", "resource", "data")
 _TRAVERSALS = frozenset(
     {"get_attr_expr_term", "index_expr_term", "attr_splat_expr_term", "full_splat_expr_term"}
 )
+_MOVED_TO = re.compile(r'^\$\{(?P<resource>[\w-]+\.[\w-]+)\["(?P<key>[^"]*)"\]\}$')
 
 
 @dataclass(frozen=True)
@@ -41,6 +54,28 @@ def check_references(files: list[TerraformFile]) -> list[Finding]:
             problem = _unresolved(chain, declarations)
             if problem:
                 findings.append(Finding("references", file.path, problem))
+    findings += _moved_key_problems(files)
+    return findings
+
+
+def _moved_key_problems(files: list[TerraformFile]) -> list[Finding]:
+    locals_ = local_values(files)
+    keys: dict[str, list[str]] = {}
+    for file in files:
+        for labels, body in labelled(file, "resource"):
+            expanded = instances(body, locals_)
+            if expanded is not None and "for_each" in body:
+                keys[".".join(labels)] = sorted(expanded)
+    findings: list[Finding] = []
+    for file in files:
+        for moved in file.body.get("moved", []):
+            match = _MOVED_TO.match(str(moved.get("to", "")))
+            if match and match["resource"] in keys and match["key"] not in keys[match["resource"]]:
+                message = (
+                    f'moved to {match["resource"]}["{match["key"]}"]: no such key in its '
+                    f"for_each map ({', '.join(keys[match['resource']])})"
+                )
+                findings.append(Finding("references", file.path, message))
     return findings
 
 
@@ -97,6 +132,11 @@ def _walk(node: Tree, bound: frozenset[str], found: list[list[str]]) -> None:
     if node.data in ("for_tuple_expr", "for_object_expr"):
         bound = bound | _for_names(node)
     elif node.data == "block":
+        if _is_moved(node):
+            for attribute in node.find_data("attribute"):
+                if _name(attribute.children[0]) != "from":
+                    _walk(attribute, bound, found)
+            return
         bound = bound | _dynamic_iterator(node)
     elif node.data in _TRAVERSALS:
         chain = _chain(node)
@@ -137,6 +177,11 @@ def _for_names(node: Tree) -> frozenset[str]:
         for child in intro.children
         if isinstance(child, Tree) and child.data == "identifier"
     )
+
+
+def _is_moved(node: Tree) -> bool:
+    head = next((child for child in node.children if isinstance(child, Tree)), None)
+    return head is not None and head.data == "identifier" and _name(head) == "moved"
 
 
 def _dynamic_iterator(node: Tree) -> frozenset[str]:

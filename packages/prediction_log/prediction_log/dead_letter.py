@@ -5,7 +5,9 @@ Each spill is its own file (<prefix>/predictions-<utc>-<pid>-<random>.jsonl), wr
 temporary name and renamed, so a reader never sees half a file and concurrent processes never
 append to the same one. A replay first claims a file by moving it to <prefix>/claimed/ (so two
 replays never load the same file), then moves it to <prefix>/replayed/ (kept for audit).
-Rows no backend will take (rejected-*.jsonl) carry their reason in a `_reason` field; replay
+Rows of an insert that was sent and never answered go to unanswered-*.jsonl: that request may
+still land, so replay leaves them until they are old enough. Rows no backend will take
+(rejected-*.jsonl) carry their reason in a `_reason` field; replay
 never picks them up, a person does.
 
 A gs:// write has a bounded cost: the request thread may be the one spilling (a full buffer, a
@@ -31,6 +33,10 @@ from pathlib import Path
 from typing import Any
 
 REPLAYED = "replayed"
+# Kinds of file replay loads: rows not written, and rows of an insert that was sent and never
+# answered (it may still land; replay waits before it looks them up).
+UNANSWERED = "unanswered"
+PENDING_KINDS = ("predictions-", UNANSWERED + "-")
 CLAIMED = "claimed"  # files a replay is loading now
 # A claim older than this belongs to a replay that was killed (the replay job's timeout is 900 s).
 STALE_CLAIM_S = 3600.0
@@ -48,6 +54,18 @@ UPLOAD_RETRY_DEADLINE_S = 5.0
 def _new_name(kind: str = "predictions") -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{kind}-{stamp}-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+
+
+def spilled_at(name: str) -> datetime | None:
+    """When the file `name` (a path or object name) was spilled, read from its name; None for a
+    name this module did not make."""
+    parts = name.rsplit("/", 1)[-1].split("-")
+    if len(parts) < 2:
+        return None
+    try:
+        return datetime.strptime(parts[1], "%Y%m%dT%H%M%S%fZ").replace(tzinfo=UTC)
+    except ValueError:
+        return None
 
 
 def _encode(rows: list[dict[str, Any]]) -> bytes:
@@ -158,7 +176,8 @@ class DeadLetter:
             return sorted(blob.name for blob in blobs if _is_pending(blob.name.rsplit("/", 1)[-1]))
         if not self._dir.is_dir():
             return []
-        return [str(p) for p in sorted(self._dir.glob("predictions-*.jsonl"))]
+        names = (p for p in self._dir.glob("*.jsonl") if _is_pending(p.name))
+        return [str(p) for p in sorted(names)]
 
     def read(self, name: str) -> list[dict[str, Any]]:
         """The rows of one file; raises ValueError (or a storage error) when it cannot be read."""
@@ -268,7 +287,7 @@ class DeadLetter:
 
 
 def _is_pending(base: str) -> bool:
-    return base.startswith("predictions-") and base.endswith(".jsonl")
+    return base.startswith(PENDING_KINDS) and base.endswith(".jsonl")
 
 
 def dead_rows_in(text: str) -> list[dict[str, Any]]:

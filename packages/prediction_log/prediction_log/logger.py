@@ -1,5 +1,5 @@
 """Prediction logger: every predicted instance becomes one row of the prediction log
-(sql/prediction_log.schema.json).
+(prediction_log.schema.json, beside this module).
 
     from prediction_log.logger import get_logger
     get_logger().log(rows)        # never raises; never waits on a remote backend
@@ -18,7 +18,9 @@ row that cannot be stored goes to the dead letter's rejected-* files with its re
   so a slow backend costs those requests a dead-letter write instead of the process its memory.
 
 A failed write is retried with exponential backoff, only for the rows that failed; after a write
-that raised, through the sink's write_missing, since a timed-out insert may have landed. Rows that
+that raised, through the sink's write_missing (which skips rows already there). An insert that
+was sent and never answered is not retried: it may still land after any lookup, so its rows are
+spilled at once as unanswered-* files, which replay looks up only once they are old. Rows that
 still fail are spilled to the dead letter (DEAD_LETTER_URI), from which
 `python -m monitoring replay` loads them without duplicates (the key is the server's row_id).
 If even the dead letter cannot be written, the rows go to stderr as
@@ -41,17 +43,17 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from prediction_log.dead_letter import DEAD_ROW_MARKER, SPILL_MARKER, DeadLetter
+from prediction_log.dead_letter import DEAD_ROW_MARKER, SPILL_MARKER, UNANSWERED, DeadLetter
 from prediction_log.line_spool import LineSpoolSink
 from prediction_log.rows import prepare_row
 from prediction_log.schema import load_columns
 from prediction_log.settings import LogSettings
-from prediction_log.sinks import NoneSink, Row, Sink, make_sink
+from prediction_log.sinks import NoneSink, Row, Sink, UnusableSink, make_sink
 
 SHUTDOWN_TIMEOUT_S = 5.0  # Cloud Run allows 10 s between SIGTERM and SIGKILL
 # How long one batch may be retried before it goes to the dead letter. With the sink's own call
-# deadlines (sinks.BQ_CALL_TIMEOUT_S and friends) this bounds how long rows wait in memory while
-# the backend is slow: WRITE_DEADLINE_S plus the one call in progress when it passes.
+# deadlines (bigquery_sink.BQ_CALL_TIMEOUT_S and friends) this bounds how long rows wait in
+# memory while the backend is slow: WRITE_DEADLINE_S plus the one call in progress when it passes.
 WRITE_DEADLINE_S = 20.0
 _OVERFLOW_WARNING_EVERY_S = 10.0
 
@@ -297,6 +299,11 @@ class PredictionLogger:
                     result = write(chunk)
                 except Exception as exc:
                     reason = f"{type(exc).__name__}: {exc}"
+                    if self._outcome_unknown(exc):
+                        # Sent and never answered: the request may still land, after any lookup
+                        # a retry could make. Replay loads the file once it is old enough.
+                        self._spill(chunk, f"no answer: {reason}", kind=UNANSWERED)
+                        continue
                     retry += chunk
                     maybe_written = True
                     continue
@@ -320,6 +327,10 @@ class PredictionLogger:
             self._closing_event.wait(min(self.backoff_s * 2**attempt, left))
         _log.warning("prediction log: %d rows not written (%s)", len(pending), reason[:300])
         self._spill(pending, reason)
+
+    def _outcome_unknown(self, exc: Exception) -> bool:
+        judge = getattr(self.sink, "outcome_unknown", None)
+        return bool(judge is not None and judge(exc))
 
     def _spill(
         self,
@@ -405,7 +416,7 @@ def build_logger(settings: LogSettings) -> PredictionLogger:
         _log.exception(
             "prediction log: bad PREDICTION_LOG %r; rows go to the dead letter", settings.sink_uri
         )
-        return PredictionLogger(_FailingSink(settings.sink_uri), dead_letter, max_attempts=1)
+        return PredictionLogger(UnusableSink(settings.sink_uri), dead_letter, max_attempts=1)
     return PredictionLogger(
         sink,
         dead_letter,
@@ -427,22 +438,6 @@ def _serving_sink(uri: str) -> Sink:
 
 def _from_env() -> PredictionLogger:
     return build_logger(LogSettings.from_env(strict=False))
-
-
-class _FailingSink:
-    synchronous = False
-
-    def __init__(self, uri: str) -> None:
-        self.uri = uri
-
-    def write(self, rows: list[Row]) -> Any:
-        raise RuntimeError(f"unusable PREDICTION_LOG {self.uri!r}")
-
-    def write_missing(self, rows: list[Row]) -> Any:
-        raise RuntimeError(f"unusable PREDICTION_LOG {self.uri!r}")
-
-    def close(self) -> None:
-        pass
 
 
 def get_logger(settings: LogSettings | None = None) -> PredictionLogger:

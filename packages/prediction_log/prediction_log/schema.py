@@ -1,6 +1,9 @@
-"""The prediction-log schema (sql/prediction_log.schema.json) as the logger needs it.
+"""The prediction-log schema (prediction_log.schema.json, beside this module) as the logger
+needs it.
 
-The schema file is the single definition of a log row; this module only finds and reads it,
+The schema file is the single definition of a log row, shipped inside this package so that every
+reader (the function's zip, the jobs image, monitoring, Terraform) takes the same file; this
+module only finds and reads it,
 and derives the DuckDB table from it so the local log and BigQuery cannot drift apart.
 """
 
@@ -43,16 +46,12 @@ class Column:
 
 
 def find_schema_file() -> Path:
-    """Env PREDICTION_LOG_SCHEMA, else next to this module (the function zip puts it there),
-    else the repository's sql/ (this package installed from packages/prediction_log/)."""
+    """Env PREDICTION_LOG_SCHEMA, else the one beside this module (package data)."""
     candidates = []
     if os.environ.get(SCHEMA_ENV):
         candidates.append(Path(os.environ[SCHEMA_ENV]))
     here = Path(__file__).resolve().parent
-    candidates += [
-        here / SCHEMA_FILE_NAME,
-        here.parents[2] / "sql" / SCHEMA_FILE_NAME,
-    ]
+    candidates.append(here / SCHEMA_FILE_NAME)
     for path in candidates:
         if path.is_file():
             return path

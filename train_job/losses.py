@@ -1,0 +1,105 @@
+"""One optimisation step and its loss: cross-entropy on the labels, and by weight the consistency
+term on perturbed twins, the distillation term on a teacher's logits and the hidden-state
+transfer term."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from train_job.batching import Encoded, collate, pad_multiple, to_device
+from train_job.config import TrainConfig
+from train_job.device import autocast_for
+from train_job.epoch_inputs import EpochInputs
+
+
+@dataclass
+class LossWeights:
+    consistency: float = 0.0  # KL(post || twin), see train_step
+    distill: float = 0.0  # share of the loss from the teacher
+    temperature: float = 1.0  # of the distillation targets
+    hidden: float = 0.0  # hidden-state transfer, see relation_loss
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> LossWeights:
+        distill = cfg.distill_weight if cfg.teacher else 0.0
+        hidden = cfg.teacher_hidden if cfg.teacher else 0.0
+        return cls(cfg.consistency_weight, distill, cfg.distill_temperature, hidden)
+
+
+def train_step(
+    model: nn.Module,
+    enc: Encoded,
+    idx: list[int],
+    pad_id: int,
+    device: torch.device,
+    loss_fn: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler=None,
+    inputs: EpochInputs | None = None,
+    weights: LossWeights | None = None,
+    precision: str = "auto",
+) -> torch.Tensor:
+    """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced).
+
+    With `inputs` carrying twins, the twins of `idx` run in the same forward pass, and
+    KL(original || twin) (the original's prediction held fixed, as in UDA, Xie et al. 2020) is
+    added with weight `weights.consistency`. With teacher logits, `weights.distill` of the label
+    loss is replaced by the distillation loss (see train_job/distill.py)."""
+    weights = weights or LossWeights()
+    twin_idx: list[int] = []
+    extra = None
+    if inputs is not None and inputs.twins is not None and inputs.has_twin is not None:
+        twin_idx = [i for i in idx if inputs.has_twin[i]]
+        extra = (inputs.twins, twin_idx)  # collate skips an empty extra
+    batch = to_device(collate(enc, idx, pad_id, pad_multiple(device), extra), device)
+    labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
+    hidden = weights.hidden > 0 and inputs is not None and inputs.teacher_states is not None
+    with autocast_for(device, precision):
+        out = model(**batch, output_hidden_states=hidden)
+    logits = out.logits.float()
+    loss = loss_fn(logits[: len(idx)], labels)
+    if inputs is not None and inputs.teacher is not None and weights.distill > 0:
+        soft = distill_loss(logits[: len(idx)], inputs.teacher[idx], weights.temperature)
+        loss = (1 - weights.distill) * loss + weights.distill * soft
+    if hidden:
+        states = out.hidden_states[-1][: len(idx), 0].float()
+        loss = loss + weights.hidden * relation_loss(states, inputs.teacher_states[idx])
+    if twin_idx and inputs.twin_teacher is not None:
+        soft = distill_loss(logits[len(idx) :], inputs.twin_teacher[twin_idx], weights.temperature)
+        loss = loss + weights.distill * soft
+    elif twin_idx:
+        rows = torch.as_tensor([k for k, i in enumerate(idx) if inputs.has_twin[i]], device=device)
+        target = F.log_softmax(logits[rows].detach(), dim=-1)
+        twin = F.log_softmax(logits[len(idx) :], dim=-1)
+        kl = F.kl_div(twin, target, log_target=True, reduction="batchmean")
+        loss = loss + weights.consistency * kl
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    optimizer.step()
+    if scheduler is not None:
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.detach()
+
+
+def distill_loss(student: torch.Tensor, teacher: np.ndarray, temperature: float) -> torch.Tensor:
+    """T^2 * KL(teacher_T || student_T), averaged over rows (Hinton et al., 2015)."""
+    target = F.log_softmax(torch.as_tensor(teacher, device=student.device) / temperature, -1)
+    student_log = F.log_softmax(student / temperature, dim=-1)
+    kl = F.kl_div(student_log, target, log_target=True, reduction="batchmean")
+    return kl * temperature**2
+
+
+def relation_loss(student: torch.Tensor, teacher: np.ndarray) -> torch.Tensor:
+    """Similarity-preserving transfer (Tung & Mori, 2019): the mean squared difference between
+    the batch's cosine-similarity matrices of the student's and the teacher's states. It needs no
+    map between their widths, and it teaches which posts the teacher puts close together, the
+    geometry its ranking of unseen text comes from."""
+    s = F.normalize(student, dim=-1)
+    t = F.normalize(torch.as_tensor(teacher, device=student.device, dtype=s.dtype), dim=-1)
+    return F.mse_loss(s @ s.T, t @ t.T)
