@@ -33,9 +33,9 @@ from typing import Any
 import psutil
 import requests
 
+from artifact_store import open_store
 from benchmarks.support import ROOT, serve_function
 from export import publish
-from export.store import open_store
 
 DATA = ROOT / "data" / "constraint-covid19-fakenews" / "Constraint_Val.csv"
 DEFAULT_BUNDLE = "local/store/models/production.json"
