@@ -17,7 +17,7 @@ help: ## list the targets
 	  awk 'BEGIN {FS = ":.*## "}; {printf "  %-18s %s\n", $$1, $$2}'
 
 # The repository's own packages (the project's declared dependencies), installed editable.
-LOCAL_PACKAGES := packages/job_config packages/prediction_log packages/production_pointer packages/serving_core
+LOCAL_PACKAGES := packages/artifact_store packages/job_config packages/prediction_log packages/production_pointer packages/serving_core
 
 $(STAMP): pyproject.toml constraints.txt train_job/base-model.txt $(foreach p,$(LOCAL_PACKAGES),$(p)/pyproject.toml)
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

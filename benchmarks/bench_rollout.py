@@ -33,8 +33,8 @@ from typing import Any
 import psutil
 import requests
 
+from artifact_store import open_store
 from export import publish
-from export.store import open_store
 from testing.function_server import serve_function
 from testing.paths import ROOT
 

@@ -642,8 +642,8 @@ def _switch(traffic: Traffic, old: str, new: str, since: float) -> dict[str, Any
 
 def scenario_e(ctx: Context) -> None:
     """Store slow, then serving a corrupt model file, while a promotion is pending."""
+    from artifact_store import open_store
     from export import publish
-    from export.store import open_store
 
     table, dead, log = _scenario(ctx, "e")
     fake: FakeGcs = start_fake_gcs(ctx.tmp / "e" / "fake-gcs.log")
@@ -714,8 +714,8 @@ def scenario_e(ctx: Context) -> None:
 
 def scenario_f(ctx: Context) -> None:
     """A promotion during traffic."""
+    from artifact_store import open_store
     from export import publish
-    from export.store import open_store
 
     table, dead, log = _scenario(ctx, "f")
     local = production_only(ctx.store, ctx.tmp / "f" / "store")

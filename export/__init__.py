@@ -1,1 +1,2 @@
-"""Export stage: ONNX export, int8 quantization, accuracy gate, bundles, artifact store."""
+"""Export stage: ONNX export, int8 quantization, accuracy gate, bundles, publishing to the artifact
+store (packages/artifact_store)."""

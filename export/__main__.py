@@ -21,6 +21,7 @@ import os
 import sys
 from pathlib import Path
 
+from artifact_store import PreconditionFailed, Store, open_store
 from export.promotion_gate import DEFAULT_MAX_AUC_DROP, DEFAULT_MAX_F1_DROP, Tolerance
 from export.publish import (
     PromotionRefused,
@@ -36,7 +37,6 @@ from export.publish import (
 )
 from export.rescore import LabelledPosts, read_labelled_posts
 from export.rollout import gate_against_production, promote_if_not_worse, read_production
-from export.store import PreconditionFailed, Store, open_store
 
 EXPECTED_HELP = "change production only if the pointer is still at this generation (see pointer)"
 FORCE_HELP = (

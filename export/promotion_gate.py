@@ -8,7 +8,7 @@ refuse it: a comparison that cannot be made is no evidence that the candidate is
 only an operator's explicit override (export/publish.py) lets it through.
 Every pointer move that makes a version production runs this gate (export/publish.py, `promote`);
 a rollback returns to a version that served before and is the one path that skips it.
-The accuracy gate (export/gate.py) is another question: whether int8 may stand in for fp32.
+The accuracy gate (export/accuracy_gate.py) is another question: whether int8 may stand in for fp32.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from artifact_store import Store
     from export.rescore import LabelledPosts
-    from export.store import Store
 
 # Defaults sized by the seed-to-seed spread of one recipe (docs/results.md, seeds 42-44): official
 # test wF1 0.9566-0.9622, CoAID ROC-AUC 0.810-0.880. Tighter would refuse retrains that are only

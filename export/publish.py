@@ -14,7 +14,7 @@ A promotion or rollback keeps a running candidate unless it is the version that 
 production (it then has nothing left to be compared with).
 
 Every promotion (`promote`, and `promote_candidate` and the train job's promotion through it)
-runs the champion gate (export/promotion_gate.py) against the production it replaces, read
+runs the promotion gate (export/promotion_gate.py) against the production it replaces, read
 under the same generation as the write. A refusal raises PromotionRefused; an operator may
 override it with a reason, which is logged with the verdict it overrode. `rollback` is not
 gated: it returns to a version that was production before, typically because the current one
@@ -30,8 +30,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from artifact_store import PreconditionFailed, Store
 from export.promotion_gate import PromotionVerdict, Tolerance, gate_against_production
-from export.store import PreconditionFailed, Store
 from production_pointer import (
     CANARY,
     MODES,
@@ -73,7 +73,7 @@ class IncompleteVersion(LookupError):
 
 
 class PromotionRefused(RuntimeError):
-    """The champion gate refused the version and no override was given."""
+    """The promotion gate refused the version and no override was given."""
 
     def __init__(self, verdict: PromotionVerdict) -> None:
         self.verdict = verdict
@@ -170,7 +170,7 @@ def promote(
     override: str | None = None,
     rescore: LabelledPosts | None = None,
 ) -> dict:
-    """Point production at `version`, which must be complete and pass the champion gate against
+    """Point production at `version`, which must be complete and pass the promotion gate against
     the production it replaces (PromotionRefused otherwise, unless `override` gives the reason an
     operator lets it through; `rescore`: measure both bundles' F1 on these posts rather than read
     it from their manifests). With `expected_generation`, fail unless the pointer is still at

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from export.store import Store
+    from artifact_store import Store
 
 F1_PATH = ("metrics", "int8", "test_official")
 

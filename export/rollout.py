@@ -15,6 +15,7 @@ import logging
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from artifact_store import PreconditionFailed, Store
 from export.promotion_gate import Tolerance, gate_against_production
 from export.publish import (
     IncompleteVersion,
@@ -22,7 +23,6 @@ from export.publish import (
     promote_gated,
     read_pointer_with_generation,
 )
-from export.store import PreconditionFailed, Store
 
 if TYPE_CHECKING:
     from export.rescore import LabelledPosts

@@ -17,7 +17,8 @@ UV_VERSION := 0.13.8
 TORCH_CPU_FIND_LINKS ?= https://download.pytorch.org/whl/cpu/torch/
 LOCK_FLAGS := --python-version 3.11 --python-platform x86_64-manylinux_2_28 --generate-hashes \
   --no-strip-extras --quiet --custom-compile-command 'make lock' \
-  --no-emit-package fakenews-detector --no-emit-package fakenews-job-config \
+  --no-emit-package fakenews-detector --no-emit-package fakenews-artifact-store \
+  --no-emit-package fakenews-job-config \
   --no-emit-package fakenews-prediction-log \
   --no-emit-package fakenews-production-pointer --no-emit-package fakenews-serving-core
 

@@ -5,13 +5,11 @@ of the very model version that served the traffic."""
 from __future__ import annotations
 
 import json
-import posixpath
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-from export.store import open_store
+from artifact_store import join_uri, open_store
 from monitoring._engines import DuckDBEngine, Engine
 from production_pointer import POINTER_KEY, parse_pointer
 
@@ -28,11 +26,7 @@ def production_bundle(store: str) -> str:
     production pointer (models/production.json) names."""
     raw = open_store(store).read_bytes(POINTER_KEY)
     pointer = parse_pointer(raw, f"{store.rstrip('/')}/{POINTER_KEY}")
-    return _join(store, "models", pointer.version)
-
-
-def _join(base: str, *parts: str) -> str:
-    return posixpath.join(base, *parts) if base.startswith("gs://") else str(Path(base, *parts))
+    return join_uri(store, "models", pointer.version)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from artifact_store import join_uri
 from score_job import inputs, storage
 from score_job.config import ScoreConfig
 from score_job.table import ScoresTable, arrow_schema, open_table
@@ -88,8 +89,8 @@ def input_identity(files: list[InputFile], cfg: ScoreConfig) -> str:
 
 def model_uri(cfg: ScoreConfig) -> str:
     if cfg.model_version:
-        return storage.join(cfg.store, "models", cfg.model_version)
-    return storage.join(cfg.store, "models", "production.json")
+        return join_uri(cfg.store, "models", cfg.model_version)
+    return join_uri(cfg.store, "models", "production.json")
 
 
 def resolve_bundle(cfg: ScoreConfig) -> Any:
@@ -396,9 +397,7 @@ def _summary_from_outputs(summary: TaskSummary, shard_uri: str, rejects_uri: str
 # ---- plan record and loads ---------------------------------------------------------------------
 
 
-def record_plan(
-    base: str, files: list[InputFile], plan: Plan, cfg: ScoreConfig, scratch: Path
-) -> None:
+def record_plan(base: str, files: list[InputFile], plan: Plan, cfg: ScoreConfig) -> None:
     record = {
         "task_count": cfg.task_count,
         "files": [
@@ -406,8 +405,8 @@ def record_plan(
             for f, rows in zip(files, plan.counts, strict=True)
         ],
     }
-    uri = storage.join(base, "plan.json")
-    if storage.put_new_bytes(json.dumps(record, indent=2).encode(), uri, scratch):
+    uri = join_uri(base, "plan.json")
+    if storage.put_new_bytes(json.dumps(record, indent=2).encode(), uri):
         return
     earlier = json.loads(storage.read_bytes(uri))
     if earlier["task_count"] != cfg.task_count:
@@ -436,7 +435,7 @@ def load_shard(table: ScoresTable, shard_uri: str, local: Path | None, scratch: 
     added = table.load(shard_uri, local or Path(shard_uri))
     if marker:
         note = {"table": table.uri, "loaded_at": datetime.now(UTC).isoformat(), "rows": added}
-        storage.put_new_bytes(json.dumps(note).encode(), marker, scratch)
+        storage.put_new_bytes(json.dumps(note).encode(), marker)
     return added
 
 
@@ -452,11 +451,11 @@ def run(cfg: ScoreConfig) -> TaskSummary:
     bundle = resolve_bundle(cfg)
     version = bundle.version
     input_id = input_identity(files, cfg)
-    output = cfg.output or storage.join(cfg.store, "scores")
-    base = storage.join(output, input_id, version)
+    output = cfg.output or join_uri(cfg.store, "scores")
+    base = join_uri(output, input_id, version)
     name = TASK_FILE.format(index=cfg.task_index, count=cfg.task_count)
-    shard_uri = storage.join(base, name + ".parquet")
-    rejects_uri = storage.join(base, name + ".rejects.jsonl")
+    shard_uri = join_uri(base, name + ".parquet")
+    rejects_uri = join_uri(base, name + ".rejects.jsonl")
     summary = TaskSummary(
         shard=f"{input_id}/{version}/{name}",
         task_index=cfg.task_index,
@@ -501,20 +500,20 @@ def score_and_publish(
     """Score the task's share, then publish its rejects, shard and summary, each written once.
     Returns the local shard to load, or None when another run's shard got there first."""
     plan = plan_split(files, scratch)
-    record_plan(base, files, plan, cfg, scratch)
+    record_plan(base, files, plan, cfg)
     pieces, unreadable = task_pieces(files, plan, cfg.task_index, cfg.task_count)
     local_shard: Path | None
     local_shard, local_rejects = score_share(
         cfg, bundle, pieces, unreadable, plan.problems, summary, scratch
     )
-    shard_uri = storage.join(base, name + ".parquet")
+    shard_uri = join_uri(base, name + ".parquet")
     # Rejects first, the shard last: a shard that exists has its rejects beside it.
-    storage.put_new(local_rejects, storage.join(base, name + ".rejects.jsonl"))
+    storage.put_new(local_rejects, join_uri(base, name + ".rejects.jsonl"))
     if not storage.put_new(local_shard, shard_uri):
         log.warning("%s appeared while this task scored it; keeping that one", shard_uri)
         local_shard = None
-    summary_uri = storage.join(base, name + ".summary.json")
-    storage.put_new_bytes(summary.as_json().encode(), summary_uri, scratch)
+    summary_uri = join_uri(base, name + ".summary.json")
+    storage.put_new_bytes(summary.as_json().encode(), summary_uri)
     return local_shard
 
 

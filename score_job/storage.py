@@ -1,26 +1,22 @@
-"""Files the job reads and writes, in a local folder or on ``gs://`` (one small interface).
+"""The job's files by URI, a local path or ``gs://bucket/name``: which files an input spec names,
+where their scratch copies go, and the write-once outputs. Every read and write goes through
+artifact_store.
 
 Outputs are written once: ``put_new`` creates an object only if it does not exist yet (a local
 hard link of a finished temporary file; on GCS an upload with ``if_generation_match=0``), and both
 make the object appear whole or not at all. A killed task therefore leaves either a complete
 object or none, and a rerun never overwrites what an earlier run finished. The job needs only
 create and read rights on its output prefix.
-
-The GCS client is google-cloud-storage, which honours ``STORAGE_EMULATOR_HOST`` (fake-gcs-server
-in tests).
 """
 
 from __future__ import annotations
 
-import contextlib
 import glob
-import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+
+from artifact_store import GcsStore, is_gcs, open_object, split_gs
 
 GLOB_CHARS = "*?["
 
@@ -30,41 +26,6 @@ class StoredFile:
     uri: str  # local path or gs://bucket/name
     size: int
     version: str  # GCS generation, or the local file's mtime in ns: a changed file is a new input
-
-
-def is_gcs(uri: str) -> bool:
-    return uri.startswith("gs://")
-
-
-def split_gs(uri: str) -> tuple[str, str]:
-    bucket, _, name = uri.removeprefix("gs://").partition("/")
-    if not bucket:
-        raise ValueError(f"{uri!r} names no bucket")
-    return bucket, name
-
-
-def join(base: str, *parts: str) -> str:
-    if is_gcs(base):
-        return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts)])
-    return str(Path(base, *parts))
-
-
-_CLIENTS: dict[str, Any] = {}
-
-
-def gcs_client() -> Any:
-    """One client per process (per emulator, in tests), made on first use."""
-    endpoint = os.environ.get("STORAGE_EMULATOR_HOST", "")
-    if endpoint not in _CLIENTS:
-        from google.cloud import storage
-
-        _CLIENTS[endpoint] = storage.Client()
-    return _CLIENTS[endpoint]
-
-
-def _blob(uri: str) -> Any:
-    bucket, name = split_gs(uri)
-    return gcs_client().bucket(bucket).blob(name)
 
 
 # ---- listing inputs ----------------------------------------------------------------------------
@@ -99,32 +60,24 @@ def _list_local(spec: str, suffixes: tuple[str, ...]) -> list[StoredFile]:
 
 def _list_gcs(spec: str, suffixes: tuple[str, ...]) -> list[StoredFile]:
     bucket_name, name = split_gs(spec)
-    client = gcs_client()
+    bucket = GcsStore(f"gs://{bucket_name}")  # keys are whole object names
     if any(char in name for char in GLOB_CHARS):
         cut = min(name.index(c) for c in GLOB_CHARS if c in name)
-        blobs = [
-            b
-            for b in client.list_blobs(bucket_name, prefix=name[:cut])
-            if _glob_match(b.name, name)
-        ]
+        found = [o for o in bucket.list_objects(name[:cut]) if _glob_match(o.key, name)]
     else:
         named = name and not name.endswith("/")
-        single = client.bucket(bucket_name).get_blob(name) if named else None
+        single = bucket.info(name) if named else None
         if single is not None:
-            blobs = [single]
+            found = [single]
         else:
             prefix = name if not name or name.endswith("/") else name + "/"
-            blobs = [
-                b
-                for b in client.list_blobs(bucket_name, prefix=prefix)
-                if b.name.lower().endswith(suffixes)
-            ]
-    if not blobs:
+            found = [o for o in bucket.list_objects(prefix) if o.key.lower().endswith(suffixes)]
+    if not found:
         raise FileNotFoundError(f"no input at {spec}")
     return [
-        StoredFile(f"gs://{bucket_name}/{b.name}", int(b.size or 0), str(b.generation))
-        for b in blobs
-        if not b.name.endswith("/")
+        StoredFile(f"gs://{bucket_name}/{o.key}", o.size, str(o.generation))
+        for o in found
+        if not o.key.endswith("/")
     ]
 
 
@@ -178,10 +131,9 @@ def local_copy(file: StoredFile, scratch: Path) -> Path:
     bucket, name = split_gs(file.uri)
     target = under_scratch(scratch / "inputs", bucket, name, f"@{file.version}")
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        blob = gcs_client().bucket(bucket).blob(name, generation=int(file.version))
+        store, key = open_object(file.uri)
         partial = target.with_name(target.name + ".part")
-        blob.download_to_filename(str(partial))
+        store.download_file(key, partial, generation=int(file.version))
         partial.replace(target)
     return target
 
@@ -190,15 +142,13 @@ def local_copy(file: StoredFile, scratch: Path) -> Path:
 
 
 def exists(uri: str) -> bool:
-    if is_gcs(uri):
-        return bool(_blob(uri).exists())
-    return Path(uri).exists()
+    store, key = open_object(uri)
+    return store.exists(key)
 
 
 def read_bytes(uri: str) -> bytes:
-    if is_gcs(uri):
-        return bytes(_blob(uri).download_as_bytes())
-    return Path(uri).read_bytes()
+    store, key = open_object(uri)
+    return store.read_bytes(key)
 
 
 def fetch(uri: str, scratch: Path) -> Path:
@@ -206,44 +156,18 @@ def fetch(uri: str, scratch: Path) -> Path:
     if not is_gcs(uri):
         return Path(uri)
     target = under_scratch(scratch / "fetched", *split_gs(uri))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    _blob(uri).download_to_filename(str(target))
+    store, key = open_object(uri)
+    store.download_file(key, target)
     return target
 
 
 def put_new(local: Path, uri: str) -> bool:
     """Publish the finished local file at `uri` unless something is there already; True when this
     call created it. Atomic: readers see the whole file or nothing."""
-    if is_gcs(uri):
-        from google.api_core import exceptions as gexc
-
-        try:
-            _blob(uri).upload_from_filename(str(local), if_generation_match=0)
-            return True
-        except gexc.PreconditionFailed:
-            return False
-    target = Path(uri)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, staged_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    staged = Path(staged_name)
-    try:
-        shutil.copyfile(local, staged)  # beside the target: a link cannot cross file systems
-        os.link(staged, target)  # fails if target exists: an atomic create-if-absent
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        with contextlib.suppress(OSError):
-            staged.unlink()
+    store, key = open_object(uri)
+    return store.put_new_file(local, key)
 
 
-def put_new_bytes(data: bytes, uri: str, scratch: Path) -> bool:
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=scratch, delete=False) as handle:
-        handle.write(data)
-        local = Path(handle.name)
-    try:
-        return put_new(local, uri)
-    finally:
-        local.unlink(missing_ok=True)
+def put_new_bytes(data: bytes, uri: str) -> bool:
+    store, key = open_object(uri)
+    return store.put_new_bytes(key, data)

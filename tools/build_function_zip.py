@@ -1,9 +1,9 @@
 """Build the Cloud Function source zip: functions/predict/, the packages it imports, the log schema.
 
-The function's own packages (packages/job_config/, packages/prediction_log/,
-packages/production_pointer/, packages/serving_core/: shared with monitoring and the batch jobs
-by declared dependency) are vendored at the zip's root, which is on the function's import path,
-so the deployed folder needs nothing from the repository.
+The function's own packages (packages/artifact_store/, packages/job_config/,
+packages/prediction_log/, packages/production_pointer/, packages/serving_core/: shared with
+monitoring and the batch jobs by declared dependency) are vendored at the zip's root, which is on
+the function's import path, so the deployed folder needs nothing from the repository.
 `make function-zip` and the zip test both call this, so what is tested is what Terraform uploads.
 The zip is reproducible (sorted entries, fixed timestamps and permissions): the same sources give
 the same bytes, so Terraform's content hash (sources/predict-<md5>.zip) only changes, and the
@@ -21,6 +21,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 FUNCTION_DIR = REPO_ROOT / "functions" / "predict"
 # Import packages the function depends on (pyproject's own dependencies, installed by `make venv`).
 VENDORED_PACKAGES = (
+    REPO_ROOT / "packages" / "artifact_store" / "artifact_store",
     REPO_ROOT / "packages" / "job_config" / "job_config",
     REPO_ROOT / "packages" / "prediction_log" / "prediction_log",
     REPO_ROOT / "packages" / "production_pointer" / "production_pointer",

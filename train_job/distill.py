@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from export.store import Store, open_store
+from artifact_store import Store, open_store
 from train_job.batching import bucketed_batches, collate, encode, predict_logits, to_device
 from train_job.device import pick_device
 from train_job.model import load_classifier, load_tokenizer

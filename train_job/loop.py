@@ -27,7 +27,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from export.store import Store
+from artifact_store import Store
 from train_job.augment import first_sentence
 from train_job.batching import Encoded, bucketed_batches, encode, predict_logits
 from train_job.checkpoint import BEST_MODEL_PREFIX, LoopState, TrainResult, resume, save_checkpoint

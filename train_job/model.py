@@ -29,7 +29,7 @@ def resolve_base_model(spec: str, cache_dir: Path) -> Path:
     if not spec:
         return packaged_minilm()
     if spec.startswith("gs://"):
-        from export.store import open_store
+        from artifact_store import open_store
 
         store = open_store(spec)
         target = cache_dir / "base_model"

@@ -16,12 +16,12 @@ from pathlib import Path
 
 import numpy as np
 
-from export import baseline, bundle, gate, ood, publish, rollout
+from artifact_store import Store, open_store
+from export import accuracy_gate, bundle, drift_baseline, ood, publish, rollout
 from export.manifest import bundle_manifest
 from export.onnx_export import export_fp32, fuse_transformer_graph, quantize_int8
 from export.onnx_logits import logits_and_pooled
 from export.promotion_gate import Tolerance
-from export.store import Store, open_store
 from train_job import evaluate
 from train_job.batching import Encoded, encode
 from train_job.config import TrainConfig
@@ -93,7 +93,7 @@ class Decision:
     temperature: float
     threshold: float
     metrics: dict
-    gate: gate.GateResult
+    gate: accuracy_gate.GateResult
 
 
 def run(cfg: TrainConfig) -> dict:
@@ -240,7 +240,7 @@ def decide(cfg: TrainConfig, scored: Scored) -> Decision:
         metrics["int8"][split]["ece_uncalibrated"] = evaluate.expected_calibration_error(
             evaluate.softmax(logits)[:, 1], labels
         )
-    verdict = gate.check_gate(
+    verdict = accuracy_gate.check_gate(
         scored.labels("test"),
         scored.logits_fp32["test"],
         scored.logits_int8["test"],
@@ -306,7 +306,7 @@ def write_bundle_files(
     p_val = evaluate.softmax(scored.logits_int8["val"], decision.temperature)[:, 1]
     write_json(
         folder / "baseline.json",
-        baseline.build_baseline(
+        drift_baseline.build_baseline(
             p_val, scored.encoded["val"].full_lengths, decision.threshold, ctx.cfg.max_length
         ),
     )

@@ -28,7 +28,7 @@ class Dataset:
 
 def read_bytes(uri: str) -> bytes:
     if uri.startswith("gs://"):
-        from export.store import open_store
+        from artifact_store import open_store
 
         parent, _, name = uri.rpartition("/")
         return open_store(parent).read_bytes(name)

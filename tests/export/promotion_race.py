@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import threading
 
+from artifact_store import PreconditionFailed, Store
 from export import publish
-from export.store import PreconditionFailed, Store
 
 
 def race_two_promotions(store: Store, version: str) -> list[str]:

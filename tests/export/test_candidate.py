@@ -12,8 +12,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from artifact_store import LocalStore, PreconditionFailed
 from export import publish
-from export.store import LocalStore, PreconditionFailed
 from production_pointer import POINTER_KEY, Candidate, PointerError, parse_pointer
 from tests.conftest import ROOT
 from tests.tiny_model import clone_bundle

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from artifact_store import LocalStore
 from export import publish
 from export.rescore import read_labelled_posts
-from export.store import LocalStore
 from tests.conftest import DATA_DIR, ROOT
 from tests.tiny_model import clone_bundle
 

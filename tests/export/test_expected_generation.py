@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from artifact_store import PreconditionFailed, Store, open_store
 from export import publish, rollout
-from export.store import PreconditionFailed, Store, open_store
 from tests.conftest import ROOT
 from tests.tiny_model import clone_bundle
 

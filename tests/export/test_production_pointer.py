@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from artifact_store import LocalStore
 from export import publish
-from export.store import LocalStore
 from production_pointer import POINTER_KEY, PointerError, parse_pointer
 from tests.tiny_model import clone_bundle
 

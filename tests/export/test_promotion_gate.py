@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from artifact_store import LocalStore
 from export import publish, rollout
 from export.promotion_gate import Tolerance, check_promotion
-from export.store import LocalStore
 from tests.conftest import ROOT
 from tests.tiny_model import clone_bundle
 

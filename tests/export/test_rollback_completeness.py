@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from artifact_store import GcsStore, LocalStore, Store, open_store
 from export import publish
-from export.store import GcsStore, LocalStore, Store, open_store
 from tests.conftest import ROOT
 from tests.tiny_model import clone_bundle
 

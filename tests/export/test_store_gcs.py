@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from artifact_store import GcsStore, open_store
 from export import publish
-from export.store import GcsStore, open_store
 from tests.export.promotion_race import race_two_promotions
 from tests.tiny_model import clone_bundle
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from artifact_store import LocalStore, PreconditionFailed
 from export import publish
-from export.store import LocalStore, PreconditionFailed
 from tests.conftest import ROOT
 from tests.export.promotion_race import race_two_promotions
 from tests.tiny_model import clone_bundle

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 from _canary_shadow import ShadowJob, ShadowWorker
 
+from artifact_store import open_store
 from export import publish
-from export.store import open_store
 from tests.functions._rollout import LOAD_BUDGET_S, add_version, start_in_process, wait_for
 
 pytestmark = pytest.mark.slow

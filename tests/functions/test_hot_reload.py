@@ -14,8 +14,8 @@ import pytest
 from _config import DEFAULTS, ServeConfig
 from _service import ModelHolder
 
+from artifact_store import open_store
 from export import publish
-from export.store import open_store
 from serving_core.bundle import BundleError
 from tests.functions._rollout import (
     LOAD_BUDGET_S,

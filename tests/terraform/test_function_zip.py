@@ -27,6 +27,7 @@ def test_zip_holds_the_function_and_its_contract_and_no_build_debris(tmp_path: P
     assert {
         "main.py",
         "requirements.txt",
+        "artifact_store/gcs.py",
         "job_config/__init__.py",
         "prediction_log/logger.py",
         "prediction_log/prediction_log.schema.json",

@@ -15,7 +15,7 @@ import pytest
 import torch
 from torch import nn
 
-from export.store import LocalStore
+from artifact_store import LocalStore
 from train_job.checkpoint import CHECKPOINT_KEY, LoopState, TrainResult, resume, save_checkpoint
 
 RUN = "runs/checkpoint-test"

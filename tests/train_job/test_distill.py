@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from export.store import LocalStore
+from artifact_store import LocalStore
 from train_job import distill
 from train_job.augment import first_sentence
 from train_job.batching import encode

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from export.store import open_store
+from artifact_store import open_store
 from tests.train_job.test_data import FIXTURES
 from train_job.config import TrainConfig
 from train_job.data import load_dataset

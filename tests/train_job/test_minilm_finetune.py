@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from export.store import LocalStore
+from artifact_store import LocalStore
 from train_job.batching import encode, predict_logits
 from train_job.config import TrainConfig
 from train_job.data import load_dataset

@@ -14,8 +14,8 @@ import onnxruntime as ort
 import pytest
 from tokenizers import Tokenizer
 
+from artifact_store import LocalStore
 from export.publish import list_versions, read_pointer
-from export.store import LocalStore
 from tests.conftest import ROOT, tiny_config
 from tests.train_job.test_data import FIXTURES
 from train_job.pipeline import run

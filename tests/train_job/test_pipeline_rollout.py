@@ -6,8 +6,8 @@ import shutil
 from pathlib import Path
 
 import train_job.pipeline as pipeline
+from artifact_store import LocalStore
 from export.publish import promote, read_pointer
-from export.store import LocalStore
 from tests.conftest import tiny_config
 
 

@@ -17,7 +17,8 @@ does not answer costs the request at most about UPLOAD_TIMEOUT_S + UPLOAD_RETRY_
 the rows then go to stderr as PREDICTION_LOG_DEAD_ROW lines. The client's defaults (60 s per
 attempt, the function's whole timeout) would hold every spilling request for a minute. Uploads
 are create-only (if_generation_match=0), which makes a retry safe: a retry that finds the object
-already there means an earlier attempt landed.
+already there means an earlier attempt landed. Every gs:// call goes through artifact_store; the
+replay's calls (list, read, claim, move) keep the client's own bounds.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from artifact_store import Deadlines, GcsStore, PreconditionFailed
 
 REPLAYED = "replayed"
 # Kinds of file replay loads: rows not written, and rows of an insert that was sent and never
@@ -104,16 +107,17 @@ class DeadLetter:
         if self.uri.startswith("gs://"):
             bucket, _, prefix = self.uri[len("gs://") :].partition("/")
             self._bucket_name, self._prefix = bucket, (prefix + "/" if prefix else "")
-            self._bucket: Any = None
+            # Rooted at the bucket: keys are whole object names, the names replay reports.
+            self._store = GcsStore(f"gs://{bucket}")
+            spill_bounds = Deadlines(
+                call_s=upload_timeout_s,
+                retry_s=upload_retry_deadline_s,
+                first_backoff_s=0.2,
+                max_backoff_s=2.0,
+            )
+            self._spill_store = GcsStore(f"gs://{bucket}", spill_bounds)
         else:
             self._dir = Path(self.uri)
-
-    def _gcs_bucket(self) -> Any:
-        if self._bucket is None:
-            from google.cloud import storage  # lazy: only gs:// dead letters need it
-
-            self._bucket = storage.Client().bucket(self._bucket_name)
-        return self._bucket
 
     def write(
         self,
@@ -144,22 +148,9 @@ class DeadLetter:
         return str(final)
 
     def _upload(self, name: str, data: bytes) -> None:
-        from google.api_core.exceptions import PreconditionFailed
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
-        # The storage client's retry predicate (connection errors, 429, 5xx), a short deadline.
-        retry = DEFAULT_RETRY.with_delay(initial=0.2, maximum=2.0).with_timeout(
-            self.upload_retry_deadline_s
-        )
-        # The name is unique to this spill: PreconditionFailed means an earlier attempt landed.
-        with contextlib.suppress(PreconditionFailed):
-            self._gcs_bucket().blob(name).upload_from_string(
-                data,
-                content_type="application/x-ndjson",
-                if_generation_match=0,
-                timeout=self.upload_timeout_s,
-                retry=retry,
-            )
+        # The name is unique to this spill: an object already there means an earlier attempt
+        # landed, so put_new_bytes answering False is a success too.
+        self._spill_store.put_new_bytes(name, data, content_type="application/x-ndjson")
 
     def pending(self) -> Iterator[DeadLetterFile]:
         """Files not yet replayed, oldest first (raises on a file that cannot be decoded;
@@ -170,10 +161,8 @@ class DeadLetter:
     def pending_names(self) -> list[str]:
         """Names of the files not yet replayed, oldest first."""
         if self._bucket_name is not None:
-            blobs = self._gcs_bucket().client.list_blobs(
-                self._bucket_name, prefix=self._prefix, delimiter="/"
-            )
-            return sorted(blob.name for blob in blobs if _is_pending(blob.name.rsplit("/", 1)[-1]))
+            found = self._store.list_objects(self._prefix, delimiter="/")
+            return [o.key for o in found if _is_pending(o.key.rsplit("/", 1)[-1])]
         if not self._dir.is_dir():
             return []
         names = (p for p in self._dir.glob("*.jsonl") if _is_pending(p.name))
@@ -182,7 +171,7 @@ class DeadLetter:
     def read(self, name: str) -> list[dict[str, Any]]:
         """The rows of one file; raises ValueError (or a storage error) when it cannot be read."""
         if self._bucket_name is not None:
-            data = self._gcs_bucket().blob(name).download_as_bytes()
+            data = self._store.read_bytes(name)
         else:
             data = Path(name).read_bytes()
         return _decode(data)
@@ -194,19 +183,17 @@ class DeadLetter:
         then the delete of the original."""
         base = name.rsplit("/", 1)[-1]
         if self._bucket_name is not None:
-            from google.api_core.exceptions import NotFound, PreconditionFailed
-
-            bucket = self._gcs_bucket()
-            source = bucket.get_blob(name)
+            source = self._store.info(name)
             if source is None:
                 return None
             target = self._prefix + CLAIMED + "/" + base
             try:
-                bucket.copy_blob(source, bucket, target, if_generation_match=0)
-            except (PreconditionFailed, NotFound):
+                if not self._store.copy_new(name, target):
+                    return None
+            except FileNotFoundError:
                 return None
-            with contextlib.suppress(NotFound, PreconditionFailed):
-                source.delete(if_generation_match=source.generation)
+            with contextlib.suppress(PreconditionFailed):
+                self._store.delete(name, if_generation=source.generation)
             return target
         (self._dir / CLAIMED).mkdir(parents=True, exist_ok=True)
         claimed = self._dir / CLAIMED / base
@@ -228,10 +215,8 @@ class DeadLetter:
         now = datetime.now(UTC).timestamp()
         stale: list[str] = []
         if self._bucket_name is not None:
-            blobs = self._gcs_bucket().client.list_blobs(
-                self._bucket_name, prefix=self._prefix + CLAIMED + "/"
-            )
-            stale = [b.name for b in blobs if now - b.time_created.timestamp() > older_than_s]
+            claimed = self._store.list_objects(self._prefix + CLAIMED + "/")
+            stale = [o.key for o in claimed if now - o.created > older_than_s]
         elif (self._dir / CLAIMED).is_dir():
             stale = [
                 str(p)
@@ -258,20 +243,14 @@ class DeadLetter:
         (another replay moved it) is left alone; with create_only, a target that exists already
         wins and the source is dropped (both hold the same rows)."""
         if self._bucket_name is not None:
-            from google.api_core.exceptions import NotFound, PreconditionFailed
-
-            bucket = self._gcs_bucket()
-            source = bucket.blob(name)
             try:
                 if create_only:
-                    bucket.copy_blob(source, bucket, self._prefix + target, if_generation_match=0)
-                    source.delete()
+                    # Copied, or the target was there already: either way the source goes.
+                    self._store.copy_new(name, self._prefix + target)
+                    self._store.delete(name)
                 else:
-                    bucket.rename_blob(source, self._prefix + target)
-            except PreconditionFailed:
-                with contextlib.suppress(NotFound):
-                    source.delete()
-            except NotFound:
+                    self._store.move(name, self._prefix + target)
+            except FileNotFoundError:
                 pass
             return f"gs://{self._bucket_name}/{self._prefix}{target}"
         final = self._dir / target

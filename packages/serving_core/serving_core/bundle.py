@@ -6,10 +6,11 @@ MODEL_URI is one of:
   - a production pointer ``.../models/production.json``, local or ``gs://``; the bundle it names
     is ``<folder of the pointer>/<version>/``.
 
-A ``gs://`` bundle is downloaded with google-cloud-storage (it honours STORAGE_EMULATOR_HOST)
-into ``<cache>/<version>/`` and renamed into place only once every file has been checked, so two
-processes on one machine never see half a bundle. A local bundle is read in place. Either way every
-file listed in ``manifest.files`` must match its size and sha256, or the bundle is refused.
+A ``gs://`` bundle is downloaded through artifact_store (google-cloud-storage, which honours
+STORAGE_EMULATOR_HOST) into ``<cache>/<version>/`` and renamed into place only once every file has
+been checked, so two processes on one machine never see half a bundle. A local bundle is read in
+place. Either way every file listed in ``manifest.files`` must match its size and sha256, or the
+bundle is refused.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from artifact_store import Deadlines, GcsStore, ObjectNotFound
 from production_pointer import SAFE_VERSION, PointerError, ProductionPointer, parse_pointer
 
 log = logging.getLogger(__name__)
@@ -45,8 +47,7 @@ _REQUIRED_KEYS = (
 )
 # Bounded so that an unreachable store fails within seconds (the function answers 503) instead of
 # hanging behind the client's default two-minute retry deadline.
-_GCS_CALL_TIMEOUT_S = 10.0
-_GCS_RETRY_DEADLINE_S = 20.0
+_GCS_DEADLINES = Deadlines(call_s=10.0, retry_s=20.0)
 _HASH_CHUNK = 1 << 20
 
 
@@ -86,14 +87,15 @@ def is_pointer(model_uri: str) -> bool:
 class PointerReader:
     """Reads the version a production pointer names: the small read behind the hot reload.
 
-    The GCS client is made once and kept, so a check every few seconds costs one object read.
+    The store (and the process's GCS client) is made once and kept, so a check every few seconds
+    costs one object read.
     """
 
     def __init__(self, model_uri: str) -> None:
         if not is_pointer(model_uri):
             raise ValueError(f"{model_uri!r} is not a production pointer")
         self.model_uri = model_uri
-        self._bucket: _GcsBucket | None = None
+        self._store: GcsStore | None = None
 
     def version(self) -> str:
         """The pointed version; BundleError when the pointer cannot be read or parsed."""
@@ -106,11 +108,9 @@ class PointerReader:
             return _parsed_pointer(_read_local(path), str(path))
         bucket_name, name = _split_gs(self.model_uri)
         try:
-            if self._bucket is None:
-                from google.cloud import storage
-
-                self._bucket = _GcsBucket(storage.Client().bucket(bucket_name))
-            return _parsed_pointer(self._bucket.read(name), self.model_uri)
+            if self._store is None:
+                self._store = _bucket_store(bucket_name)
+            return _parsed_pointer(_read_object(self._store, name), self.model_uri)
         except BundleError:
             raise
         except Exception as exc:  # network, auth: the check fails, the next one may not
@@ -177,14 +177,13 @@ def _join(*parts: str) -> str:
 def _fetch_gcs(uri: str, cache_dir: Path) -> Bundle:
     # Imported here, not at module import: it costs ~0.3 s and local bundles never need it.
     from google.api_core import exceptions as gexc
-    from google.cloud import storage
 
     bucket_name, name = _split_gs(uri)
     try:
-        bucket = _GcsBucket(storage.Client().bucket(bucket_name))
+        bucket = _bucket_store(bucket_name)
         prefix, expected_version = _gcs_bundle_prefix(bucket, name)
         bundle_uri = f"gs://{bucket_name}/{prefix}"
-        manifest_bytes = bucket.read(_join(prefix, MANIFEST))
+        manifest_bytes = _read_object(bucket, _join(prefix, MANIFEST))
         manifest = _parse_manifest(manifest_bytes, bundle_uri, expected_version)
         target = cache_dir / manifest["version"]
         if _cached_copy_matches(target, manifest_bytes, manifest):
@@ -204,47 +203,33 @@ def _fetch_gcs(uri: str, cache_dir: Path) -> Bundle:
         ) from exc
 
 
-class _GcsBucket:
-    """A bucket's objects read with bounded calls; a missing object is a BundleError."""
-
-    def __init__(self, bucket: Any) -> None:
-        from google.cloud.storage.retry import DEFAULT_RETRY
-
-        self.bucket = bucket
-        self.retry = DEFAULT_RETRY.with_deadline(_GCS_RETRY_DEADLINE_S)
-
-    def _missing(self, blob_name: str, why: str, reason: str = "not_found") -> BundleError:
-        return BundleError(f"gs://{self.bucket.name}/{blob_name} {why}", reason)
-
-    def read(self, blob_name: str) -> bytes:
-        from google.api_core import exceptions as gexc
-
-        try:
-            return self.bucket.blob(blob_name).download_as_bytes(
-                timeout=_GCS_CALL_TIMEOUT_S, retry=self.retry
-            )
-        except gexc.NotFound:
-            raise self._missing(blob_name, "does not exist") from None
-
-    def download(self, blob_name: str, local: Path) -> None:
-        from google.api_core import exceptions as gexc
-
-        try:
-            self.bucket.blob(blob_name).download_to_filename(
-                str(local), timeout=_GCS_CALL_TIMEOUT_S, retry=self.retry
-            )
-        except gexc.NotFound:
-            raise self._missing(
-                blob_name, "is listed in the manifest but missing", "corrupt"
-            ) from None
+def _bucket_store(bucket_name: str) -> GcsStore:
+    """The bucket as a store (keys are object names), every call bounded by _GCS_DEADLINES."""
+    return GcsStore(f"gs://{bucket_name}", _GCS_DEADLINES)
 
 
-def _gcs_bundle_prefix(bucket: _GcsBucket, name: str) -> tuple[str, str | None]:
+def _read_object(bucket: GcsStore, blob_name: str) -> bytes:
+    try:
+        return bucket.read_bytes(blob_name)
+    except ObjectNotFound:
+        raise BundleError(f"{bucket.uri}/{blob_name} does not exist", "not_found") from None
+
+
+def _download_object(bucket: GcsStore, blob_name: str, local: Path) -> None:
+    try:
+        bucket.download_file(blob_name, local)
+    except ObjectNotFound:
+        raise BundleError(
+            f"{bucket.uri}/{blob_name} is listed in the manifest but missing", "corrupt"
+        ) from None
+
+
+def _gcs_bundle_prefix(bucket: GcsStore, name: str) -> tuple[str, str | None]:
     """The bundle's object prefix for MODEL_URI's object name, and the version a pointer names
     (None when MODEL_URI names the bundle itself)."""
     path = PurePosixPath(name)
     if name.endswith(".json") and path.name != MANIFEST:
-        version = _pointed_version(bucket.read(name), f"gs://{bucket.bucket.name}/{name}")
+        version = _pointed_version(_read_object(bucket, name), f"{bucket.uri}/{name}")
         return _join(str(path.parent), version), version
     if path.name == MANIFEST:
         return _join(str(path.parent)), None
@@ -252,7 +237,7 @@ def _gcs_bundle_prefix(bucket: _GcsBucket, name: str) -> tuple[str, str | None]:
 
 
 def _download_into_place(
-    bucket: _GcsBucket,
+    bucket: GcsStore,
     prefix: str,
     manifest_bytes: bytes,
     manifest: dict[str, Any],
@@ -266,7 +251,7 @@ def _download_into_place(
         def download(file_name: str) -> None:
             local = staging / file_name
             local.parent.mkdir(parents=True, exist_ok=True)
-            bucket.download(_join(prefix, file_name), local)
+            _download_object(bucket, _join(prefix, file_name), local)
             # Verified in its download thread: hashlib releases the GIL, files hash in parallel.
             _verify_file(staging, file_name, manifest["files"][file_name])
 

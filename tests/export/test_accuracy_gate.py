@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from export.gate import check_gate
+from export.accuracy_gate import check_gate
 
 
 def _logits(pred: list[int]) -> np.ndarray:
