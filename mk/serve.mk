@@ -15,8 +15,10 @@ serve: $(STAMP) ## run the prediction function on http://127.0.0.1:$(SERVE_PORT)
 bench-serve: $(STAMP) ## serving latency, HTTP load, cold start, RSS -> reports/bench_serve.{json,md}
 	ORT_INTRA_OP_THREADS=$(ORT_INTRA_OP_THREADS) $(PY) -m benchmarks.bench_serve
 
+# make bench-serve-compare [BENCH_FLAGS="--against REF"]: REF's product served in the same rounds
+BENCH_FLAGS ?=
 bench-serve-compare: $(STAMP) ## product function vs a one-file reference, logging on -> reports/bench_serve_compare.{json,md}
-	$(PY) -m benchmarks.bench_serve_compare
+	$(PY) -m benchmarks.bench_serve_compare $(BENCH_FLAGS)
 
 bench-memory: $(STAMP) ## function RSS under long-text load per allocator setting -> reports/bench_memory.{json,md}
 	$(PY) -m benchmarks.bench_memory
