@@ -8,7 +8,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -105,31 +105,21 @@ class LocalStore:
     def put_new_file(self, local: Path, key: str) -> bool:
         """Publish the finished file at `key` unless something is there already; True when this
         call created it. Atomic: readers see the whole file or nothing."""
+        return self._create_once(key, lambda staged: shutil.copyfile(local, staged))
+
+    def put_new_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
+        """As put_new_file, for bytes in memory."""
+        return self._create_once(key, lambda staged: staged.write_bytes(data))
+
+    def _create_once(self, key: str, write: Callable[[Path], object]) -> bool:
         target = self._path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
         handle, staged_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
         os.close(handle)
         staged = Path(staged_name)
         try:
-            shutil.copyfile(local, staged)  # beside the target: a link cannot cross file systems
+            write(staged)  # staged beside the target: a link cannot cross file systems
             os.link(staged, target)  # fails if target exists: an atomic create-if-absent
-            return True
-        except FileExistsError:
-            return False
-        finally:
-            with contextlib.suppress(OSError):
-                staged.unlink()
-
-    def put_new_bytes(self, key: str, data: bytes, content_type: str | None = None) -> bool:
-        """As put_new_file, for bytes in memory."""
-        target = self._path(key)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        handle, staged_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-        staged = Path(staged_name)
-        try:
-            with os.fdopen(handle, "wb") as f:
-                f.write(data)
-            os.link(staged, target)
             return True
         except FileExistsError:
             return False
