@@ -525,7 +525,10 @@ def header_lines(report: dict[str, Any]) -> list[str]:
     # Only the start says whether others were using the machine: by the end the bench's own
     # servers and client have raised the load average.
     busy = machine["loadavg_start"][0] >= 1.0
-    lines = ["# Serving: product function vs a one-file reference (`make bench-serve-compare`)", ""]
+    refs = list(dict.fromkeys(name.rsplit(" / ", 1)[1] for name in report.get("against", {})))
+    flags = " ".join(f"--against {ref}" for ref in refs)
+    command = "make bench-serve-compare" + (f' BENCH_FLAGS="{flags}"' if flags else "")
+    lines = [f"# Serving: product function vs a one-file reference (`{command}`)", ""]
     if report.get("note"):
         lines += [f"**{report['note']}**", ""]
     load = f"load average {machine['loadavg_start']} at start, {machine['cpus']} CPUs"

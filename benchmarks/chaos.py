@@ -53,7 +53,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -381,6 +381,16 @@ def dead_letter_rows(folder: Path) -> dict[str, int]:
     return dict(counts)
 
 
+def spill_counts(spilled: Mapping[str, int]) -> dict[str, int]:
+    """Dead-letter rows by what replay does with them: loaded (unanswered ones after their
+    wait), or set aside as rejected."""
+    return {
+        "dead_letter_rows": spilled.get("predictions", 0) + spilled.get("unanswered", 0),
+        "unanswered_rows": spilled.get("unanswered", 0),
+        "rejected_rows": spilled.get("rejected", 0),
+    }
+
+
 def stdout_rows(log_text: str) -> list[dict[str, Any]]:
     """The prediction rows PREDICTION_LOG=stdout wrote (the lines Cloud Logging would route)."""
     rows = []
@@ -503,9 +513,7 @@ def _finish(
     after = table.rows()
     result = {
         **tally(traffic, before, after),
-        "dead_letter_rows": spilled.get("predictions", 0) + spilled.get("unanswered", 0),
-        "unanswered_rows": spilled.get("unanswered", 0),
-        "rejected_rows": spilled.get("rejected", 0),
+        **spill_counts(spilled),
         "rows_replayed": len(after) - len(before),
         "replay": replay,
         **(of_rows(after) if of_rows else {}),
@@ -771,9 +779,7 @@ def scenario_g(ctx: Context) -> None:
         after = table.rows()
         result = {
             **tally(traffic, before, after),
-            "dead_letter_rows": spilled.get("predictions", 0) + spilled.get("unanswered", 0),
-            "unanswered_rows": spilled.get("unanswered", 0),
-            "rejected_rows": spilled.get("rejected", 0),
+            **spill_counts(spilled),
             "rows_replayed": len(after) - len(before),
             "replay": f"{replayed}; {dead_rows}",
             "dead_row_lines": text.count("PREDICTION_LOG_DEAD_ROW "),
