@@ -55,6 +55,7 @@ class SourceSpec:
     real: tuple[str, ...]
     unverified: str  # drop, fake or real
     cap: int  # rows of the source kept before splitting (0 = all), stratified by label
+    train_cap: int | None  # train rows kept after splitting; wins over --source-train-cap
     split: str  # files, date or hash
     date_column: str
     val_fraction: float
@@ -120,6 +121,7 @@ def parse_mix(text: str, path: str = "<mix>") -> Mix:
                 real=real,
                 unverified=entry.get("unverified", "drop"),
                 cap=entry.get("cap", 0),
+                train_cap=entry.get("train_cap"),
                 split=split,
                 date_column=entry.get("date_column", "date"),
                 val_fraction=entry.get(
@@ -361,10 +363,16 @@ def load_mix(cfg: TrainConfig) -> Dataset:
     rows = rows[~drop]
     if cfg.holdout_source:
         rows = rows[(rows["source"] != cfg.holdout_source) | (rows["split"] == "test")]
-    if cfg.source_train_cap:
+    train_caps = {
+        spec.name: cfg.source_train_cap if spec.train_cap is None else spec.train_cap
+        for spec in mix.sources
+    }
+    if any(train_caps.values()):
         capped = [
-            _stratified_cap(part, cfg.source_train_cap, cfg.seed) if split == "train" else part
-            for (_, split), part in rows.groupby(["source", "split"], sort=False)
+            _stratified_cap(part, train_caps[source], cfg.seed)
+            if split == "train" and train_caps[source]
+            else part
+            for (source, split), part in rows.groupby(["source", "split"], sort=False)
         ]
         rows = pd.concat(capped)
     splits = {

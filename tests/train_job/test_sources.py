@@ -247,6 +247,19 @@ def test_cap_and_per_source_train_cap_are_stratified(tmp_path: Path) -> None:
         assert labels.nunique() == 2
 
 
+def test_a_source_train_cap_wins_over_the_global_one(tmp_path: Path) -> None:
+    mix = _mix_folder(tmp_path)
+    text = mix.read_text()
+    text = text.replace('text = ["tweet"]\n', 'text = ["tweet"]\ntrain_cap = 0\n', 1)
+    text = text.replace("max_words = 12\n", "max_words = 12\ntrain_cap = 10\n", 1)
+    mix.write_text(text)
+    cfg = resolve_config(["--sources", str(mix), "--source-train-cap", "30"], env={})
+    counts = load_dataset(cfg).splits["train"]["source"].value_counts()
+    assert counts["posts"] == 40  # 0: every training row, whatever --source-train-cap says
+    assert counts["dated"] == 10
+    assert counts["rumours"] == 30
+
+
 def test_holdout_source_keeps_only_its_test_split(tmp_path: Path) -> None:
     cfg = resolve_config(
         ["--sources", str(_mix_folder(tmp_path)), "--holdout-source", "rumours"], env={}
