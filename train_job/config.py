@@ -175,6 +175,14 @@ class TrainConfig:
         default="data/liar/test.tsv",
         metadata={"help": "LIAR TSV: out-of-domain text for the OOD report ('' = generated only)"},
     )
+    non_news_reference_data: str = field(
+        default="data/non_news/non_news_reference.csv.gz",
+        metadata={"help": "text,genre CSV of real non-news text for the OOD report ('' = none)"},
+    )
+    unseen_news_data: str = field(
+        default="data/multisource/abc_headlines_unlabelled.csv.gz",
+        metadata={"help": "title CSV of unseen real news headlines for the OOD report ('' = none)"},
+    )
     cross_source_eval_data: str = field(
         default="data/coaid-2020-05/coaid_2020-05_titles.csv",
         metadata={"help": "title,label CSV from other sources for the trust report ('' = none)"},

@@ -368,6 +368,8 @@ def trust_report(ctx: RunContext, files: BundleFiles, manifest: dict) -> dict:
         Path(cfg.ood_eval_data) if cfg.ood_eval_data else None,
         Path(cfg.cross_source_eval_data) if cfg.cross_source_eval_data else None,
         manifest=manifest,
+        non_news=Path(cfg.non_news_reference_data) if cfg.non_news_reference_data else None,
+        unseen_news=Path(cfg.unseen_news_data) if cfg.unseen_news_data else None,
     )
     write_json(files.folder / "trust_report.json", trust)
     files.paths["trust_report.json"] = files.folder / "trust_report.json"
@@ -461,6 +463,14 @@ def run_summary(summary: dict) -> str:
                 f"out-of-domain flag: ROC-AUC {ood_report['roc_auc_all']:.3f} vs LIAR + probes, "
                 f"{ood_report['in_domain_flagged_share']:.1%} of in-domain test posts flagged"
             )
+            if "non_news_roc_auc" in ood_report:
+                lines.append(
+                    f"  non-news reference: ROC-AUC {ood_report['non_news_roc_auc']:.3f}, "
+                    f"{ood_report['non_news_flagged_share']:.1%} flagged"
+                )
+            if "unseen_news_flagged_share" in ood_report:
+                unseen = ood_report["unseen_news_flagged_share"]
+                lines.append(f"  unseen news headlines: {unseen:.1%} flagged")
         if cross := trust.get("cross_source"):
             lines.append(
                 f"cross-source ({cross['file']}, n={cross['n']}): ROC-AUC {cross['roc_auc']:.3f}, "

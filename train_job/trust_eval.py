@@ -3,14 +3,17 @@
 - Out-of-domain flag: ROC-AUC of the bundle's OOD score separating in-domain posts (the CONSTRAINT
   test split) from out-of-domain text (LIAR political statements, evaluation use only, plus
   generated probes: other languages, code, word salad, very long documents), and the share of
-  in-domain posts flagged.
+  in-domain posts flagged. Apart from that figure: the same for a named set of real text that is
+  not news (data/non_news: fortune cookies, programmer jokes, standard-library docstrings), and the
+  share of unseen real news headlines flagged (the flag is for non-news, not for every headline).
 - Robustness: accuracy on the test split under typos, truncation and case changes.
 - Calibration: ECE before and after the bundle's temperature.
 - Cross-source: COVID-19 headlines from other sources (CoAID, evaluation use only): ROC-AUC, the
   share of real titles called fake, the share flagged out of domain, and the share of real titles
   called fake while in domain (a confident wrong answer; flagging a title is an honest one).
 
-    python -m train_job.trust_eval BUNDLE_DIR [--cross-source FILE.csv] [--out report.json]
+    python -m train_job.trust_eval BUNDLE_DIR [--cross-source FILE.csv] [--non-news FILE.csv.gz]
+        [--unseen-news FILE.csv.gz] [--out report.json]
 """
 
 from __future__ import annotations
@@ -164,6 +167,20 @@ def read_liar(path: Path) -> list[str]:
     return frame[2].dropna().tolist()
 
 
+def read_non_news(path: Path) -> tuple[list[str], list[str]]:
+    """The non-news reference (text,genre,origin CSV, gzip or not): (texts, genres)."""
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    frame = frame[frame["text"].str.strip() != ""]
+    return frame["text"].tolist(), frame["genre"].tolist()
+
+
+def read_unseen_news(path: Path, n: int = 1000, seed: int = 0) -> list[str]:
+    """A fixed, seeded sample of `n` titles (column `title`) of real news never trained on."""
+    titles = pd.read_csv(path, dtype=str, keep_default_na=False)["title"]
+    titles = titles[titles.str.strip() != ""].tolist()
+    return random.Random(seed).sample(titles, min(n, len(titles)))
+
+
 # --- perturbations for robustness -------------------------------------------------------------
 
 
@@ -190,9 +207,12 @@ def evaluate_bundle(
     liar: Path | None,
     cross_source: Path | None = None,
     manifest: dict | None = None,
+    non_news: Path | None = None,
+    unseen_news: Path | None = None,
 ) -> dict:
     """texts/labels: the in-domain test split; liar: LIAR TSV for out-of-domain text (optional);
-    cross_source: labelled titles from other sources (optional); manifest: see BundleScorer."""
+    cross_source: labelled titles from other sources (optional); manifest: see BundleScorer;
+    non_news, unseen_news: see ood_report (optional)."""
     scorer = BundleScorer(bundle, manifest)
     logits, in_scores = scorer.logits_and_ood(texts)
     temperature = scorer.manifest["calibration"]["temperature"]
@@ -227,13 +247,22 @@ def evaluate_bundle(
             **cross_source_report(scorer, *read_labelled_titles(cross_source)),
         }
     if scorer.ood is not None:
-        report["ood"] = ood_report(scorer, in_scores, liar)
+        report["ood"] = ood_report(scorer, in_scores, liar, non_news, unseen_news)
     return report
 
 
-def ood_report(scorer: BundleScorer, in_scores: np.ndarray, liar: Path | None) -> dict:
+def ood_report(
+    scorer: BundleScorer,
+    in_scores: np.ndarray,
+    liar: Path | None,
+    non_news: Path | None = None,
+    unseen_news: Path | None = None,
+) -> dict:
     """How well the OOD score separates the in-domain test posts from off-topic text: LIAR
-    statements and generated probes (code, foreign languages, long documents)."""
+    statements and generated probes (code, foreign languages, long documents), which make
+    `roc_auc_all`; apart from it, the non-news reference (non_news: its CSV; by genre too) and
+    unseen real news headlines (unseen_news: a title CSV, sampled), which should mostly pass.
+    A file that is not there is skipped."""
     threshold = scorer.manifest["ood"]["threshold"]
     vocab = list(scorer.tokenizer.get_vocab())
     liar_texts = read_liar(liar) if liar is not None and liar.exists() else []
@@ -243,25 +272,47 @@ def ood_report(scorer: BundleScorer, in_scores: np.ndarray, liar: Path | None) -
         sets = {"liar_statements": liar_texts, **sets}
     out_scores = {name: scorer.logits_and_ood(t)[1] for name, t in sets.items()}
     all_out = np.concatenate(list(out_scores.values()))
+    genres: list[str] = []
+    if non_news is not None and non_news.exists():
+        non_news_texts, genres = read_non_news(non_news)
+        out_scores["non_news_reference"] = scorer.logits_and_ood(non_news_texts)[1]
+    if unseen_news is not None and unseen_news.exists():
+        out_scores["unseen_news_headlines"] = scorer.logits_and_ood(read_unseen_news(unseen_news))[
+            1
+        ]
 
     def auc_against_in_domain(scores: np.ndarray) -> float:
         y = np.r_[np.zeros(len(in_scores)), np.ones(len(scores))]
         return float(roc_auc_score(y, np.r_[in_scores, scores]))
 
-    return {
+    def summary(scores: np.ndarray) -> dict:
+        return {
+            "n": len(scores),
+            "roc_auc_vs_in_domain": auc_against_in_domain(scores),
+            "flagged_share": float((scores >= threshold).mean()),
+        }
+
+    report = {
         "method": scorer.manifest["ood"]["method"],
         "threshold": threshold,
         "in_domain_flagged_share": float((in_scores >= threshold).mean()),
         "roc_auc_all": auc_against_in_domain(all_out),
-        "by_set": {
-            name: {
-                "n": len(scores),
-                "roc_auc_vs_in_domain": auc_against_in_domain(scores),
-                "flagged_share": float((scores >= threshold).mean()),
-            }
-            for name, scores in out_scores.items()
-        },
+        "by_set": {name: summary(scores) for name, scores in out_scores.items()},
     }
+    if "non_news_reference" in out_scores:
+        non_news_set = report["by_set"]["non_news_reference"]
+        report["non_news_roc_auc"] = non_news_set["roc_auc_vs_in_domain"]
+        report["non_news_flagged_share"] = non_news_set["flagged_share"]
+        by_genre = np.array(genres)
+        report["non_news_by_genre"] = {
+            genre: summary(out_scores["non_news_reference"][by_genre == genre])
+            for genre in sorted(set(genres))
+        }
+    if "unseen_news_headlines" in out_scores:
+        report["unseen_news_flagged_share"] = report["by_set"]["unseen_news_headlines"][
+            "flagged_share"
+        ]
+    return report
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,6 +322,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("bundle", type=Path, help="bundle folder (models/<version>/)")
     parser.add_argument("--data", type=Path, default=Path("data/constraint-covid19-fakenews"))
     parser.add_argument("--liar", type=Path, default=Path("data/liar/test.tsv"))
+    parser.add_argument(
+        "--non-news",
+        type=Path,
+        default=Path("data/non_news/non_news_reference.csv.gz"),
+        help="real text that is not news, for the OOD flag (text,genre,origin CSV)",
+    )
+    parser.add_argument(
+        "--unseen-news",
+        type=Path,
+        default=Path("data/multisource/abc_headlines_unlabelled.csv.gz"),
+        help="real news titles never trained on (title CSV; 1,000 are sampled)",
+    )
     parser.add_argument(
         "--cross-source",
         type=Path,
@@ -287,7 +350,13 @@ def main(argv: list[str] | None = None) -> int:
 
     test = load_dataset(TrainConfig(data=str(args.data))).splits["test"]
     report = evaluate_bundle(
-        args.bundle, test["text"].tolist(), test["label"].to_numpy(), args.liar, args.cross_source
+        args.bundle,
+        test["text"].tolist(),
+        test["label"].to_numpy(),
+        args.liar,
+        args.cross_source,
+        non_news=args.non_news,
+        unseen_news=args.unseen_news,
     )
     text = json.dumps(report, indent=2)
     if args.out:

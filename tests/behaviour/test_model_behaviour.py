@@ -39,6 +39,8 @@ def scorer(tmp_path_factory: pytest.TempPathFactory) -> BundleScorer:
         store=str(tmp / "store"),
         work_dir=str(tmp / "runs"),
         ood_eval_data="",
+        non_news_reference_data="",
+        unseen_news_data="",
         log_every=1000,
     )
     summary = run(cfg)

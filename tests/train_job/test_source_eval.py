@@ -103,6 +103,8 @@ test_fraction = 0.2
         epochs=1,
         promote=False,
         ood_eval_data="",
+        non_news_reference_data="",
+        unseen_news_data="",
         cross_source_eval_data="",
     )
     summary = run(cfg)
