@@ -39,8 +39,8 @@ $(CHECKOV_STAMP): constraints-checkov.txt
 
 venv: $(STAMP) $(CHECKOV_STAMP) ## create .venv (and .venv-checkov) with every pinned dependency
 
-run: $(STAMP) ## the main job: train (quick), export, gate, publish, serve, predict, show the log
-	$(PY) -m train_job --profile quick
+run: $(STAMP) ## the main job: train (quick-multisource), export, gate, publish, serve, predict, show the log
+	$(PY) -m train_job --profile quick-multisource
 	$(PY) tools/demo.py
 
 train-full: $(STAMP) ## the real training run (full profile) on CONSTRAINT

@@ -1,8 +1,13 @@
-"""Out-of-domain detector: Mahalanobis distance of the pooled features to the training data.
+"""Out-of-domain detector: Mahalanobis distance of the L2-normalised pooled features to the
+text the model should call in domain.
 
-One Gaussian with a shared, shrunk covariance (Ledoit-Wolf) is fitted on the training texts'
-pooled features; the out-of-domain score is the squared Mahalanobis distance. The threshold is a
-high quantile of the validation scores, so about (1 - quantile) of in-domain texts are flagged.
+One Gaussian with a shared, shrunk covariance (Ledoit-Wolf) is fitted on the unit-length pooled
+features of the training texts and of unlabelled news (train_job.ood_fit says which); the
+out-of-domain score is the squared Mahalanobis distance. Normalising first keeps the direction
+of a text's features and drops their norm, which varies with length and casing more than with
+topic: on the non-news reference it lifts the ROC-AUC from about 0.92 to about 0.97
+(experiments/ood_reference.py). The threshold is a high quantile of the validation scores, so
+about (1 - quantile) of in-domain texts are flagged.
 """
 
 from __future__ import annotations
@@ -12,9 +17,19 @@ from pathlib import Path
 import numpy as np
 from sklearn.covariance import LedoitWolf
 
+# The manifest's name for this detector; serving_core.model.OodDetector computes the same score.
+METHOD = "mahalanobis_l2"
+# 1% of the validation texts are flagged.
+QUANTILE = 0.99
 
-def fit(train_pooled: np.ndarray) -> dict[str, np.ndarray]:
-    estimator = LedoitWolf().fit(train_pooled.astype(np.float64))
+
+def unit_rows(pooled: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+    return pooled / np.maximum(norms, 1e-12)
+
+
+def fit(pooled: np.ndarray) -> dict[str, np.ndarray]:
+    estimator = LedoitWolf().fit(unit_rows(pooled.astype(np.float64)))
     return {
         "mean": estimator.location_.astype(np.float32),
         "precision": estimator.precision_.astype(np.float32),
@@ -22,11 +37,11 @@ def fit(train_pooled: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def distance(pooled: np.ndarray, params: dict[str, np.ndarray]) -> np.ndarray:
-    centred = pooled - params["mean"]
+    centred = unit_rows(pooled) - params["mean"]
     return np.einsum("ij,jk,ik->i", centred, params["precision"], centred)
 
 
-def threshold(val_scores: np.ndarray, quantile: float = 0.98) -> float:
+def threshold(val_scores: np.ndarray, quantile: float = QUANTILE) -> float:
     return float(np.quantile(val_scores, quantile))
 
 

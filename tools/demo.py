@@ -28,9 +28,11 @@ ROOT = Path(__file__).resolve().parents[1]
 STORE = os.environ.get("FND_STORE", "local/store")
 LOG_URI = read("PREDICTION_LOG", str, DEFAULT_PREDICTION_LOG)
 
-# Each example with the label a fact-checker would give it. The first is true but plain-spoken,
-# unlike CONSTRAINT's real posts (mostly official accounts' updates): the kind of text models
-# trained on it most often get wrong, shown here on purpose.
+# Each example with the label a fact-checker would give it, none of them in the training data.
+# The first is true but plain-spoken, unlike CONSTRAINT's real posts (mostly official accounts'
+# updates): the kind of text a model trained on CONSTRAINT alone gets wrong, shown on purpose.
+# The last two are headlines on other subjects than COVID-19 (a true one from February 2021 and
+# a fabricated one that fact-checkers debunked in 2016).
 EXAMPLES = [
     ("The WHO says washing hands with soap and water helps stop the spread of COVID-19.", "real"),
     ("BREAKING: drinking hot lemon water every morning kills the coronavirus, doctors hide it!",
@@ -38,6 +40,8 @@ EXAMPLES = [
     ("#IndiaFightsCorona: 1,524 testing laboratories in India as of 25th August 2020. @ICMRDELHI",
      "real"),
     ("Bill Gates admits the COVID vaccine will implant microchips to track everyone.", "fake"),
+    ("NASA's Perseverance rover lands safely on Mars after a seven-month journey", "real"),
+    ("Obama signs executive order banning the Pledge of Allegiance in all US schools", "fake"),
 ]  # fmt: skip
 
 
@@ -110,8 +114,9 @@ def limitation_note(predictions: list[dict], trust: dict | None) -> str | None:
         f"A true statement called fake: this bundle calls {cross['real_called_fake_share']:.0%} "
         f"of the {cross['real']} real headlines in {cross['file']} fake "
         f"({cross['real_called_fake_in_domain_share']:.0%} of those it takes as in domain). "
-        "CONSTRAINT's real posts are mostly official accounts' updates, so plain-spoken true "
-        "claims read as fake to it; docs/results.md has the numbers of every recipe tried.",
+        "A model learns what real looks like from its training sources (CONSTRAINT's real posts "
+        "are mostly official accounts' updates), so true claims written another way can read as "
+        "fake to it; docs/results.md has the numbers per source and across sources.",
         width=100,
         initial_indent="  ",
         subsequent_indent="  ",

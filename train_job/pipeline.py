@@ -30,9 +30,9 @@ from train_job.device import set_seed
 from train_job.loop import train
 from train_job.model import load_classifier, load_tokenizer, resolve_base_model
 from train_job.report import write_report
-from train_job.source_eval import results_by_source, table_lines
+from train_job.source_eval import results_by_source, rows_by_source, table_lines
 from train_job.tables import LABELS, Dataset
-from train_job.trust_eval import evaluate_bundle
+from train_job.trust_eval import evaluate_bundle, read_news_for_ood_fit
 
 log = logging.getLogger("train_job")
 
@@ -119,7 +119,7 @@ def run(cfg: TrainConfig) -> dict:
     decision.metrics["by_source"] = source_results(ctx, scored, decision)
     summary["metrics"] = decision.metrics
     summary["dataset_rows_by_source"] = rows_by_source(ctx.dataset)
-    ood_section = fit_ood(ctx, scored, decision.metrics)
+    ood_section = fit_ood(ctx, tokenizer, models, scored, decision.metrics)
     write_json(ctx.work_dir / "metrics.json", decision.metrics)
     if not decision.gate.passed:
         raise GateFailed("; ".join(decision.gate.reasons))
@@ -263,25 +263,28 @@ def source_results(ctx: RunContext, scored: Scored, decision: Decision) -> dict:
     )
 
 
-def rows_by_source(dataset: Dataset) -> dict[str, dict[str, int]]:
-    """{source: {split: rows}} as trained and scored."""
-    counts: dict[str, dict[str, int]] = {}
-    for split, frame in dataset.splits.items():
-        for source, n in frame["source"].value_counts(sort=False).items():
-            counts.setdefault(str(source), {})[split] = int(n)
-    return counts
-
-
-def fit_ood(ctx: RunContext, scored: Scored, metrics: dict) -> dict | None:
-    """The out-of-domain detector on the training posts' pooled features; its manifest section."""
+def fit_ood(ctx: RunContext, tokenizer, models: OnnxModels, scored: Scored, metrics: dict):
+    """The out-of-domain detector on the pooled features of the training texts and of unlabelled
+    news (--ood-fit-news), so that news in general is in domain; its manifest section."""
     if scored.pooled_int8["train"] is None:
         return None  # a graph without a pooled output (e.g. a foreign HF model)
-    params = ood.fit(scored.pooled_int8["train"])
+    fitted_on = {"training_texts": scored.pooled_int8["train"]}
+    if ctx.cfg.ood_fit_news and ctx.cfg.ood_fit_news_rows:
+        titles = read_news_for_ood_fit(Path(ctx.cfg.ood_fit_news), ctx.cfg.ood_fit_news_rows)
+        news = encode(tokenizer, titles, np.zeros(len(titles)), ctx.cfg.max_length)
+        pad_id = tokenizer.pad_token_id or 0
+        fitted_on["unlabelled_news"] = logits_and_pooled(models.int8, news.features, pad_id)[1]
+    params = ood.fit(np.concatenate(list(fitted_on.values())))
     threshold = ood.threshold(ood.distance(scored.pooled_int8["val"], params))
     test_distances = ood.distance(scored.pooled_int8["test"], params)
     metrics["int8"]["test"]["ood_flagged_share"] = float((test_distances >= threshold).mean())
     ood.save(params, ctx.work_dir / "ood.npz")
-    return {"method": "mahalanobis", "threshold": threshold, "params_file": "ood.npz"}
+    return {
+        "method": ood.METHOD,
+        "threshold": threshold,
+        "params_file": "ood.npz",
+        "fitted_on": {name: len(rows) for name, rows in fitted_on.items()},
+    }
 
 
 @dataclass

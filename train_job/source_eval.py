@@ -114,3 +114,12 @@ def table_lines(results: dict) -> list[str]:
             f"(tfidf {fmt(b['real_called_fake_share'])}) ece {fmt(m['ece'])}"
         )
     return lines
+
+
+def rows_by_source(dataset: Dataset) -> dict[str, dict[str, int]]:
+    """{source: {split: rows}} as trained and scored."""
+    counts: dict[str, dict[str, int]] = {}
+    for split, frame in dataset.splits.items():
+        for source, n in frame["source"].value_counts(sort=False).items():
+            counts.setdefault(str(source), {})[split] = int(n)
+    return counts

@@ -75,9 +75,15 @@ class BundleScorer:
             )
             logits[idx] = outputs["logits"]
             if self.ood is not None:
-                centred = outputs["pooled"] - self.ood["mean"]
-                ood[idx] = np.einsum("ij,jk,ik->i", centred, self.ood["precision"], centred)
+                ood[idx] = self._ood_scores(outputs["pooled"])
         return logits, ood
+
+    def _ood_scores(self, pooled: np.ndarray) -> np.ndarray:
+        assert self.ood is not None
+        if self.manifest["ood"]["method"] == "mahalanobis_l2":
+            pooled = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        centred = pooled - self.ood["mean"]
+        return np.einsum("ij,jk,ik->i", centred, self.ood["precision"], centred)
 
     def predict(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(calibrated P(fake), predicted label 0/1, ood score)."""
@@ -174,11 +180,22 @@ def read_non_news(path: Path) -> tuple[list[str], list[str]]:
     return frame["text"].tolist(), frame["genre"].tolist()
 
 
-def read_unseen_news(path: Path, n: int = 1000, seed: int = 0) -> list[str]:
-    """A fixed, seeded sample of `n` titles (column `title`) of real news never trained on."""
+def _shuffled_titles(path: Path, seed: int = 0) -> list[str]:
     titles = pd.read_csv(path, dtype=str, keep_default_na=False)["title"]
     titles = titles[titles.str.strip() != ""].tolist()
-    return random.Random(seed).sample(titles, min(n, len(titles)))
+    return random.Random(seed).sample(titles, len(titles))
+
+
+def read_unseen_news(path: Path, n: int = 1000) -> list[str]:
+    """A fixed, seeded sample of `n` titles (column `title`) of real news never trained on, and
+    never among the titles the out-of-domain flag is fitted on (read_news_for_ood_fit)."""
+    return _shuffled_titles(path)[:n]
+
+
+def read_news_for_ood_fit(path: Path, n: int, checked: int = 1000) -> list[str]:
+    """`n` titles of the same file for the out-of-domain flag's fit, after the `checked` ones
+    read_unseen_news scores."""
+    return _shuffled_titles(path)[checked : checked + n]
 
 
 # --- perturbations for robustness -------------------------------------------------------------
