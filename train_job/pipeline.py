@@ -479,7 +479,8 @@ def run_summary(summary: dict) -> str:
                 f"cross-source ({cross['file']}, n={cross['n']}): ROC-AUC {cross['roc_auc']:.3f}, "
                 f"real called fake {cross['real_called_fake_share']:.1%} "
                 f"({cross['real_called_fake_in_domain_share']:.1%} while in domain), "
-                f"{cross['flagged_out_of_domain_share']:.1%} flagged out of domain"
+                f"{cross['flagged_out_of_domain_share']:.1%} flagged out of domain, "
+                f"ECE {cross.get('ece', float('nan')):.3f}"
             )
         rob = trust["robustness"]
         lines.append("robustness (accuracy): " + ", ".join(f"{k} {v:.3f}" for k, v in rob.items()))

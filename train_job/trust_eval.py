@@ -160,6 +160,7 @@ def cross_source_report(scorer: BundleScorer, texts: list[str], labels: np.ndarr
         "fake": int(labels.sum()),
         "real": int(real.sum()),
         "roc_auc": float(roc_auc_score(labels, p_fake)),
+        "ece": expected_calibration_error(p_fake, labels),
         "accuracy": float((pred == labels).mean()),
         "real_called_fake_share": float(pred[real].mean()),
         "fake_called_real_share": float(1 - pred[~real].mean()),
