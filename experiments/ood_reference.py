@@ -4,8 +4,9 @@ reference, and how many unseen news headlines it flags, for ways of fitting the 
     python -m experiments.ood_reference BUNDLE [--sources data/sources.toml] [--out FILE]
 
 Fits compared, each a Mahalanobis distance on the bundle's pooled features with the threshold
-at the 0.98 quantile of the validation distances (as the train job does):
-- ``train``: the training texts (a stratified sample per source), as the job fits it;
+at the job's quantile of the validation distances (export.ood.QUANTILE), on raw features and on
+features scaled to unit length (export.ood, what the job fits now):
+- ``train``: the training texts (a stratified sample per source);
 - ``train+unlabelled_news``: the same plus unlabelled ABC headlines (rows disjoint from the
   unseen-news sample the report scores), so that news in general is in domain.
 
@@ -20,15 +21,28 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.covariance import LedoitWolf
 from sklearn.metrics import roc_auc_score
 
 from export import ood
 from export.onnx_logits import logits_and_pooled
 from train_job.config import resolve_config
 from train_job.data import load_dataset
-from train_job.trust_eval import read_liar, read_non_news
+from train_job.trust_eval import read_liar, read_news_for_ood_fit, read_non_news, read_unseen_news
 
 ABC = Path("data/multisource/abc_headlines_unlabelled.csv.gz")
+
+
+def raw_fit(pooled: np.ndarray):
+    """The flag as it was first fitted: unscaled features."""
+    estimator = LedoitWolf().fit(pooled.astype(np.float64))
+    mean, precision = estimator.location_, estimator.precision_
+    return lambda x: np.einsum("ij,jk,ik->i", x - mean, precision, x - mean)
+
+
+def unit_length_fit(pooled: np.ndarray):
+    params = ood.fit(pooled)
+    return lambda x: ood.distance(x, params)
 
 
 def pooled(bundle: Path, texts: list[str]) -> np.ndarray:
@@ -65,15 +79,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     ds = load_dataset(resolve_config(["--sources", args.sources], env={}))
-    abc = pd.read_csv(ABC, dtype=str, keep_default_na=False)["title"]
-    abc = abc[abc.str.strip() != ""].sample(frac=1, random_state=1).tolist()
     train = per_source_sample(ds.splits["train"], args.per_source)
     sets = {
         "train": train["text"].tolist(),
         "val": ds.splits["val"]["text"].tolist(),
         "test": ds.splits["test"]["text"].tolist(),
-        "news_fit": abc[: args.news_fit],
-        "unseen_news": abc[args.news_fit : args.news_fit + 1000],
+        "news_fit": read_news_for_ood_fit(ABC, args.news_fit),
+        "unseen_news": read_unseen_news(ABC),
         "non_news": read_non_news(Path("data/non_news/non_news_reference.csv.gz"))[0],
         "liar": read_liar(Path("data/liar/test.tsv")),
     }
@@ -81,35 +93,38 @@ def main(argv: list[str] | None = None) -> int:
     if args.features:
         np.savez(args.features, train_source=train["source"].to_numpy(), **feats)
 
-    fits = {
+    fitted_on = {
         "train": feats["train"],
         "train+unlabelled_news": np.concatenate([feats["train"], feats["news_fit"]]),
     }
     rows = []
-    for name, fitted_on in fits.items():
-        params = ood.fit(fitted_on)
-        dist = {k: ood.distance(v, params) for k, v in feats.items()}
-        threshold = ood.threshold(dist["val"])
+    for features, fit in (("raw", raw_fit), ("unit_length", unit_length_fit)):
+        for name, pooled_rows in fitted_on.items():
+            score = fit(pooled_rows)
+            dist = {k: score(v) for k, v in feats.items()}
+            threshold = ood.threshold(dist["val"])
 
-        def auc(out: np.ndarray, dist=dist) -> float:
-            y = np.r_[np.zeros(len(dist["test"])), np.ones(len(out))]
-            return float(roc_auc_score(y, np.r_[dist["test"], out]))
+            def auc(out: np.ndarray, dist=dist) -> float:
+                y = np.r_[np.zeros(len(dist["test"])), np.ones(len(out))]
+                return float(roc_auc_score(y, np.r_[dist["test"], out]))
 
-        rows.append(
-            {
-                "fit": name,
-                "in_domain_test_flagged": float((dist["test"] >= threshold).mean()),
-                "non_news_auc": auc(dist["non_news"]),
-                "non_news_flagged": float((dist["non_news"] >= threshold).mean()),
-                "unseen_news_auc": auc(dist["unseen_news"]),
-                "unseen_news_flagged": float((dist["unseen_news"] >= threshold).mean()),
-                "liar_flagged": float((dist["liar"] >= threshold).mean()),
-            }
-        )
+            rows.append(
+                {
+                    "features": features,
+                    "fit": name,
+                    "in_domain_test_flagged": float((dist["test"] >= threshold).mean()),
+                    "non_news_auc": auc(dist["non_news"]),
+                    "non_news_flagged": float((dist["non_news"] >= threshold).mean()),
+                    "unseen_news_auc": auc(dist["unseen_news"]),
+                    "unseen_news_flagged": float((dist["unseen_news"] >= threshold).mean()),
+                    "liar_flagged": float((dist["liar"] >= threshold).mean()),
+                }
+            )
     for row in rows:
         print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}))
     if args.out:
-        args.out.write_text(json.dumps({"bundle": str(args.bundle), "rows": rows}, indent=1))
+        record = {"bundle": str(args.bundle), "quantile": ood.QUANTILE, "rows": rows}
+        args.out.write_text(json.dumps(record, indent=1) + "\n")
     return 0
 
 
