@@ -38,3 +38,15 @@ def test_the_score_ignores_the_length_of_the_features_and_not_their_direction() 
 def test_the_threshold_flags_the_validation_share_it_names() -> None:
     scores = np.arange(1000, dtype=float)
     assert np.mean(scores >= ood.threshold(scores)) == pytest.approx(1 - ood.QUANTILE, abs=2e-3)
+
+
+def test_the_trust_report_scores_as_the_export_fitted() -> None:
+    from train_job.trust_eval import BundleScorer
+
+    rng = np.random.default_rng(2)
+    params = ood.fit(_features(rng, 500, rng.standard_normal(16)))
+    scorer = BundleScorer.__new__(BundleScorer)  # only the detector's part of a bundle
+    scorer.manifest = {"ood": {"method": ood.METHOD}}
+    scorer.ood = params
+    texts = _features(rng, 20, rng.standard_normal(16))
+    assert scorer._ood_scores(texts) == pytest.approx(ood.distance(texts, params), rel=1e-5)

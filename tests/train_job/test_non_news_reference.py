@@ -19,7 +19,13 @@ import pytest
 
 from tests.conftest import ROOT
 from train_job.sources import read_mix
-from train_job.trust_eval import BundleScorer, ood_report, read_non_news, read_unseen_news
+from train_job.trust_eval import (
+    BundleScorer,
+    ood_report,
+    read_news_for_ood_fit,
+    read_non_news,
+    read_unseen_news,
+)
 
 NON_NEWS = ROOT / "data/non_news/non_news_reference.csv.gz"
 UNSEEN_NEWS = ROOT / "data/multisource/abc_headlines_unlabelled.csv.gz"
@@ -85,6 +91,13 @@ def test_unseen_headlines_are_a_fixed_sample() -> None:
     assert titles == read_unseen_news(UNSEEN_NEWS)
 
 
+def test_the_flag_is_never_fitted_on_the_headlines_it_is_checked_on() -> None:
+    checked = read_unseen_news(UNSEEN_NEWS)
+    fitted = read_news_for_ood_fit(UNSEEN_NEWS, 3000)
+    assert len(fitted) == len(set(fitted)) == 3000
+    assert not set(checked) & set(fitted)
+
+
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijkl"]  # enough for the probes
 
 
@@ -142,6 +155,9 @@ def test_the_served_bundle_reports_the_non_news_reference(
     assert ood["by_set"]["unseen_news_headlines"]["n"] == 1000
     assert 0 <= ood["non_news_flagged_share"] <= 1 and 0 <= ood["unseen_news_flagged_share"] <= 1
     assert "liar_statements" in ood["by_set"] and "code" in ood["by_set"]
+    fitted = json.loads((tiny_bundle / "manifest.json").read_text())["ood"]
+    assert fitted["method"] == "mahalanobis_l2"
+    assert fitted["fitted_on"]["unlabelled_news"] == 3000
     scorer = BundleScorer(tiny_bundle)
     texts = read_non_news(NON_NEWS)[0][:3]
     assert np.isfinite(scorer.logits_and_ood(texts)[1]).all()
