@@ -12,6 +12,7 @@ import argparse
 import dataclasses
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import job_config
@@ -60,6 +61,22 @@ class TrainConfig:
     source_train_cap: int = field(
         default=0,
         metadata={"help": "with --sources: max train rows per source, stratified (0 = all)"},
+    )
+    source_balance: str = field(
+        default="off",
+        metadata={
+            "help": "with --sources, loss weights per row: off; class (within each source, its "
+            "fake and its real rows weigh the same, so a source's style says nothing about the "
+            "label); source-class (also every source weighs the same)"
+        },
+    )
+
+    source_adversary: float = field(
+        default=0.0,
+        metadata={
+            "help": "with --sources: strength of a source adversary trained through gradient "
+            "reversal on the label head's features, per label (0 = off)"
+        },
     )
 
     # --- model ----------------------------------------------------------------------------
@@ -213,6 +230,7 @@ class TrainConfig:
 
 # Profiles set defaults; flags and environment still win over them.
 PRECISIONS = ("auto", "fp32")
+SOURCE_BALANCES = ("off", "class", "source-class")
 
 PROFILES: dict[str, dict[str, Any]] = {
     # One epoch over every training post at 64 tokens, otherwise the full profile's recipe but
@@ -305,6 +323,19 @@ def resolve_config(argv: list[str] | None = None, env: dict[str, str] | None = N
     for flag in ("holdout_source", "source_train_cap"):
         if values[flag] and not values["sources"]:
             raise SystemExit(f"error: --{flag.replace('_', '-')} needs --sources")
+    # The news the out-of-domain flag is fitted on shapes the bundle, and it is read after
+    # training: a wrong path must stop the run before training, not after it.
+    news = values["ood_fit_news"]
+    if news and values["ood_fit_news_rows"] and "://" not in news and not Path(news).is_file():
+        raise SystemExit(f"error: --ood-fit-news: no such file: {news}")
+    if values["source_balance"] not in SOURCE_BALANCES:
+        raise SystemExit(f"error: --source-balance must be one of {SOURCE_BALANCES}")
+    if values["source_balance"] != "off" and not values["sources"]:
+        raise SystemExit("error: --source-balance needs --sources")
+    if values["source_adversary"] and not values["sources"]:
+        raise SystemExit("error: --source-adversary needs --sources")
+    if values["source_adversary"] < 0:
+        raise SystemExit("error: --source-adversary must be 0 (off) or more")
     if values["source_train_cap"] < 0:
         raise SystemExit("error: --source-train-cap must be 0 (all) or more")
     if values["teacher_headlines"] > 0 and values["consistency_weight"] > 0:

@@ -43,6 +43,7 @@ class EpochInputs:
     teacher: np.ndarray | None = None  # [n, 2] logits
     twin_teacher: np.ndarray | None = None  # [n, 2] logits on each post's twin
     teacher_states: np.ndarray | None = None  # [n, hidden] on each post as written
+    row_weights: np.ndarray | None = None  # [n] label-loss weight per post (mean 1)
 
 
 def epoch_inputs(

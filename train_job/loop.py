@@ -8,8 +8,9 @@
 3. resume after the last finished epoch when the run already has a checkpoint
    (train_job/checkpoint.py);
 4. each epoch: train on length-bucketed, dynamically padded batches (train_job/batching.py,
-   train_job/losses.py), score validation, keep the best epoch, update the weight average, write a
-   checkpoint;
+   train_job/losses.py; with several sources, optionally with the rows weighted so that no
+   source's label prior counts, or against a source adversary, train_job/adversary.py), score
+   validation, keep the best epoch, update the weight average, write a checkpoint;
 5. the result: the best epoch's weights, or the epoch average when it is at least as good.
 """
 
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from artifact_store import Store
+from train_job.adversary import Adversary
 from train_job.augment import first_sentence
 from train_job.batching import Encoded, bucketed_batches, encode, predict_logits
 from train_job.checkpoint import BEST_MODEL_PREFIX, LoopState, TrainResult, resume, save_checkpoint
@@ -36,7 +38,7 @@ from train_job.device import pick_device, set_seed, uses_bf16
 from train_job.distill import teacher_logits, teacher_states
 from train_job.epoch_inputs import EpochInputs, TeacherLogits, epoch_inputs
 from train_job.evaluate import classification_metrics
-from train_job.losses import LossWeights, train_step
+from train_job.losses import LossWeights, source_balance_weights, train_step
 from train_job.tables import Dataset
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class Trainer:
     store: Store
     run_prefix: str
     work_dir: Path
+    adversary: Adversary | None = None
 
 
 # --- the loop: a table of contents ----------------------------------------------------------------
@@ -123,17 +126,29 @@ def train(
             teacher.states, state.result.teacher["states_cache"] = teacher_states(
                 cfg.teacher, texts, cfg.max_length, store, work_dir
             )
+    row_weights = None
+    if cfg.source_balance != "off":
+        row_weights = source_balance_weights(
+            train_df["source"], train_df["label"], cfg.source_balance
+        )
+    if cfg.source_adversary > 0:
+        trainer.adversary = Adversary.build(
+            model, train_df["source"].tolist(), cfg.source_adversary, trainer.device
+        )
     for epoch in range(state.start_epoch, cfg.epochs):
         if state.epochs_without_gain >= cfg.patience:
             log.info("early stop: no val macro-F1 gain for %d epoch(s)", state.epochs_without_gain)
             break
         texts, labels = train_df["text"].tolist(), train_df["label"]
         inputs = epoch_inputs(cfg, tokenizer, texts, labels, epoch, teacher)
+        inputs.row_weights = row_weights
         entry = train_one_epoch(trainer, inputs, epoch, state)
         entry |= validate(trainer, val_enc)
         record_epoch(trainer, state, entry)
         update_average(trainer, state, epoch)
         save_checkpoint(trainer, state, epoch)
+    if trainer.adversary is not None:
+        trainer.adversary.tap.close()
     return final_weights(trainer, state, val_enc)
 
 
@@ -199,6 +214,7 @@ def train_one_epoch(t: Trainer, inputs: EpochInputs, epoch: int, state: LoopStat
             inputs,
             LossWeights.from_config(t.cfg),
             t.cfg.precision,
+            t.adversary,
         )
         loss_sum += loss
         progress.update(loss)

@@ -7,10 +7,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from train_job.adversary import Adversary
 from train_job.batching import Encoded, collate, pad_multiple, to_device
 from train_job.config import TrainConfig
 from train_job.device import autocast_for
@@ -43,13 +45,15 @@ def train_step(
     inputs: EpochInputs | None = None,
     weights: LossWeights | None = None,
     precision: str = "auto",
+    adversary: Adversary | None = None,
 ) -> torch.Tensor:
     """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced).
 
     With `inputs` carrying twins, the twins of `idx` run in the same forward pass, and
     KL(original || twin) (the original's prediction held fixed, as in UDA, Xie et al. 2020) is
     added with weight `weights.consistency`. With teacher logits, `weights.distill` of the label
-    loss is replaced by the distillation loss (see train_job/distill.py)."""
+    loss is replaced by the distillation loss (see train_job/distill.py). With an `adversary`,
+    its source loss joins, reversed for the encoder (train_job/adversary.py)."""
     weights = weights or LossWeights()
     twin_idx: list[int] = []
     extra = None
@@ -62,7 +66,15 @@ def train_step(
     with autocast_for(device, precision):
         out = model(**batch, output_hidden_states=hidden)
     logits = out.logits.float()
-    loss = loss_fn(logits[: len(idx)], labels)
+    if inputs is not None and inputs.row_weights is not None:
+        smoothing = getattr(loss_fn, "label_smoothing", 0.0)
+        rows = F.cross_entropy(
+            logits[: len(idx)], labels, label_smoothing=smoothing, reduction="none"
+        )
+        weights_of_rows = torch.as_tensor(inputs.row_weights[idx], device=rows.device)
+        loss = (rows * weights_of_rows.to(rows.dtype)).mean()
+    else:
+        loss = loss_fn(logits[: len(idx)], labels)
     if inputs is not None and inputs.teacher is not None and weights.distill > 0:
         soft = distill_loss(logits[: len(idx)], inputs.teacher[idx], weights.temperature)
         loss = (1 - weights.distill) * loss + weights.distill * soft
@@ -78,13 +90,39 @@ def train_step(
         twin = F.log_softmax(logits[len(idx) :], dim=-1)
         kl = F.kl_div(twin, target, log_target=True, reduction="batchmean")
         loss = loss + weights.consistency * kl
+    if adversary is not None:
+        loss = loss + adversary.loss(labels, idx)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
     optimizer.step()
+    if adversary is not None:
+        adversary.step()
     if scheduler is not None:
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach()
+
+
+def source_balance_weights(sources, labels, mode: str) -> np.ndarray | None:
+    """Per-row loss weights, mean 1, that take the label prior out of each source (None: off).
+
+    "class": within each source, the fake rows and the real rows carry the same total weight and
+    the source keeps its share of the rows. A source whose rows are mostly fake (the rumours) then
+    no longer teaches that its style or topic means fake. "source-class": every (source, class)
+    cell carries the same total weight, so small sources count as much as large ones."""
+    if mode == "off":
+        return None
+    frame = pd.DataFrame({"source": np.asarray(sources), "label": np.asarray(labels)})
+    cell = frame.groupby(["source", "label"])["label"].transform("size").to_numpy(float)
+    if mode == "class":
+        source_rows = frame.groupby("source")["label"].transform("size").to_numpy(float)
+        classes = frame.groupby("source")["label"].transform("nunique").to_numpy(float)
+        weights = source_rows / (classes * cell)
+    elif mode == "source-class":
+        weights = 1.0 / cell
+    else:
+        raise ValueError(f"unknown source balance {mode!r}")
+    return weights / weights.mean()
 
 
 def distill_loss(student: torch.Tensor, teacher: np.ndarray, temperature: float) -> torch.Tensor:

@@ -259,7 +259,12 @@ def source_results(ctx: RunContext, scored: Scored, decision: Decision) -> dict:
         return evaluate.softmax(scored.logits_int8[split], decision.temperature)[:, 1]
 
     return results_by_source(
-        ctx.dataset, p_fake("test"), decision.threshold, p_fake("test_official"), ctx.cfg.seed
+        ctx.dataset,
+        p_fake("test"),
+        decision.threshold,
+        p_fake("test_official"),
+        ctx.cfg.seed,
+        p_fake("val"),
     )
 
 

@@ -79,9 +79,12 @@ def results_by_source(
     model_threshold: float,
     model_official_p_fake: np.ndarray,
     seed: int,
+    model_val_p_fake: np.ndarray | None = None,
 ) -> dict:
     """{"model": {...}, "tfidf": {...}}: each {source: metrics, "official_test": metrics}, plus
-    the baseline's threshold."""
+    the baseline's threshold and, given the model's P(fake) on validation, its metrics per
+    source on the validation split ("model_val"): what recipes are chosen on, source by source,
+    without looking at any test split."""
     test, official = dataset.splits["test"], dataset.test_official
     baseline, baseline_threshold = fit_tfidf(dataset, seed)
     p_test = baseline.predict_proba(test["text"].tolist())[:, 1]
@@ -95,6 +98,10 @@ def results_by_source(
         by_source[OFFICIAL_TEST] = source_metrics(p_off, official["label"].to_numpy(), threshold)
         out[name] = by_source
     out["tfidf_threshold"] = baseline_threshold
+    if model_val_p_fake is not None:
+        out["model_val"] = metrics_by_source(
+            dataset.splits["val"], model_val_p_fake, model_threshold
+        )
     return out
 
 

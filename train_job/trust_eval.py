@@ -30,6 +30,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from train_job.evaluate import expected_calibration_error, softmax
+from train_job.tables import DataError
 
 
 class BundleScorer:
@@ -182,7 +183,10 @@ def read_non_news(path: Path) -> tuple[list[str], list[str]]:
 
 
 def _shuffled_titles(path: Path, seed: int = 0) -> list[str]:
-    titles = pd.read_csv(path, dtype=str, keep_default_na=False)["title"]
+    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    if "title" not in table.columns:
+        raise DataError(f"{path}: expected a title column, found {list(table.columns)}")
+    titles = table["title"]
     titles = titles[titles.str.strip() != ""].tolist()
     return random.Random(seed).sample(titles, len(titles))
 

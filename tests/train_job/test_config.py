@@ -43,6 +43,10 @@ def test_cloud_run_execution_id_is_the_default_run_id() -> None:
         (["--precision", "fp16"], {}, "--precision must be one of"),
         (["--teacher-headlines", "0.5"], {}, "--teacher-headlines needs --teacher"),
         (["--teacher-hidden", "1"], {}, "--teacher-hidden needs --teacher"),
+        (["--source-balance", "class"], {}, "--source-balance needs --sources"),
+        (["--ood-fit-news", "no/such.csv"], {}, "--ood-fit-news: no such file"),
+        (["--source-adversary", "0.1"], {}, "--source-adversary needs --sources"),
+        (["--sources", "m.toml", "--source-balance", "yes"], {}, "--source-balance must be"),
         (
             ["--teacher", "t", "--teacher-headlines", "0.5", "--consistency-weight", "1"],
             {},

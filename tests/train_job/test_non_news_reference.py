@@ -98,6 +98,14 @@ def test_the_flag_is_never_fitted_on_the_headlines_it_is_checked_on() -> None:
     assert not set(checked) & set(fitted)
 
 
+def test_a_news_file_without_a_title_column_is_bad_data(tmp_path: Path) -> None:
+    from train_job.tables import DataError
+
+    (tmp_path / "news.csv").write_text("headline\nsomething happened\n")
+    with pytest.raises(DataError, match="expected a title column"):
+        read_news_for_ood_fit(tmp_path / "news.csv", 1)
+
+
 WORDS = [a + b + c for a in "abcd" for b in "efgh" for c in "ijkl"]  # enough for the probes
 
 

@@ -99,6 +99,8 @@ test_fraction = 0.2
         tmp_path,
         sources=str(tmp_path / "mix.toml"),
         source_train_cap=200,
+        source_balance="class",
+        source_adversary=0.1,
         max_train_examples=0,
         epochs=1,
         promote=False,
@@ -119,3 +121,8 @@ test_fraction = 0.2
     # The official test split is CONSTRAINT's test file, whole; the pooled test has both sources.
     assert by_source["model"][OFFICIAL_TEST]["n"] == 2140
     assert by_source["model"]["other"]["n"] == dataset["rows_by_source"]["other"]["test"]
+    # Validation per source, the numbers a recipe is chosen on, has every source's val rows.
+    for source in ("constraint", "other"):
+        val = by_source["model_val"][source]
+        assert val["n"] == dataset["rows_by_source"][source]["val"]
+        assert 0.0 <= val["weighted_f1"] <= 1.0
