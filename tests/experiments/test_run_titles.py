@@ -1,0 +1,24 @@
+"""experiments/run_titles.py: a run without a bundle scored on a title file by the served rule,
+the same numbers the trust report gives the bundle when there is one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from experiments.run_titles import score_run
+from tests.conftest import ROOT
+
+COAID = ROOT / "data/coaid-2020-05/coaid_2020-05_titles.csv"
+
+
+def test_a_runs_onnx_scores_coaid_as_its_bundles_trust_report_does(tiny_run: dict) -> None:
+    scored = score_run(Path(tiny_run["run_dir"]), COAID, max_length=64)
+    report = tiny_run["trust"]["cross_source"]
+    assert scored["int8"]["n"] == report["n"]
+    assert scored["int8"]["roc_auc"] == pytest.approx(report["roc_auc"], abs=1e-6)
+    assert scored["int8"]["real_called_fake_share"] == pytest.approx(
+        report["real_called_fake_share"], abs=1e-6
+    )
+    assert 0.0 <= scored["fp32"]["roc_auc"] <= 1.0
