@@ -40,5 +40,6 @@ def test_the_best_validation_recipe_wins_even_when_test_and_coaid_prefer_another
 
 def test_the_command_writes_the_table_and_its_rows(tmp_path: Path) -> None:
     main([f"a={RESULTS}", f"b={RESULTS}", "--out", str(tmp_path / "t.md")])
-    assert (tmp_path / "t.md").read_text().count("\n| ") == 2  # a row per results file under the header
+    # One table row per results file under the header.
+    assert (tmp_path / "t.md").read_text().count("\n| ") == 2
     assert len(json.loads((tmp_path / "t.json").read_text())) == 2
