@@ -55,14 +55,17 @@ def head_input(model: nn.Module):
 
 
 class FeatureTap:
-    """Keeps the last input of the label head during a forward pass."""
+    """Keeps the last input of the label head during a forward pass: one vector per row. BERT's
+    head reads the pooled first token ([rows, hidden]); heads that read the whole sequence
+    (MPNet's, RoBERTa's: [rows, tokens, hidden]) use its first token, so that is kept."""
 
     def __init__(self, model: nn.Module) -> None:
         self.features: torch.Tensor | None = None
         self._handle = head_input(model).register_forward_pre_hook(self._keep)
 
     def _keep(self, _module, args) -> None:
-        self.features = args[0]
+        features = args[0]
+        self.features = features[:, 0] if features.dim() == 3 else features
 
     def close(self) -> None:
         self._handle.remove()

@@ -70,7 +70,6 @@ class TrainConfig:
             "label); source-class (also every source weighs the same)"
         },
     )
-
     source_adversary: float = field(
         default=0.0,
         metadata={

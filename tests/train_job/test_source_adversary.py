@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from train_job.adversary import SourceAdversary
+from train_job.adversary import FeatureTap, SourceAdversary
 
 
 def _adversary(strength: float) -> SourceAdversary:
@@ -64,3 +64,27 @@ def test_strength_scales_only_what_the_encoder_gets(strength: float) -> None:
     loss.backward()
     assert adversary.head.weight.grad.abs().sum() > 0
     assert (features.grad.abs().sum() > 0) == (strength > 0)
+
+
+class _SequenceHeadModel(torch.nn.Module):
+    """A classifier whose head reads the whole sequence, as MPNet's and RoBERTa's do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.classifier = torch.nn.Linear(4, 2)
+
+    def forward(self, states: torch.Tensor) -> torch.Tensor:
+        return self.classifier(states)[:, 0]
+
+
+@pytest.mark.parametrize("shape", [(3, 4), (3, 5, 4)])
+def test_the_tap_keeps_one_feature_vector_per_row(shape: tuple[int, ...]) -> None:
+    model = _SequenceHeadModel()
+    tap = FeatureTap(model)
+    states = torch.randn(*shape)
+    model(states)
+    expected = states if len(shape) == 2 else states[:, 0]
+    assert torch.equal(tap.features, expected)
+    tap.close()
+    model(torch.randn(*shape))
+    assert torch.equal(tap.features, expected)  # closed: no longer updated
