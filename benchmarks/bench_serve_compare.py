@@ -22,15 +22,18 @@ the same official-test posts (one per request), the same client and the same mac
    of 20,000 instances (the reference accepts both, so it is not sent them).
 5. In-process p50 of tokenize + run (the reference's code path) and of the product's
    Model.predict, one onnxruntime thread as both servers use, on the same posts.
+6. Dollars per million predictions at Cloud Run's list prices, from the throughput at
+   concurrency 16 and the memory setting that holds each server (cost_per_million).
 
-    python -m benchmarks.bench_serve_compare [--quick] [--no-bq] [--against REF]
+    python -m benchmarks.bench_serve_compare [--quick] [--no-bq] [--against REF] [--store S]
     (make bench-serve-compare [BENCH_FLAGS="--against REF"])
 
 --against REF adds the product as it was at commit REF (its source zip built from that commit,
 run on today's venv) with the DuckDB and the stdout log, loaded in the same alternating rounds:
 whether a change made serving slower, measured side by side instead of across runs whose
 spread on this machine is as large as the effect.
-writes reports/bench_serve_compare.json and reports/bench_serve_compare.md.
+--store S serves the bundle promoted in another store (a larger served profile, for one).
+writes reports/bench_serve_compare.json and reports/bench_serve_compare.md (--out).
 """
 
 from __future__ import annotations
@@ -76,6 +79,41 @@ SERVER_SETTINGS = ("THREADS", "WORKERS", "ORT_INTRA_OP_THREADS", "PREDICTION_LOG
 BQ_PROJECT, BQ_DATASET = "test-project", "bench"
 NO_LOG = "product, no log"
 FLOOR = "floor: functions-framework, no model"
+
+
+# Cloud Run list prices (tier-1 regions, request-based billing), what Cloud Run functions bill;
+# https://cloud.google.com/run/pricing, the free tier left out.
+PRICE_VCPU_SECOND = 0.000024
+PRICE_GIB_SECOND = 0.0000025
+PRICE_MILLION_REQUESTS = 0.40
+MEMORY_SETTINGS_GIB = (0.5, 1.0, 2.0, 4.0, 8.0)
+MEMORY_HEADROOM = 1.5  # an instance's memory over the server's measured PSS
+
+
+def memory_setting_gib(pss_mib: float) -> float:
+    """The least memory setting that holds a server's PSS with headroom."""
+    need = pss_mib * MEMORY_HEADROOM / 1024
+    return next((gib for gib in MEMORY_SETTINGS_GIB if gib >= need), MEMORY_SETTINGS_GIB[-1])
+
+
+def cost_per_million(report: dict[str, Any]) -> dict[str, dict[str, float]]:
+    """Dollars per million predictions: an instance with this machine's vCPUs and the server's
+    memory setting, busy for a million requests at the throughput measured at concurrency 16,
+    plus the request fee. A floor: idle instances and cold starts are not counted."""
+    vcpus = report["machine"]["cpus"]
+    costs = {}
+    for name, row in report["servers"].items():
+        if name == FLOOR:
+            continue
+        memory = memory_setting_gib(row["pss_mib"])
+        busy_s = 1e6 / row["c16"]["throughput_rps"]
+        compute = busy_s * (vcpus * PRICE_VCPU_SECOND + memory * PRICE_GIB_SECOND)
+        costs[name] = {
+            "memory_gib": memory,
+            "instance_hours": round(busy_s / 3600, 2),
+            "dollars": round(compute + PRICE_MILLION_REQUESTS, 2),
+        }
+    return costs
 
 
 @dataclass
@@ -587,6 +625,18 @@ def server_table(report: dict[str, Any]) -> list[str]:
             f"| {name} | {r['p50_c1']} | {r['p99_c1']} | {r['throughput_c16']} | "
             f"{r['pss_mib_more']} |"
         )
+    lines += [
+        "",
+        f"Dollars per million predictions at Cloud Run's list prices: an instance of "
+        f"{report['machine']['cpus']} vCPUs and the least memory setting that holds the server's "
+        f"PSS {MEMORY_HEADROOM}x, busy at the c=16 throughput, plus the request fee "
+        "(a floor: idle instances and cold starts are not counted):",
+        "",
+        "| server | memory GiB | instance hours | $ per million |",
+        "|---|---|---|---|",
+    ]
+    for name, c in report.get("cost_per_million", {}).items():
+        lines.append(f"| {name} | {c['memory_gib']} | {c['instance_hours']} | {c['dollars']} |")
     first = ", ".join(f"{name} {row['first_answers_s']}" for name, row in report["servers"].items())
     lines += ["", f"First answers of every fresh start, in turn (s; the table: median): {first}."]
     for name, row in report["servers"].items():
@@ -740,6 +790,7 @@ def main() -> int:
     report["ratios"] = ratios(report)
     report["against"] = against(report, list(earlier))
     report["log_cost"] = log_cost(report)
+    report["cost_per_million"] = cost_per_million(report)
     report["http_minus_in_process_ms"] = http_minus_in_process(report)
     report["cold_start_bound_s"] = cold_start_bound(report)
     report["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import shutil
 from collections import OrderedDict
+from collections.abc import Sequence
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -122,10 +123,31 @@ def cpu_quantization_scheme() -> str:
     return "arm64"
 
 
-def quantize_int8(onnx_path: Path, out_dir: Path, scheme: str | None = None) -> tuple[Path, str]:
+def ffn_output_matmuls(onnx_path: Path, intermediate_size: int, hidden_size: int) -> list[str]:
+    """The feed-forward blocks' output projections: the MatMul nodes whose weight maps the
+    intermediate features back to the hidden size. Their inputs, just after the GELU, carry a few
+    outlier features that per-tensor dynamic quantization clips (Bondarenko et al. 2021)."""
+    import onnx
+
+    if intermediate_size == hidden_size:
+        raise ValueError("intermediate and hidden size are equal: the projections are ambiguous")
+    graph = onnx.load(str(onnx_path), load_external_data=False).graph
+    shape = (intermediate_size, hidden_size)
+    weights = {init.name for init in graph.initializer if tuple(init.dims) == shape}
+    return [
+        node.name
+        for node in graph.node
+        if node.op_type == "MatMul" and any(name in weights for name in node.input)
+    ]
+
+
+def quantize_int8(
+    onnx_path: Path, out_dir: Path, scheme: str | None = None, keep_fp32: Sequence[str] = ()
+) -> tuple[Path, str]:
     """Dynamic int8 quantization: int8 weights per output channel, activations quantized at run
-    time. onnxruntime's quantizer is called directly (optimum's wrapper cannot pass
-    DefaultTensorType, which the fused Attention/SkipLayerNorm graph needs)."""
+    time; the nodes named in keep_fp32 stay fp32. onnxruntime's quantizer is called directly
+    (optimum's wrapper cannot pass DefaultTensorType, which the fused Attention/SkipLayerNorm
+    graph needs)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -139,7 +161,10 @@ def quantize_int8(onnx_path: Path, out_dir: Path, scheme: str | None = None) -> 
         per_channel=True,
         reduce_range=reduce_range,
         weight_type=QuantType.QInt8,
+        nodes_to_exclude=list(keep_fp32),
         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
     )
     detail = ", reduced range" if reduce_range else ""
+    if keep_fp32:
+        detail += f", {len(keep_fp32)} nodes kept in fp32"
     return out, f"dynamic int8, per-channel, for {scheme}{detail}"

@@ -1,5 +1,5 @@
-# The distillation teacher: a base model larger than the served MiniLM-L6, fine-tuned by the job
-# and then distilled into MiniLM-L6 (docs/training.md). It never ships in a bundle.
+# Base models larger than the served MiniLM-L6: the distillation teacher, fine-tuned by the job
+# and distilled into MiniLM-L6 (docs/training.md), and MPNet-base as a second served profile.
 TEACHER_DIR ?= local/teacher/all-mpnet-base-v2
 # The teacher's recipe: the full profile's invariance training, at MPNet-base's learning rate.
 TEACHER_FLAGS ?= --epochs 2 --learning-rate 5e-5
@@ -24,4 +24,11 @@ train-teacher-bge: $(STAMP) ## fine-tune the bge-small teacher (make teacher-mod
 	$(PY) -m train_job --profile full --base-model $(TEACHER_BGE_DIR) $(TEACHER_BGE_FLAGS) \
 	  --no-promote --results-file reports/teacher_bge_seed42.json
 
-.PHONY: teacher-model train-teacher teacher-model-bge train-teacher-bge
+# The quick multi-source recipe on MPNet-base, a second served profile: about 32 minutes of
+# training on 2 CPU cores. Published and promoted in MPNET_STORE, not in the default store.
+MPNET_STORE ?= local/store-mpnet
+train-multisource-mpnet: $(STAMP) ## the quick-multisource recipe on MPNet-base (make teacher-model first) -> MPNET_STORE
+	$(PY) -m train_job --profile quick-multisource-mpnet --store $(MPNET_STORE) \
+	  --results-file reports/train_quick_multisource_mpnet.json
+
+.PHONY: teacher-model train-teacher teacher-model-bge train-teacher-bge train-multisource-mpnet

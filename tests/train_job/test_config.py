@@ -47,6 +47,7 @@ def test_cloud_run_execution_id_is_the_default_run_id() -> None:
         (["--ood-fit-news", "no/such.csv"], {}, "--ood-fit-news: no such file"),
         (["--source-adversary", "0.1"], {}, "--source-adversary needs --sources"),
         (["--sources", "m.toml", "--source-balance", "yes"], {}, "--source-balance must be"),
+        (["--int8-ffn-output", "bf16"], {}, "--int8-ffn-output must be one of"),
         (
             ["--teacher", "t", "--teacher-headlines", "0.5", "--consistency-weight", "1"],
             {},

@@ -129,6 +129,18 @@ def test_quick_multisource_profile_is_the_quick_recipe_over_the_mix() -> None:
     }
 
 
+def test_mpnet_profile_is_the_multisource_recipe_on_mpnet() -> None:
+    multi = resolve_config(["--profile", "quick-multisource"], env={})
+    mpnet = resolve_config(["--profile", "quick-multisource-mpnet"], env={})
+    assert (multi.base_model, multi.int8_ffn_output) == ("", "int8")
+    assert (mpnet.base_model, mpnet.int8_ffn_output) == ("local/teacher/all-mpnet-base-v2", "fp32")
+    assert mpnet.learning_rate == 5e-5
+    own = ("profile", "base_model", "learning_rate", "int8_ffn_output")
+    assert {k: v for k, v in mpnet.to_dict().items() if k not in own} == {
+        k: v for k, v in multi.to_dict().items() if k not in own
+    }
+
+
 # --- reading and splitting a source ----------------------------------------------------------
 
 
