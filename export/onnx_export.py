@@ -168,3 +168,13 @@ def quantize_int8(
     if keep_fp32:
         detail += f", {len(keep_fp32)} nodes kept in fp32"
     return out, f"dynamic int8, per-channel, for {scheme}{detail}"
+
+
+def quantize_model(onnx_path: Path, out_dir: Path, config, ffn_output: str) -> tuple[Path, str]:
+    """quantize_int8 for a transformer with this config, the feed-forward output projections
+    kept in fp32 when ffn_output is "fp32"."""
+    if ffn_output == "int8":
+        return quantize_int8(onnx_path, out_dir)
+    keep = ffn_output_matmuls(onnx_path, config.intermediate_size, config.hidden_size)
+    out, description = quantize_int8(onnx_path, out_dir, keep_fp32=keep)
+    return out, f"{description} (the feed-forward output projections)"

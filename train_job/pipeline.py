@@ -19,12 +19,7 @@ import numpy as np
 from artifact_store import Store, open_store
 from export import accuracy_gate, bundle, drift_baseline, ood, publish, rollout
 from export.manifest import bundle_manifest
-from export.onnx_export import (
-    export_fp32,
-    ffn_output_matmuls,
-    fuse_transformer_graph,
-    quantize_int8,
-)
+from export.onnx_export import export_fp32, fuse_transformer_graph, quantize_model
 from export.onnx_logits import logits_and_pooled
 from export.promotion_gate import Tolerance
 from train_job import evaluate
@@ -202,12 +197,7 @@ def export_onnx(hf_dir: Path, onnx_dir: Path, model_config, ffn_output: str) -> 
     fp32 = onnx_dir / "model_fused.onnx"
     fuse_transformer_graph(export_fp32(hf_dir, onnx_dir / "raw"), fp32, model_config)
     (onnx_dir / "config.json").write_text(model_config.to_json_string())
-    keep = []
-    if ffn_output == "fp32":
-        keep = ffn_output_matmuls(fp32, model_config.intermediate_size, model_config.hidden_size)
-    int8, quantization = quantize_int8(fp32, onnx_dir, keep_fp32=keep)
-    if keep:
-        quantization += " (the feed-forward output projections)"
+    int8, quantization = quantize_model(fp32, onnx_dir, model_config, ffn_output)
     return OnnxModels(fp32=fp32, int8=int8, quantization=quantization)
 
 

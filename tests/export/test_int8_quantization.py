@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import onnx
 import onnxruntime as ort
 import pytest
 
-from export.onnx_export import ffn_output_matmuls, quantize_int8
+from export.onnx_export import ffn_output_matmuls, quantize_int8, quantize_model
 
 
 @pytest.fixture(scope="module")
@@ -71,3 +72,16 @@ def test_kept_projections_stay_fp32_and_the_rest_is_int8(fused, tmp_path: Path) 
     feeds.update({i.name: np.zeros_like(ids) for i in session.get_inputs() if i.name not in feeds})
     logits = session.run(["logits"], feeds)[0]
     assert logits.shape == (1, 2) and np.isfinite(logits).all()
+
+
+@pytest.mark.parametrize("ffn_output", ["int8", "fp32"])
+def test_the_jobs_setting_picks_the_nodes(fused, tmp_path: Path, ffn_output: str) -> None:
+    path, config = fused
+    out, description = quantize_model(path, tmp_path, SimpleNamespace(**config), ffn_output)
+    kept = set(float_weight_matmuls(out))
+    if ffn_output == "int8":
+        assert kept == set() and "feed-forward" not in description
+    else:
+        sizes = (config["intermediate_size"], config["hidden_size"])
+        assert kept == set(ffn_output_matmuls(path, *sizes))
+        assert "feed-forward output projections" in description
