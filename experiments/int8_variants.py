@@ -5,8 +5,8 @@ job's gate reads).
     python -m experiments.int8_variants local/runs/<run id> [--splits val,test] [--out F.json]
 
 Variants: every weight MatMul in int8 (the job's default); the feed-forward output projections
-in fp32 (`--int8-ffn-output fp32`), in every layer or in a range of layers; and the same with the
-embedding tables in fp32 too. The data, tokenizer and max length are the run's own.
+in fp32 (`--int8-ffn-output fp32`) in every layer, in the second half of the layers or in the
+first half. The data, tokenizer and max length are the run's own.
 """
 
 from __future__ import annotations

@@ -291,9 +291,9 @@ PROFILES["quick-multisource"] = {
 }
 # The same recipe on MPNet-base (`make teacher-model` assembles it into local/teacher/): better
 # than MiniLM-L6 on every source's validation split and above the TF-IDF baseline on every
-# source's test split, at about 32 minutes an epoch on 2 cores and a 195 MB bundle
-# (docs/results.md#a-larger-served-model). Fully int8, its model agreed with fp32 on 95.7% of
-# validation; with the feed-forward output projections in fp32, on 98.9%.
+# source's test split, at about 32 minutes an epoch on 2 cores and a 199 MB bundle
+# (docs/results.md#a-larger-served-model-quick-multisource-mpnet). Fully int8, its model agreed
+# with fp32 on 95.7% of validation; with the feed-forward output projections in fp32, on 98.9%.
 PROFILES["quick-multisource-mpnet"] = {
     **PROFILES["quick-multisource"],
     "base_model": "local/teacher/all-mpnet-base-v2",
