@@ -46,13 +46,14 @@ run: $(STAMP) ## the main job: train (quick-multisource), export, gate, publish,
 train-full: $(STAMP) ## the real training run (full profile) on CONSTRAINT
 	$(PY) -m train_job --profile full
 
-# make train-seeds [SEEDS="42 43 44"] [SEED_NAME=train_full] [SEED_FLAGS="--label-smoothing 0"]
+# make train-seeds [SEEDS="42 43 44"] [SEED_PROFILE=full] [SEED_NAME=train_full] [SEED_FLAGS="--label-smoothing 0"]
 SEEDS ?= 42 43 44
+SEED_PROFILE ?= full
 SEED_NAME ?= train_full
 SEED_FLAGS ?=
-train-seeds: $(STAMP) ## full profile once per seed -> reports/<SEED_NAME>_seed<N>.json + <SEED_NAME>_seeds.md
+train-seeds: $(STAMP) ## a profile (full) once per seed -> reports/<SEED_NAME>_seed<N>.json + <SEED_NAME>_seeds.md
 	set -e; for seed in $(SEEDS); do \
-	  $(PY) -m train_job --profile full $(SEED_FLAGS) --seed $$seed --no-promote \
+	  $(PY) -m train_job --profile $(SEED_PROFILE) $(SEED_FLAGS) --seed $$seed --no-promote \
 	    --results-file reports/$(SEED_NAME)_seed$$seed.json; \
 	done
 	$(PY) -m experiments.seed_summary --out reports/$(SEED_NAME)_seeds \
@@ -67,6 +68,10 @@ ensemble-ceiling: $(STAMP) ## best F1 that combining the runs' bundles (+ TF-IDF
 train-multisource: $(STAMP) ## the quick recipe over a sample of every source of data/sources.toml (no promotion)
 	$(PY) -m train_job --profile quick-multisource --no-promote \
 	  --results-file reports/train_quick_multisource.json
+
+train-full-multisource: $(STAMP) ## the full recipe over every source of data/sources.toml, seed 42 (no promotion)
+	$(PY) -m train_job --profile full-multisource --no-promote \
+	  --results-file reports/train_full_multisource_seed42.json
 
 # make cross-source [CROSS_SOURCE_FLAGS="--tfidf-only"] (--reuse: keep finished runs' results)
 CROSS_SOURCE_FLAGS ?=
@@ -101,4 +106,4 @@ clean: ## remove local state (store, runs, logs); keeps .venv
 
 -include mk/*.mk
 
-.PHONY: help venv run train-full train-seeds train-multisource cross-source ensemble-ceiling test lint format import-graph bench-train gpu-carry list-models clean
+.PHONY: help venv run train-full train-seeds train-multisource train-full-multisource cross-source ensemble-ceiling test lint format import-graph bench-train gpu-carry list-models clean

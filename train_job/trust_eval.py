@@ -7,7 +7,7 @@
   not news (data/non_news: fortune cookies, programmer jokes, standard-library docstrings), and the
   share of unseen real news headlines flagged (the flag is for non-news, not for every headline).
 - Robustness: accuracy on the test split under typos, truncation and case changes.
-- Calibration: ECE before and after the bundle's temperature.
+- Calibration: ECE before and after the bundle's calibration (temperature or map).
 - Cross-source: COVID-19 headlines from other sources (CoAID, evaluation use only): ROC-AUC, the
   share of real titles called fake, the share flagged out of domain, and the share of real titles
   called fake while in domain (a confident wrong answer; flagging a title is an honest one).
@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from serving_core.calibration import positive_probability
 from train_job.evaluate import expected_calibration_error, softmax
 from train_job.tables import DataError
 
@@ -89,7 +90,7 @@ class BundleScorer:
     def predict(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(calibrated P(fake), predicted label 0/1, ood score)."""
         logits, ood = self.logits_and_ood(texts)
-        p_fake = softmax(logits, self.manifest["calibration"]["temperature"])[:, 1]
+        p_fake = positive_probability(logits[:, 1] - logits[:, 0], self.manifest["calibration"])
         return p_fake, (p_fake >= self.manifest["decision"]["threshold"]).astype(int), ood
 
 
@@ -237,15 +238,16 @@ def evaluate_bundle(
     non_news, unseen_news: see ood_report (optional)."""
     scorer = BundleScorer(bundle, manifest)
     logits, in_scores = scorer.logits_and_ood(texts)
-    temperature = scorer.manifest["calibration"]["temperature"]
-    p_fake = softmax(logits, temperature)[:, 1]
+    calibration = scorer.manifest["calibration"]
+    p_fake = positive_probability(logits[:, 1] - logits[:, 0], calibration)
     pred = (p_fake >= scorer.manifest["decision"]["threshold"]).astype(int)
     report: dict = {
         "bundle_version": scorer.manifest["version"],
         "test_posts": len(texts),
         "accuracy": float((pred == labels).mean()),
         "calibration": {
-            "temperature": temperature,
+            "method": "isotonic" if "map" in calibration else "temperature",
+            "temperature": calibration["temperature"],
             "ece_before": expected_calibration_error(softmax(logits)[:, 1], labels),
             "ece_after": expected_calibration_error(p_fake, labels),
         },

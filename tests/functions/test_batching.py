@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from serving_core.bundle import fetch_bundle
+from serving_core.calibration import CalibrationMap
 from serving_core.model import Model, OodDetector, logistic_pair, plan_batches
 
 
@@ -140,6 +141,23 @@ def test_temperature_scales_the_margin(model: Model) -> None:
     finally:
         model.temperature = original
     assert abs(flat["fake"] - 0.5) < abs(sharp["fake"] - 0.5)
+
+
+def test_a_calibration_map_replaces_the_temperature(model: Model) -> None:
+    texts = ["Masks reduce the spread of the virus", "5G towers spread the virus", "Hello"]
+    margins = [p.probabilities["fake"] for p in model.predict(texts)]  # any order will do
+    assert model.calibration_map is None
+    try:  # a map that serves 0.2 below every margin seen and 0.9 above
+        model.calibration_map = CalibrationMap(np.array([-1e6, 1e6]), np.array([0.2, 0.9]))
+        mapped = model.predict(texts)
+    finally:
+        model.calibration_map = None
+    for prediction in mapped:
+        assert 0.2 <= prediction.probabilities["fake"] <= 0.9
+        assert prediction.probabilities["real"] == pytest.approx(
+            1 - prediction.probabilities["fake"]
+        )
+    assert [p.probabilities["fake"] for p in model.predict(texts)] == margins
 
 
 def test_token_count_of_a_cut_text_is_its_uncut_length(model: Model, tiny_bundle: Path) -> None:

@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from serving_core.bundle import fetch_bundle
+from serving_core.model import Model
 from tests.conftest import DATA_DIR, ROOT, tiny_config
 from train_job.data import Dataset
 from train_job.source_eval import OFFICIAL_TEST, results_by_source, source_metrics
@@ -77,6 +79,7 @@ def test_a_run_on_a_mix_keeps_each_rows_source_into_the_bundle(
     tiny_base_model: Path, tmp_path: Path
 ) -> None:
     from train_job.pipeline import run, run_summary
+    from train_job.trust_eval import BundleScorer
 
     rumours = pd.read_csv(ROOT / "data/multisource/covid_rumor.csv.gz")
     rumours = rumours[rumours["label"] != "unverified"].sample(400, random_state=0)
@@ -101,6 +104,8 @@ test_fraction = 0.2
         source_train_cap=200,
         source_balance="class",
         source_adversary=0.1,
+        source_heads=True,
+        calibration="isotonic",
         max_train_examples=0,
         epochs=1,
         promote=False,
@@ -121,6 +126,14 @@ test_fraction = 0.2
     # The official test split is CONSTRAINT's test file, whole; the pooled test has both sources.
     assert by_source["model"][OFFICIAL_TEST]["n"] == 2140
     assert by_source["model"]["other"]["n"] == dataset["rows_by_source"]["other"]["test"]
+    # The isotonic map is served, by the function as by the job's own scorer.
+    assert manifest["calibration"]["map"]["margins"]
+    assert manifest["metrics"]["int8"]["val"]["calibration"] == "isotonic"
+    texts = ["Vaccines are safe, says the WHO", "5G spreads the virus", "Schools reopen on Monday"]
+    bundle = fetch_bundle(summary["bundle_dir"], tmp_path / "cache")
+    served = Model.load(bundle, 1, 8, 10_000).predict(texts)
+    p_fake, _, _ = BundleScorer(Path(summary["bundle_dir"])).predict(texts)
+    assert [p.probabilities["fake"] for p in served] == pytest.approx(p_fake.tolist(), abs=1e-6)
     # Validation per source, the numbers a recipe is chosen on, has every source's val rows.
     for source in ("constraint", "other"):
         val = by_source["model_val"][source]

@@ -141,6 +141,20 @@ def test_mpnet_profile_is_the_multisource_recipe_on_mpnet() -> None:
     }
 
 
+def test_full_multisource_profile_is_the_full_recipe_over_the_mix_in_buckets() -> None:
+    full = resolve_config(["--profile", "full"], env={})
+    multi = resolve_config(["--profile", "full-multisource"], env={})
+    assert (multi.sources, multi.source_train_cap) == ("data/sources.toml", 5000)
+    assert (full.length_buckets, multi.length_buckets) == (False, True)
+    assert multi.gate_min_agreement == 0.98
+    assert (full.calibration, multi.calibration) == ("temperature", "isotonic")
+    own = ("profile", "sources", "source_train_cap", "length_buckets", "gate_min_agreement")
+    own += ("calibration",)
+    assert {k: v for k, v in multi.to_dict().items() if k not in own} == {
+        k: v for k, v in full.to_dict().items() if k not in own
+    }
+
+
 # --- reading and splitting a source ----------------------------------------------------------
 
 
