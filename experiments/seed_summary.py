@@ -32,6 +32,16 @@ TARGETS = {
     "cross_source_roc_auc_median": (">=", 0.90),
     "cross_source_real_called_fake_in_domain_median": ("<=", 0.25),
 }
+# A model of several sources answers to the multi-source targets instead (docs/results.md).
+MIX_TARGETS = {
+    "int8_weighted_f1_official_test_median": (">=", 0.97),
+    "val_ece_median": ("<=", 0.02),
+    "in_domain_flagged_median": ("<=", 0.02),
+    "non_news_roc_auc_median": (">=", 0.95),
+    "cross_source_roc_auc_median": (">=", 0.93),
+    "cross_source_real_called_fake_median": ("<=", 0.15),
+    "cross_source_ece_median": ("<=", 0.02),
+}
 
 
 def seed_row(results: dict[str, Any]) -> dict[str, Any]:
@@ -58,7 +68,23 @@ def seed_row(results: dict[str, Any]) -> dict[str, Any]:
         "gate_drop_points": results["gate"]["drop_points"],
         "gate_agreement": results["gate"]["agreement"],
         "seconds": results["seconds"],
+        "mix": len(results.get("rows_by_source") or {}) > 1,
+        "val_ece": int8["val"]["ece"],
+        "non_news_roc_auc": ood.get("non_news_roc_auc"),
+        "cross_source_real_called_fake": cross.get("real_called_fake_share"),
+        "cross_source_ece": cross.get("ece"),
+        "training_minutes": training_minutes(results),
     }
+
+
+def training_minutes(results: dict[str, Any]) -> float | None:
+    """The training epochs' own time (a run resumed for its export alone took none of it in
+    `seconds`), where the results file counts its training rows."""
+    rows = sum(split.get("train", 0) for split in (results.get("rows_by_source") or {}).values())
+    train = results["train"]
+    if not rows or not train.get("examples_per_second"):
+        return None
+    return rows * len(train["history"]) / train["examples_per_second"] / 60
 
 
 def bundle_folder(results: dict[str, Any]) -> Path | None:
@@ -115,9 +141,14 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
             "cross_source_real_called_fake_in_domain"
         ),
         "val_macro_f1_median": median("val_macro_f1"),
+        "val_ece_median": median("val_ece"),
+        "non_news_roc_auc_median": median("non_news_roc_auc"),
+        "cross_source_real_called_fake_median": median("cross_source_real_called_fake"),
+        "cross_source_ece_median": median("cross_source_ece"),
     }
     verdicts = {}
-    for key, (op, target) in TARGETS.items():
+    targets = MIX_TARGETS if rows and all(r["mix"] for r in rows) else TARGETS
+    for key, (op, target) in targets.items():
         value = medians[key]
         met = None if value is None else (value >= target if op == ">=" else value <= target)
         verdicts[key] = {"measured": value, "target": f"{op} {target}", "met": met}
@@ -139,26 +170,31 @@ def markdown(summary: dict[str, Any], commands: list[str]) -> str:
     lines = [
         "# Runs of one recipe over seeds (`make train-seeds`)",
         "",
-        "Each row is one run of the train job (full profile) on CONSTRAINT; int8 = the published "
-        "model. Official test = all 2,140 test posts; dedup test = without the posts that have a "
-        "near twin in train; CoAID = 2,355 COVID-19 titles from other sources (evaluation only; "
-        "'real called fake in domain' is the share of real titles called fake while the model "
-        "says it is in domain). The epoch and threshold were chosen on validation only.",
+        "Each row is one run of the train job (the profile in its command); int8 = the published "
+        "model. Official test = CONSTRAINT's 2,140 test posts; test = the run's own test split "
+        "(CONSTRAINT's without the posts that have a near twin in train, or with a mix of "
+        "sources every source's test split pooled); ECE before and after calibration on that "
+        "test, val ECE on validation (cross-fitted for an isotonic map); CoAID = 2,355 COVID-19 "
+        "titles from other sources (evaluation only; 'in domain': while the model says it is in "
+        "domain). The epoch, calibration and threshold were chosen on validation only.",
         "",
-        "| seed | best epoch | val macro-F1 | int8 wF1 official test | int8 wF1 dedup test "
-        "| threshold | ECE before | ECE after | OOD ROC-AUC | in-domain flagged "
-        "| CoAID ROC-AUC | CoAID real called fake in domain | minutes | behavioural tests |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| seed | best epoch | val macro-F1 | int8 wF1 official test | int8 wF1 test "
+        "| threshold | ECE before | ECE after | val ECE | OOD ROC-AUC | in-domain flagged "
+        "| non-news ROC-AUC | CoAID ROC-AUC | CoAID real called fake | CoAID real called fake "
+        "in domain | training minutes | behavioural tests |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in summary["seeds"]:
+        minutes = f"{r['training_minutes']:.1f}" if r["training_minutes"] else "(not counted)"
         lines.append(
             f"| {r['seed']} | {r['best_epoch']} | {fmt(r['val_macro_f1'])} | "
             f"{fmt(r['int8_weighted_f1_official_test'])} | {fmt(r['int8_weighted_f1_dedup_test'])} "
             f"| {r['threshold']} | {fmt(r['ece_before'])} | {fmt(r['ece_after'])} | "
-            f"{fmt(r['ood_roc_auc'])} | {fmt(r['in_domain_flagged'])} | "
-            f"{fmt(r.get('cross_source_roc_auc'))} | "
+            f"{fmt(r['val_ece'])} | {fmt(r['ood_roc_auc'])} | {fmt(r['in_domain_flagged'])} | "
+            f"{fmt(r['non_news_roc_auc'])} | {fmt(r.get('cross_source_roc_auc'))} | "
+            f"{fmt(r.get('cross_source_real_called_fake'))} | "
             f"{fmt(r.get('cross_source_real_called_fake_in_domain'))} | "
-            f"{r['seconds'] / 60:.1f} | {behaviour_cell(r.get('behaviour'))} |"
+            f"{minutes} | {behaviour_cell(r.get('behaviour'))} |"
         )
     lines += ["", "## Targets, on the median over seeds", "", "| what | median | target | met |"]
     lines.append("|---|---|---|---|")

@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 # A results file written by the train job itself (no weights in it): the shape to follow.
 TEMPLATE = json.loads((ROOT / "reports" / "archive" / "train_full_linkaug_seed42.json").read_text())
@@ -83,3 +85,28 @@ def test_each_seed_bundle_gets_the_behavioural_tests(tmp_path, tiny_run, tiny_st
     behaviour = json.loads((tmp_path / "summary.json").read_text())["seeds"][0]["behaviour"]
     assert behaviour["passed"] + len(behaviour["failed"]) == 10
     assert behaviour["failed"], "a random tiny model passed every behavioural test"
+
+
+def test_runs_over_several_sources_answer_to_the_multi_source_targets(tmp_path):
+    files = []
+    for seed, val_ece in [(1, 0.015), (2, 0.03), (3, 0.019)]:
+        results = results_for(seed, 0.95, 0.02)
+        results["rows_by_source"] = {
+            "posts": {"train": 600, "val": 50, "test": 50},
+            "headlines": {"train": 400, "val": 50, "test": 50},
+        }
+        results["metrics"]["int8"]["val"]["ece"] = val_ece
+        path = tmp_path / f"seed{seed}.json"
+        path.write_text(json.dumps(results))
+        files.append(path)
+    done = run_summary(tmp_path, files)
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    verdicts = summary["verdicts"]
+    assert verdicts["val_ece_median"] == {"measured": 0.019, "target": "<= 0.02", "met": True}
+    assert verdicts["int8_weighted_f1_official_test_median"]["target"] == ">= 0.97"
+    assert "cross_source_real_called_fake_median" in verdicts
+    row = summary["seeds"][0]  # 1,000 rows over the history's epochs at the run's speed
+    epochs = len(TEMPLATE["train"]["history"])
+    speed = TEMPLATE["train"]["examples_per_second"]
+    assert row["training_minutes"] == pytest.approx(1000 * epochs / speed / 60)
