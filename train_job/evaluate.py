@@ -82,6 +82,7 @@ class Calibration:
 
 
 def _p_fake(logits: np.ndarray, calibration: Calibration | float) -> np.ndarray:
+    """Calibrated P(fake); a bare number is a temperature."""
     if isinstance(calibration, Calibration):
         return calibration.p_fake(logits)
     return softmax(logits, calibration)[:, 1]
@@ -90,10 +91,10 @@ def _p_fake(logits: np.ndarray, calibration: Calibration | float) -> np.ndarray:
 def classification_metrics(
     logits: np.ndarray,
     labels: np.ndarray,
-    temperature: Calibration | float = 1.0,
+    calibration: Calibration | float = 1.0,
     threshold: float = 0.5,
 ) -> dict:
-    p_fake = _p_fake(logits, temperature)
+    p_fake = _p_fake(logits, calibration)
     pred = (p_fake >= threshold).astype(int)
     precision, recall, f1, support = precision_recall_fscore_support(
         labels, pred, labels=[0, 1], zero_division=0
@@ -116,8 +117,8 @@ def classification_metrics(
         },
         # rows = true label, columns = predicted label, in LABELS order
         "confusion_matrix": confusion_matrix(labels, pred, labels=[0, 1]).tolist(),
-        "temperature": float(getattr(temperature, "temperature", temperature)),
-        "calibration": "isotonic" if getattr(temperature, "map", None) else "temperature",
+        "temperature": float(getattr(calibration, "temperature", calibration)),
+        "calibration": "isotonic" if getattr(calibration, "map", None) else "temperature",
         "threshold": float(threshold),
     }
 
@@ -172,7 +173,7 @@ def fit_calibration(logits: np.ndarray, labels: np.ndarray, method: str) -> Cali
 def choose_threshold(
     logits: np.ndarray,
     labels: np.ndarray,
-    temperature: Calibration | float,
+    calibration: Calibration | float,
     objective: str = "balanced",
 ) -> float:
     """Decision threshold on calibrated P(fake), chosen on validation.
@@ -183,7 +184,7 @@ def choose_threshold(
     threshold to 0.08-0.35 and cost 0.05-0.15 test F1 points in three full runs.
     precision: the lowest threshold whose fake precision is >= 0.98 (flag only when sure).
     """
-    p_fake = _p_fake(logits, temperature)
+    p_fake = _p_fake(logits, calibration)
     candidates = np.unique(np.round(np.concatenate([[0.5], np.linspace(0.05, 0.95, 91)]), 4))
     by_nearness = sorted(candidates, key=lambda c: abs(c - 0.5))
     if objective == "precision":

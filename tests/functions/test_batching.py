@@ -145,7 +145,7 @@ def test_temperature_scales_the_margin(model: Model) -> None:
 
 def test_a_calibration_map_replaces_the_temperature(model: Model) -> None:
     texts = ["Masks reduce the spread of the virus", "5G towers spread the virus", "Hello"]
-    margins = [p.probabilities["fake"] for p in model.predict(texts)]  # any order will do
+    by_temperature = [p.probabilities["fake"] for p in model.predict(texts)]
     assert model.calibration_map is None
     try:  # a map that serves 0.2 below every margin seen and 0.9 above
         model.calibration_map = CalibrationMap(np.array([-1e6, 1e6]), np.array([0.2, 0.9]))
@@ -157,7 +157,7 @@ def test_a_calibration_map_replaces_the_temperature(model: Model) -> None:
         assert prediction.probabilities["real"] == pytest.approx(
             1 - prediction.probabilities["fake"]
         )
-    assert [p.probabilities["fake"] for p in model.predict(texts)] == margins
+    assert [p.probabilities["fake"] for p in model.predict(texts)] == by_temperature
 
 
 def test_token_count_of_a_cut_text_is_its_uncut_length(model: Model, tiny_bundle: Path) -> None:

@@ -15,7 +15,7 @@ def test_a_balanced_model_keeps_one_half():
     labels = rng.integers(0, 2, 2000)
     # Well separated scores: every threshold in the middle is (nearly) as good as the best.
     p_fake = np.where(labels == 1, rng.uniform(0.6, 1.0, 2000), rng.uniform(0.0, 0.4, 2000))
-    assert choose_threshold(logits_for(p_fake), labels, temperature=1.0) == 0.5
+    assert choose_threshold(logits_for(p_fake), labels, calibration=1.0) == 0.5
 
 
 def test_a_one_post_gain_does_not_move_the_threshold():
@@ -29,7 +29,7 @@ def test_a_one_post_gain_does_not_move_the_threshold():
     # has the best validation F1, by one post...
     p_fake[np.flatnonzero((labels == 1) & ~wrong)[0]] = 0.2
     # ...which is well inside the standard error (~0.004), so 0.5 stays.
-    assert choose_threshold(logits_for(p_fake), labels, temperature=1.0) == 0.5
+    assert choose_threshold(logits_for(p_fake), labels, calibration=1.0) == 0.5
 
 
 def test_a_shifted_model_gets_a_shifted_threshold():
@@ -37,5 +37,5 @@ def test_a_shifted_model_gets_a_shifted_threshold():
     labels = rng.integers(0, 2, 2000)
     # Fakes score 0.2-0.5 and reals 0.0-0.15: at 0.5 nearly every fake is missed.
     p_fake = np.where(labels == 1, rng.uniform(0.2, 0.5, 2000), rng.uniform(0.0, 0.15, 2000))
-    threshold = choose_threshold(logits_for(p_fake), labels, temperature=1.0)
+    threshold = choose_threshold(logits_for(p_fake), labels, calibration=1.0)
     assert 0.15 <= threshold <= 0.2
