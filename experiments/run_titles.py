@@ -4,7 +4,8 @@ metrics the trust report gives a bundle on the same file (train_job/source_eval.
 
     python -m experiments.run_titles local/runs/<run id> [--titles FILE]   (default: CoAID)
 
-A bundle is scored by `python -m train_job.trust_eval BUNDLE --cross-source FILE` instead.
+A bundle is scored by `python -m train_job.trust_eval BUNDLE --cross-source FILE` instead. A run
+calibrated by an isotonic map (`--calibration isotonic`) is refused: only its bundle keeps the map.
 """
 
 from __future__ import annotations
@@ -27,6 +28,11 @@ def score_run(run: Path, titles: Path, max_length: int) -> dict:
     from transformers import AutoTokenizer
 
     metrics = json.loads((run / "metrics.json").read_text())
+    if metrics["int8"]["val"].get("calibration", "temperature") != "temperature":
+        raise SystemExit(
+            f"error: {run} is calibrated by a map that only its bundle keeps; score the bundle "
+            "with python -m train_job.trust_eval BUNDLE --cross-source FILE"
+        )
     tokenizer = AutoTokenizer.from_pretrained(run / "model")
     frame = pd.read_csv(titles, dtype=str, keep_default_na=False)
     labels = (frame["label"].str.strip().str.lower() == "fake").astype(int).to_numpy()

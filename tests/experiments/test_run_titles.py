@@ -3,6 +3,7 @@ the same numbers the trust report gives the bundle when there is one."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -22,3 +23,11 @@ def test_a_runs_onnx_scores_coaid_as_its_bundles_trust_report_does(tiny_run: dic
         report["real_called_fake_share"], abs=1e-6
     )
     assert 0.0 <= scored["fp32"]["roc_auc"] <= 1.0
+
+
+def test_a_run_calibrated_by_a_map_is_refused(tiny_run: dict, tmp_path: Path) -> None:
+    metrics = json.loads((Path(tiny_run["run_dir"]) / "metrics.json").read_text())
+    metrics["int8"]["val"]["calibration"] = "isotonic"
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    with pytest.raises(SystemExit, match="only its bundle keeps"):
+        score_run(tmp_path, COAID, max_length=64)

@@ -134,8 +134,12 @@ def test_mpnet_profile_is_the_multisource_recipe_on_mpnet() -> None:
     mpnet = resolve_config(["--profile", "quick-multisource-mpnet"], env={})
     assert (multi.base_model, multi.int8_ffn_output) == ("", "int8")
     assert (mpnet.base_model, mpnet.int8_ffn_output) == ("local/teacher/all-mpnet-base-v2", "fp32")
-    assert mpnet.learning_rate == 5e-5
-    own = ("profile", "base_model", "learning_rate", "int8_ffn_output")
+    assert (mpnet.learning_rate, multi.calibration, mpnet.calibration) == (
+        5e-5,
+        "temperature",
+        "isotonic",
+    )
+    own = ("profile", "base_model", "learning_rate", "int8_ffn_output", "calibration")
     assert {k: v for k, v in mpnet.to_dict().items() if k not in own} == {
         k: v for k, v in multi.to_dict().items() if k not in own
     }
