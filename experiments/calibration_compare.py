@@ -1,7 +1,7 @@
 """Which calibration fits a run's served scores: one temperature, Platt scaling (a slope and a bias
 on the raw margin) or an isotonic map, each fitted on the pooled validation split as the bundle
-scores it (int8 ONNX). They are compared by validation ECE cross-fitted over the same random
-halvings (each half scored by the calibrator fitted on the other half): that is what a profile's
+scores it (int8 ONNX). They are compared by validation ECE cross-fitted over the job's random
+halvings (train_job/evaluate.py cross_fitted_ece): that is what a profile's
 `--calibration` is chosen on. Each source's mean confidence against its accuracy on validation
 (under the calibrator fitted on all of it) shows which sources one calibrator leaves over- or
 underconfident. Test ECE, pooled and by source, and CoAID's ECE and share of real titles called
@@ -26,11 +26,14 @@ from serving_core.calibration import positive_probability
 from train_job.batching import encode
 from train_job.config import TrainConfig
 from train_job.data import load_dataset
-from train_job.evaluate import expected_calibration_error, fit_temperature, isotonic_map
+from train_job.evaluate import (
+    cross_fitted_ece,
+    expected_calibration_error,
+    fit_temperature,
+    isotonic_map,
+)
 
 COAID = Path("data/coaid-2020-05/coaid_2020-05_titles.csv")
-HALVINGS = 5
-
 Calibrator = Callable[[np.ndarray], np.ndarray]  # raw margins -> P(fake)
 
 
@@ -54,21 +57,6 @@ CALIBRATORS: dict[str, Callable[[np.ndarray, np.ndarray], Calibrator]] = {
     "platt": fit_platt,
     "isotonic": fit_isotonic,
 }
-
-
-def cross_fitted_ece(fit, margins: np.ndarray, labels: np.ndarray) -> float:
-    """The job's procedure (train_job/evaluate.py fit_calibration): the mean ECE over five random
-    halvings, each half scored by the calibrator fitted on the other."""
-    rng = np.random.default_rng(0)
-    eces = []
-    for _ in range(HALVINGS):
-        fold = rng.permutation(len(labels)) % 2
-        p_fake = np.empty(len(labels))
-        for half in (0, 1):
-            fitted, scored = fold != half, fold == half
-            p_fake[scored] = fit(margins[fitted], labels[fitted])(margins[scored])
-        eces.append(expected_calibration_error(p_fake, labels))
-    return float(np.mean(eces))
 
 
 def confidence_by_source(p_fake: np.ndarray, labels: np.ndarray, sources: np.ndarray) -> dict:

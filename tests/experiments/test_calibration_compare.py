@@ -38,7 +38,7 @@ def test_every_calibrator_is_scored_on_every_set(compared: dict) -> None:
         for source in row["val_confidence_by_source"].values():
             assert 0.5 <= source["mean_confidence"] <= 1.0
             assert 0.0 <= source["accuracy"] <= 1.0
-        # An isotonic map fits its own rows best; scored on rows it did not see, it loses that.
+    # An isotonic map fits its own rows best; scored on rows it did not see, it loses that.
     assert compared["isotonic"]["val_ece_in_sample"] <= compared["isotonic"]["val_ece_cross_fitted"]
 
 
