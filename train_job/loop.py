@@ -4,7 +4,8 @@
 
 1. inputs: validation token ids once; the training posts perturbed afresh every epoch
    (train_job/epoch_inputs.py);
-2. optimizer and schedule: AdamW, linear warm-up and decay, optional layer-wise lr decay;
+2. optimizer and schedule: AdamW over the weights that train (`--frozen-layers` keeps the lowest
+   at their pretrained values), linear warm-up and decay, optional layer-wise lr decay;
 3. resume after the last finished epoch when the run already has a checkpoint
    (train_job/checkpoint.py);
 4. each epoch: train on length-bucketed, dynamically padded batches (train_job/batching.py,
@@ -20,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -40,6 +40,7 @@ from train_job.distill import teacher_logits, teacher_states
 from train_job.epoch_inputs import EpochInputs, TeacherLogits, epoch_inputs
 from train_job.evaluate import classification_metrics
 from train_job.losses import LossWeights, source_balance_weights, train_step
+from train_job.model import LAYER_INDEX, freeze_lower_layers
 from train_job.source_heads import SourceHeads
 from train_job.tables import Dataset
 
@@ -169,6 +170,8 @@ def make_trainer(
 ) -> Trainer:
     device = pick_device(cfg.device)
     model.to(device)
+    if frozen := freeze_lower_layers(model, cfg.frozen_layers):
+        log.info("%d pretrained weights frozen (embeddings, %d layers)", frozen, cfg.frozen_layers)
     optimizer = make_optimizer(model, cfg, device)
     from transformers import get_linear_schedule_with_warmup
 
@@ -307,9 +310,6 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
     return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, **fused)
 
 
-_LAYER = re.compile(r"\.layer\.(\d+)\.")
-
-
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     """AdamW groups: no weight decay on biases and LayerNorm; with layer_lr_decay < 1 lower
     layers learn more slowly (ULMFiT / ELECTRA style), the head at the full rate."""
@@ -320,7 +320,7 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
             continue
         if "embeddings" in name:
             depth = n_layers + 1
-        elif match := _LAYER.search(name):
+        elif match := LAYER_INDEX.search(name):
             depth = n_layers - int(match.group(1))
         else:
             depth = 0  # pooler and classifier

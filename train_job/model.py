@@ -4,6 +4,7 @@ offline with a fresh two-class head."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from train_job.tables import LABELS
@@ -84,3 +85,25 @@ def load_classifier(path: Path, fresh_head: bool = True):
         label2id={label: i for i, label in enumerate(LABELS)},
         ignore_mismatched_sizes=fresh_head,
     )
+
+
+# A transformer layer's index in a parameter name (BERT and MPNet: "encoder.layer.3.").
+LAYER_INDEX = re.compile(r"\.layer\.(\d+)\.")
+
+
+def freeze_lower_layers(model, n_layers: int) -> int:
+    """Keeps the embeddings and the lowest `n_layers` transformer layers at their pretrained
+    weights; returns how many weights that leaves out of training. Their backward pass and
+    optimizer state go with them: the cheap way to a faster epoch where the lower layers already
+    read English well."""
+    if n_layers <= 0:
+        return 0
+    if n_layers > getattr(model.config, "num_hidden_layers", n_layers):
+        raise ValueError(f"frozen_layers={n_layers}: the model has fewer layers")
+    frozen = 0
+    for name, param in model.named_parameters():
+        layer = LAYER_INDEX.search(name)
+        if ".embeddings." in f".{name}" or (layer and int(layer.group(1)) < n_layers):
+            param.requires_grad = False
+            frozen += param.numel()
+    return frozen
