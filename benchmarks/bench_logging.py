@@ -19,6 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from benchmarks.report import processor
 from prediction_log.dead_letter import DeadLetter
 from prediction_log.line_spool import LineSpoolSink, connect_and_load
 from prediction_log.logger import PredictionLogger
@@ -97,6 +98,7 @@ def main() -> int:
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
+            "processor": processor(),
         },
         "target_p50_ms": 1.0,
         "log_call": runs,
@@ -110,7 +112,7 @@ def main() -> int:
         "# Prediction logging overhead",
         "",
         f"`PredictionLogger.log()` per request, {args.requests} requests paced "
-        f"{args.pace_ms} ms apart, {os.cpu_count()} CPUs. Target: p50 <= 1 ms. "
+        f"{args.pace_ms} ms apart, {os.cpu_count()} CPUs ({processor()}). Target: p50 <= 1 ms. "
         "Produced by `make bench-logging`.",
         "",
         "| sink | instances/request | p50 ms | p95 ms | p99 ms | rows written | spilled |",

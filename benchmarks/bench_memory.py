@@ -28,6 +28,7 @@ from typing import Any
 import psutil
 import requests
 
+from benchmarks.report import processor
 from testing.function_server import serve_function
 from testing.paths import ROOT
 
@@ -120,6 +121,7 @@ def main() -> int:
     report: dict[str, Any] = {
         "bundle_version": json.loads(pointer.read_text())["version"],
         "cpus": os.cpu_count(),
+        "processor": processor(),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "stress": f"4 clients x {args.rounds} requests x 16 texts of ~19,000 characters",
         "settings": {},
@@ -134,7 +136,8 @@ def main() -> int:
     lines = [
         "# Function memory under long-text load (`make bench-memory`)",
         "",
-        f"Bundle {report['bundle_version']}, {report['cpus']} CPUs, load average "
+        f"Bundle {report['bundle_version']}, {report['cpus']} CPUs ({report['processor']}), "
+        "load average "
         f"{report['loadavg_start']} at start, {report['loadavg_end']} at end. Stress: "
         f"{report['stress']}, function defaults otherwise (THREADS, ORT threads, batch bounds). "
         "RSS of the serving worker; latency = one ordinary post per request after the stress.",

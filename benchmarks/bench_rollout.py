@@ -34,6 +34,7 @@ import psutil
 import requests
 
 from artifact_store import open_store
+from benchmarks.report import processor
 from export import publish
 from testing.function_server import serve_function
 from testing.paths import ROOT
@@ -145,6 +146,7 @@ def main() -> int:
         "bundle_version": production,
         "candidate_version": candidate,
         "cpus": os.cpu_count(),
+        "processor": processor(),
         "threads": threads,
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         "requests_per_round": args.requests,
@@ -213,7 +215,8 @@ def write_report(report: dict[str, Any], out: Path) -> None:
         "# A candidate beside production: memory and shadow cost (`make bench-rollout`)",
         "",
         f"Bundle {report['bundle_version']} as production and a copy as the shadow candidate "
-        f"{report['candidate_version']}; {report['cpus']} CPUs, THREADS={report['threads']} "
+        f"{report['candidate_version']}; {report['cpus']} CPUs ({report['processor']}), "
+        f"THREADS={report['threads']} "
         f"clients pausing {report['think_ms']:g} ms on average between requests, "
         f"{report['requests_per_round']} ordinary posts per round, shadow on and off "
         "alternately. **Measured under load**: load average "

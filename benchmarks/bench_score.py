@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from benchmarks.report import processor
 from score_job.config import ScoreConfig
 from score_job.job import available_cpus, run
 from serving_core.bundle import fetch_bundle
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {
             "cpus": cpus,
             "platform": platform.machine(),
+            "processor": processor(),
             "loadavg_start": load_start,
             "loadavg_end": load_end,
             "measured_under_load": loaded,
@@ -225,7 +227,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         "# Batch scoring benchmark (`make bench-score`)",
         "",
-        f"Machine: {m['cpus']} CPUs, {m['platform']}; load average {m['loadavg_start']} at start, "
+        f"Machine: {m['cpus']} CPUs, {m.get('processor', m['platform'])}; "
+        f"load average {m['loadavg_start']} at start, "
         f"{m['loadavg_end']} at end. Bundle {c['version']}, {c['threads']} onnxruntime thread(s).",
     ]
     if m["measured_under_load"]:

@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import os
-import platform
 import random
 import statistics
 import sys
@@ -37,7 +36,7 @@ from typing import Any
 import psutil
 import requests
 
-from benchmarks.report import write_report
+from benchmarks.report import processor, write_report
 from serving_core.bundle import fetch_bundle
 from serving_core.model import Model
 from testing.fake_gcs import FakeGcs, start_fake_gcs
@@ -511,7 +510,7 @@ def main() -> int:
     report: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
-            "processor": platform.processor() or platform.machine(),
+            "processor": processor(),
             "loadavg_start": [round(x, 2) for x in os.getloadavg()],
         },
         "bundle_version": version,

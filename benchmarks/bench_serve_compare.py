@@ -60,7 +60,7 @@ from typing import Any
 import requests
 
 from benchmarks.loadgen import official_test_posts, percentile, run_load, text_bodies
-from benchmarks.report import write_report
+from benchmarks.report import processor, write_report
 from testing.bigquery_emulator import BigQueryEmulator
 from testing.function_server import (
     DeployedFunction,
@@ -569,7 +569,10 @@ def header_lines(report: dict[str, Any]) -> list[str]:
     lines = [f"# Serving: product function vs a one-file reference (`{command}`)", ""]
     if report.get("note"):
         lines += [f"**{report['note']}**", ""]
-    load = f"load average {machine['loadavg_start']} at start, {machine['cpus']} CPUs"
+    cpus = f"{machine['cpus']} CPUs" + (
+        f", {machine['processor']}" if "processor" in machine else ""
+    )
+    load = f"load average {machine['loadavg_start']} at start, {cpus}"
     if busy:
         lines += [
             f"**Measured under load** ({load}): absolute numbers are inflated and noisy; read "
@@ -825,7 +828,7 @@ def cold_start_bound(report: dict[str, Any]) -> float:
 def machine_info() -> dict[str, Any]:
     return {
         "cpus": os.cpu_count(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": processor(),
         "python": platform.python_version(),
         "loadavg_start": [round(x, 2) for x in os.getloadavg()],
     }

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import random
 import sys
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 
 import torch
 
+from benchmarks.report import processor
 from train_job.batching import (
     Encoded,
     bucketed_batches,
@@ -146,7 +146,7 @@ def write_report(out: Path, record: dict, results: dict[str, float], args, sampl
     rows = "\n".join(f"| {k} | {v:.1f} |" for k, v in results.items())
     out.with_suffix(".md").write_text(
         f"# Training throughput (`{record['command']}`)\n\n"
-        f"{record['device_type']} ({record['device']}), {record['precision']}, "
+        f"{record['device_type']}: {record['device']}, {record['precision']}, "
         f"{record['torch_threads']} torch threads, torch {record['torch']}; {record['model']}; "
         f"at least {args.examples} examples timed per setting, from {sampled} CONSTRAINT "
         f"training posts, batch {args.batch_size}, "
@@ -183,9 +183,7 @@ def main() -> int:
 
     record = {
         "command": " ".join(["python", "-m", "benchmarks.bench_train", *sys.argv[1:]]),
-        "device": torch.cuda.get_device_name(0)
-        if device.type == "cuda"
-        else platform.processor() or platform.machine(),
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else processor(),
         "device_type": device.type,
         "precision": "bf16 autocast" if uses_bf16(device, "auto") else "fp32",
         "torch_threads": torch.get_num_threads(),
