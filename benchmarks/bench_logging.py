@@ -112,7 +112,8 @@ def main() -> int:
         "# Prediction logging overhead",
         "",
         f"`PredictionLogger.log()` per request, {args.requests} requests paced "
-        f"{args.pace_ms} ms apart, {os.cpu_count()} CPUs ({processor()}). Target: p50 <= 1 ms. "
+        f"{args.pace_ms} ms apart, {os.cpu_count()} CPUs ({result['machine']['processor']}). "
+        "Target: p50 <= 1 ms. "
         "Produced by `make bench-logging`.",
         "",
         "| sink | instances/request | p50 ms | p95 ms | p99 ms | rows written | spilled |",

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 # The vector extensions that decide this project's speeds on a CPU: the train job autocasts to
-# bf16 only with AVX512-BF16 or AMX (about twice its fp32 speed), and onnxruntime's int8 kernels
-# are faster with AVX512-VNNI than with AVX2 alone.
+# bf16 only with AVX512-BF16 or AMX (docs/training.md has what that gains), and onnxruntime's
+# int8 kernels take their VNNI path where the CPU has it.
 SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile")
 
 

@@ -170,7 +170,11 @@ def make_trainer(
 ) -> Trainer:
     device = pick_device(cfg.device)
     model.to(device)
-    if frozen := freeze_lower_layers(model, cfg.frozen_layers):
+    try:
+        frozen = freeze_lower_layers(model, cfg.frozen_layers)
+    except ValueError as e:  # the count is only checkable once the base model is loaded
+        raise SystemExit(f"error: --frozen-layers: {e}") from e
+    if frozen:
         log.info("%d pretrained weights frozen (embeddings, %d layers)", frozen, cfg.frozen_layers)
     optimizer = make_optimizer(model, cfg, device)
     from transformers import get_linear_schedule_with_warmup

@@ -98,8 +98,9 @@ def freeze_lower_layers(model, n_layers: int) -> int:
     read English well."""
     if n_layers <= 0:
         return 0
-    if n_layers > getattr(model.config, "num_hidden_layers", n_layers):
-        raise ValueError(f"frozen_layers={n_layers}: the model has fewer layers")
+    available = getattr(model.config, "num_hidden_layers", n_layers)
+    if n_layers > available:
+        raise ValueError(f"{n_layers} layers to freeze, but the model has {available}")
     frozen = 0
     for name, param in model.named_parameters():
         layer = LAYER_INDEX.search(name)

@@ -28,7 +28,6 @@ def test_a_run_leaves_the_frozen_layers_as_pretrained(tiny_base_model: Path, tmp
     base = _weights(tiny_base_model)
     unchanged = {name for name in base if torch.equal(base[name], trained[name])}
     frozen = {name for name in base if ".embeddings." in name or ".layer.0." in name}
-    # Buffers (position ids) never change; every weight outside the frozen set must have moved.
     assert frozen - unchanged == set()
     moved = {name for name in base if ".layer.1." in name and name.endswith(".weight")}
     assert moved and not moved & unchanged
@@ -51,8 +50,19 @@ def test_zero_freezes_nothing_and_too_many_is_an_error(tiny_base_model: Path) ->
     model = load_classifier(tiny_base_model)
     assert freeze_lower_layers(model, 0) == 0
     assert all(p.requires_grad for p in model.parameters())
-    with pytest.raises(ValueError, match="fewer layers"):
+    with pytest.raises(ValueError, match="but the model has 2"):
         freeze_lower_layers(model, 3)
+
+
+def test_more_layers_than_the_model_has_stops_the_run_as_bad_config(
+    tiny_base_model: Path, tmp_path: Path
+) -> None:
+    from train_job.pipeline import run
+
+    cfg = tiny_config(tiny_base_model, tmp_path, frozen_layers=3, export=False)
+    # A string SystemExit is what __main__ turns into exit code 2 with the message.
+    with pytest.raises(SystemExit, match="error: --frozen-layers: 3 layers to freeze"):
+        run(cfg)
 
 
 def test_a_negative_count_exits_with_a_message() -> None:
