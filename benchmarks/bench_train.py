@@ -1,11 +1,13 @@
 """Training throughput of the train job's own step (examples/s), written to reports/bench_train.*.
 
-Four settings on the same CONSTRAINT posts and model (the packaged MiniLM-L6, or --base-model):
+Five settings on the same CONSTRAINT posts and model (the packaged MiniLM-L6, or --base-model):
 - job_bucketed: the job's train_step on its length-bucketed, dynamically padded batches;
 - job_padded_to_max: the same step on batches padded to --max-length (what bucketing saves);
 - job_padded_to_max_fp32: that step with --precision fp32 (what bf16 autocast saves where the
   device computes bf16 natively; the same as job_padded_to_max elsewhere);
-- plain_loop_padded_to_max: a minimal PyTorch loop (forward, backward, AdamW, nothing else) on
+- job_padded_to_max_unfused_adamw: that step with AdamW's default per-step implementation
+  instead of the fused kernel the job uses (what fusing the optimizer saves);
+- plain_loop_padded_to_max: a minimal PyTorch loop (forward, backward, fused AdamW) on
   batches padded to --max-length, the reference the job's own overheads are measured against.
 Runs on CUDA when present; every setting but the fp32 one autocasts as the job does by default.
 
@@ -47,6 +49,7 @@ SETTINGS = (
     "job_bucketed",
     "job_padded_to_max",
     "job_padded_to_max_fp32",
+    "job_padded_to_max_unfused_adamw",
     "plain_loop_padded_to_max",
 )
 
@@ -64,11 +67,13 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def measure_job(model, enc, batches, pad_id, device, warmup: int, precision: str) -> float:
-    """The job's own step: collate, copy, autocast forward, backward, clipping, fused AdamW on
-    CUDA, schedule; the loss stays on the device, as in train()."""
+def measure_job(
+    model, enc, batches, pad_id, device, warmup: int, precision: str, fused: bool = True
+) -> float:
+    """The job's own step: collate, copy, autocast forward, backward, clipping, fused AdamW,
+    schedule; the loss stays on the device, as in train()."""
     model.train()
-    optimizer = make_optimizer(model, TrainConfig(learning_rate=1e-5), device)
+    optimizer = make_optimizer(model, TrainConfig(learning_rate=1e-5), device, fused=fused)
     loss_fn = torch.nn.CrossEntropyLoss()
     done, started = 0, 0.0
     for step, idx in enumerate(batches):
@@ -81,10 +86,14 @@ def measure_job(model, enc, batches, pad_id, device, warmup: int, precision: str
     return done / (time.perf_counter() - started)
 
 
-def measure_plain(model, enc, batches, pad_id, device, warmup: int, precision: str) -> float:
-    """A minimal loop: tensors made once up front, then forward, backward, AdamW, nothing else."""
+def measure_plain(
+    model, enc, batches, pad_id, device, warmup: int, precision: str, fused: bool = True
+) -> float:
+    """A minimal loop: tensors made once up front, then forward, backward, AdamW (fused, as the
+    job's), nothing else."""
     model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5)
+    extra = {"fused": True} if fused else {}
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, **extra)
     loss_fn = torch.nn.CrossEntropyLoss()
     ready = [
         (
@@ -132,7 +141,8 @@ def run_settings(
         measure = measure_plain if name.startswith("plain") else measure_job
         data = enc if name == "job_bucketed" else padded
         precision = "fp32" if name.endswith("_fp32") else "auto"
-        results[name] = measure(model, data, batches, pad_id, device, warmup, precision)
+        fused = not name.endswith("_unfused_adamw")
+        results[name] = measure(model, data, batches, pad_id, device, warmup, precision, fused)
         print(f"{name}: {results[name]:.1f} examples/s", flush=True)
         del model
         if device.type == "cuda":
@@ -155,7 +165,8 @@ def write_report(out: Path, record: dict, results: dict[str, float], args, sampl
         f"Bucketed dynamic padding is {record['speedup_bucketed_vs_padded']}x the job's step on "
         f"padded batches; the job's step runs at {record['job_step_vs_plain_loop_same_padding']}x "
         f"a minimal loop on the same padded batches, and at {record['speedup_auto_vs_fp32']}x "
-        "its own speed with --precision fp32.\n"
+        "its own speed with --precision fp32; fused AdamW makes it "
+        f"{record['speedup_fused_adamw']}x the default implementation.\n"
     )
 
 
@@ -203,6 +214,9 @@ def main() -> int:
         ),
         "speedup_auto_vs_fp32": round(
             results["job_padded_to_max"] / results["job_padded_to_max_fp32"], 2
+        ),
+        "speedup_fused_adamw": round(
+            results["job_padded_to_max"] / results["job_padded_to_max_unfused_adamw"], 2
         ),
     }
     write_report(Path(args.out), record, results, args, len(frame))

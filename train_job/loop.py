@@ -307,11 +307,17 @@ def final_weights(t: Trainer, state: LoopState, val_enc: Encoded) -> TrainResult
     return result
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device):
-    # On CUDA the fused kernel updates every tensor in a few launches instead of a dozen per
-    # parameter group; the CPU path keeps the default implementation (and its exact numbers).
-    fused = {"fused": True} if device.type == "cuda" else {}
-    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, **fused)
+def make_optimizer(
+    model: nn.Module, cfg: TrainConfig, device: torch.device, fused: bool | None = None
+):
+    """AdamW over `param_groups`; fused (None: wherever the device has the kernel) updates each
+    weight in one pass over its memory instead of a pass per arithmetic step, which on 2 CPU
+    cores makes a quick-profile step about 1.25x faster (`make bench-train`) and on CUDA saves a
+    dozen launches per parameter group."""
+    if fused is None:
+        fused = device.type in ("cpu", "cuda")
+    extra = {"fused": True} if fused else {}
+    return torch.optim.AdamW(param_groups(model, cfg), lr=cfg.learning_rate, **extra)
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
