@@ -1,7 +1,11 @@
 """Training throughput of the train job's own step (examples/s), written to reports/bench_train.*.
 
-Five settings on the same CONSTRAINT posts and model (the packaged MiniLM-L6, or --base-model):
+Seven settings on the same CONSTRAINT posts and model (the packaged MiniLM-L6, or --base-model):
 - job_bucketed: the job's train_step on its length-bucketed, dynamically padded batches;
+- job_shuffled: the same step on shuffled batches (the quick profiles' order) padded to their
+  longest post, each batch in one forward pass;
+- job_shuffled_length_groups: those batches in the job's length groups on this device (up to 2
+  groups of similar length on a CPU, each padded on its own: what --length-groups saves);
 - job_padded_to_max: the same step on batches padded to --max-length (what bucketing saves);
 - job_padded_to_max_fp32: that step with --precision fp32 (what bf16 autocast saves where the
   device computes bf16 natively; the same as job_padded_to_max elsewhere);
@@ -39,7 +43,7 @@ from train_job.batching import (
 from train_job.config import TrainConfig
 from train_job.data import load_dataset
 from train_job.device import autocast_for, pick_device, uses_bf16
-from train_job.loop import make_optimizer
+from train_job.loop import length_groups_for, make_optimizer
 from train_job.losses import train_step
 from train_job.model import load_classifier, load_tokenizer, packaged_minilm
 
@@ -47,6 +51,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 SETTINGS = (
     "job_bucketed",
+    "job_shuffled",
+    "job_shuffled_length_groups",
     "job_padded_to_max",
     "job_padded_to_max_fp32",
     "job_padded_to_max_unfused_adamw",
@@ -68,7 +74,15 @@ def _sync(device: torch.device) -> None:
 
 
 def measure_job(
-    model, enc, batches, pad_id, device, warmup: int, precision: str, fused: bool = True
+    model,
+    enc,
+    batches,
+    pad_id,
+    device,
+    warmup: int,
+    precision: str,
+    fused: bool = True,
+    max_groups: int = 1,
 ) -> float:
     """The job's own step: collate, copy, autocast forward, backward, clipping, fused AdamW,
     schedule; the loss stays on the device, as in train()."""
@@ -80,7 +94,17 @@ def measure_job(
         if step == warmup:
             _sync(device)
             started, done = time.perf_counter(), 0
-        train_step(model, enc, idx, pad_id, device, loss_fn, optimizer, precision=precision)
+        train_step(
+            model,
+            enc,
+            idx,
+            pad_id,
+            device,
+            loss_fn,
+            optimizer,
+            precision=precision,
+            max_groups=max_groups,
+        )
         done += len(idx)
     _sync(device)
     return done / (time.perf_counter() - started)
@@ -131,18 +155,34 @@ def parse_args() -> argparse.Namespace:
 
 
 def run_settings(
-    path: Path, enc: Encoded, padded: Encoded, batches: list, pad_id: int, device, warmup: int
+    path: Path,
+    enc: Encoded,
+    padded: Encoded,
+    batches: list,
+    shuffled: list,
+    pad_id: int,
+    device,
+    warmup: int,
 ) -> dict[str, float]:
     """Examples/s of every setting, each on a fresh copy of the model from the same seed."""
     results = {}
     for name in SETTINGS:
         torch.manual_seed(0)
         model = load_classifier(path).to(device)
-        measure = measure_plain if name.startswith("plain") else measure_job
-        data = enc if name == "job_bucketed" else padded
         precision = "fp32" if name.endswith("_fp32") else "auto"
         fused = not name.endswith("_unfused_adamw")
-        results[name] = measure(model, data, batches, pad_id, device, warmup, precision, fused)
+        if name.startswith("plain"):
+            results[name] = measure_plain(model, padded, batches, pad_id, device, warmup, precision)
+        elif name.startswith("job_shuffled"):
+            groups = length_groups_for(TrainConfig(), device) if name.endswith("_groups") else 1
+            results[name] = measure_job(
+                model, enc, shuffled, pad_id, device, warmup, precision, max_groups=groups
+            )
+        else:
+            data = enc if name == "job_bucketed" else padded
+            results[name] = measure_job(
+                model, data, batches, pad_id, device, warmup, precision, fused
+            )
         print(f"{name}: {results[name]:.1f} examples/s", flush=True)
         del model
         if device.type == "cuda":
@@ -166,7 +206,9 @@ def write_report(out: Path, record: dict, results: dict[str, float], args, sampl
         f"padded batches; the job's step runs at {record['job_step_vs_plain_loop_same_padding']}x "
         f"a minimal loop on the same padded batches, and at {record['speedup_auto_vs_fp32']}x "
         "its own speed with --precision fp32; fused AdamW makes it "
-        f"{record['speedup_fused_adamw']}x the default implementation.\n"
+        f"{record['speedup_fused_adamw']}x the default implementation. On shuffled batches "
+        f"the job's length groups make the step {record['speedup_length_groups']}x one "
+        "padded pass.\n"
     )
 
 
@@ -185,12 +227,15 @@ def main() -> int:
     while sum(map(len, batches)) < args.examples + args.warmup_steps * args.batch_size:
         batches += bucketed_batches(enc.lengths, args.batch_size, rng, enc.labels)
     padded = padded_to(enc, args.max_length, pad_id)
+    order = [i for b in batches for i in b]
+    random.Random(1).shuffle(order)
+    shuffled = [order[i : i + args.batch_size] for i in range(0, len(order), args.batch_size)]
     # Batch widths as the job pads them here (rounded to 8 on CUDA): how many distinct, and how
     # many are first met while timing (each new shape costs extra on first use on CUDA).
     multiple = pad_multiple(device)
     widths = [padded_width(enc, b, multiple) for b in batches]
     first_seen_timed = len(set(widths[args.warmup_steps :]) - set(widths[: args.warmup_steps]))
-    results = run_settings(path, enc, padded, batches, pad_id, device, args.warmup_steps)
+    results = run_settings(path, enc, padded, batches, shuffled, pad_id, device, args.warmup_steps)
 
     record = {
         "command": " ".join(["python", "-m", "benchmarks.bench_train", *sys.argv[1:]]),
@@ -214,6 +259,9 @@ def main() -> int:
         ),
         "speedup_auto_vs_fp32": round(
             results["job_padded_to_max"] / results["job_padded_to_max_fp32"], 2
+        ),
+        "speedup_length_groups": round(
+            results["job_shuffled_length_groups"] / results["job_shuffled"], 2
         ),
         "speedup_fused_adamw": round(
             results["job_padded_to_max"] / results["job_padded_to_max_unfused_adamw"], 2

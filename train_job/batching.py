@@ -73,6 +73,37 @@ def bucketed_batches(
     return batches
 
 
+def length_groups(lengths: list[int], max_groups: int, group_cost: float = 0.0) -> list[list[int]]:
+    """The positions of `lengths` in at most `max_groups` groups of similar length, shortest
+    first, for a batch that is padded and run one group at a time: the split of the sorted
+    lengths with the fewest padded tokens (each group's size times its longest), plus
+    `group_cost` tokens for every group after the first, found by dynamic programming.
+
+    Each row's output is the same whichever rows share its padding (the attention mask hides the
+    pads and nothing mixes rows), so the batch's loss and gradient are those of the batch padded
+    as one, at the cost of only the tokens each group needs."""
+    order = sorted(range(len(lengths)), key=lambda k: lengths[k])
+    ordered = [lengths[k] for k in order]
+    n = len(order)
+    # best[g][i]: fewest tokens for the rows order[i:] in g groups; cut[g][i]: where its first ends
+    best = [[0.0] * (n + 1)] + [[float("inf")] * (n + 1) for _ in range(max_groups)]
+    cut = [[n] * (n + 1) for _ in range(max_groups + 1)]
+    for g in range(1, max_groups + 1):
+        for i in range(n - 1, -1, -1):
+            for j in range(i + 1, n + 1) if g > 1 else (n,):
+                rest = best[g - 1][j] + (group_cost if j < n else 0.0)
+                cost = (j - i) * ordered[j - 1] + rest
+                if cost < best[g][i]:
+                    best[g][i], cut[g][i] = cost, j
+    groups, i = [], 0
+    g = min(range(1, max_groups + 1), key=lambda k: (best[k][0], k)) if n else 0
+    while i < n:
+        j = cut[g][i]
+        groups.append(order[i:j])
+        i, g = j, g - 1
+    return groups
+
+
 def padded_width(enc: Encoded, idx: list[int], multiple: int = 1) -> int:
     """The longest of the posts `idx`, rounded up to `multiple`."""
     width = max(int(enc.lengths[i]) for i in idx)

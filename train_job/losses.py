@@ -13,7 +13,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from train_job.adversary import Adversary
-from train_job.batching import Encoded, collate, pad_multiple, to_device
+from train_job.batching import Encoded, collate, length_groups, pad_multiple, to_device
 from train_job.config import TrainConfig
 from train_job.device import autocast_for
 from train_job.epoch_inputs import EpochInputs
@@ -48,6 +48,7 @@ def train_step(
     precision: str = "auto",
     adversary: Adversary | None = None,
     source_heads: SourceHeads | None = None,
+    max_groups: int = 1,
 ) -> torch.Tensor:
     """One optimisation step on the posts `idx`; returns the loss as a tensor (not synced).
 
@@ -56,19 +57,16 @@ def train_step(
     added with weight `weights.consistency`. With teacher logits, `weights.distill` of the label
     loss is replaced by the distillation loss (see train_job/distill.py). With an `adversary`,
     its source loss joins, reversed for the encoder (train_job/adversary.py). With `source_heads`,
-    each row is scored by its own source's head (train_job/source_heads.py)."""
+    each row is scored by its own source's head (train_job/source_heads.py). With `max_groups`
+    above 1 the forward pass runs in up to that many groups of similar length (`forward_rows`)."""
     weights = weights or LossWeights()
     twin_idx: list[int] = []
-    extra = None
     if inputs is not None and inputs.twins is not None and inputs.has_twin is not None:
         twin_idx = [i for i in idx if inputs.has_twin[i]]
-        extra = (inputs.twins, twin_idx)  # collate skips an empty extra
-    batch = to_device(collate(enc, idx, pad_id, pad_multiple(device), extra), device)
+    rows = [(enc, i) for i in idx] + [(inputs.twins, i) for i in twin_idx]  # type: ignore[union-attr]
     labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
     hidden = weights.hidden > 0 and inputs is not None and inputs.teacher_states is not None
-    with autocast_for(device, precision):
-        out = model(**batch, output_hidden_states=hidden)
-    logits = out.logits.float()
+    logits, first_states = forward_rows(model, rows, pad_id, device, precision, max_groups, hidden)
     if source_heads is not None:  # the twins after the rows keep the shared head
         logits = torch.cat([source_heads.logits(logits[: len(idx)], idx), logits[len(idx) :]])
     if inputs is not None and inputs.row_weights is not None:
@@ -84,7 +82,7 @@ def train_step(
         soft = distill_loss(logits[: len(idx)], inputs.teacher[idx], weights.temperature)
         loss = (1 - weights.distill) * loss + weights.distill * soft
     if hidden:
-        states = out.hidden_states[-1][: len(idx), 0].float()
+        states = first_states[: len(idx)]  # type: ignore[index]
         loss = loss + weights.hidden * relation_loss(states, inputs.teacher_states[idx])
     if twin_idx and inputs.twin_teacher is not None:
         soft = distill_loss(logits[len(idx) :], inputs.twin_teacher[twin_idx], weights.temperature)
@@ -108,6 +106,50 @@ def train_step(
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return loss.detach()
+
+
+def forward_rows(
+    model: nn.Module,
+    rows: list[tuple[Encoded, int]],
+    pad_id: int,
+    device: torch.device,
+    precision: str,
+    max_groups: int = 1,
+    hidden: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Logits of `rows` (each an encoded split and a row of it) in their order, and with `hidden`
+    the last layer's first-token states. With `max_groups` above 1 the rows run in up to that many
+    groups of similar length, each padded to its own longest (batching.length_groups): a batch of
+    headlines and articles pads most headlines to the articles' length otherwise."""
+    lengths = [int(e.lengths[i]) for e, i in rows]
+    multiple = pad_multiple(device)
+    if max_groups > 1:
+        groups = [sorted(g) for g in length_groups(lengths, max_groups, GROUP_COST * len(rows))]
+    else:
+        groups = [list(range(len(rows)))]
+    logits, states, order = [], [], []
+    for group in groups:
+        parts: dict[int, tuple[Encoded, list[int]]] = {}
+        for k in group:  # rows of one split stay together, in order, as collate takes them
+            e, i = rows[k]
+            parts.setdefault(id(e), (e, []))[1].append(i)
+        (first, first_idx), *extra = parts.values()
+        batch = collate(first, first_idx, pad_id, multiple, extra[0] if extra else None)
+        with autocast_for(device, precision):
+            out = model(**to_device(batch, device), output_hidden_states=hidden)
+        logits.append(out.logits.float())
+        if hidden:
+            states.append(out.hidden_states[-1][:, 0].float())
+        order += [k for part in parts.values() for k in group if rows[k][0] is part[0]]
+    if order == list(range(len(rows))):
+        return logits[0], states[0] if hidden else None
+    back = torch.as_tensor(np.argsort(order), device=device)
+    return torch.cat(logits)[back], torch.cat(states)[back] if hidden else None
+
+
+# What one more forward pass costs a batch, in padded tokens per row: a group is split off only
+# where it saves more than that, so batches already of one length (--length-buckets) stay whole.
+GROUP_COST = 4
 
 
 def source_balance_weights(sources, labels, mode: str) -> np.ndarray | None:
