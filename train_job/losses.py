@@ -60,13 +60,16 @@ def train_step(
     each row is scored by its own source's head (train_job/source_heads.py). With `max_groups`
     above 1 the forward pass runs in up to that many groups of similar length (`forward_rows`)."""
     weights = weights or LossWeights()
+    batch_rows = [(enc, i) for i in idx]
     twin_idx: list[int] = []
     if inputs is not None and inputs.twins is not None and inputs.has_twin is not None:
         twin_idx = [i for i in idx if inputs.has_twin[i]]
-    rows = [(enc, i) for i in idx] + [(inputs.twins, i) for i in twin_idx]  # type: ignore[union-attr]
+        batch_rows += [(inputs.twins, i) for i in twin_idx]  # after the rows, as read below
     labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
     hidden = weights.hidden > 0 and inputs is not None and inputs.teacher_states is not None
-    logits, first_states = forward_rows(model, rows, pad_id, device, precision, max_groups, hidden)
+    logits, first_states = forward_rows(
+        model, batch_rows, pad_id, device, precision, max_groups, hidden
+    )
     if source_heads is not None:  # the twins after the rows keep the shared head
         logits = torch.cat([source_heads.logits(logits[: len(idx)], idx), logits[len(idx) :]])
     if inputs is not None and inputs.row_weights is not None:
@@ -82,7 +85,7 @@ def train_step(
         soft = distill_loss(logits[: len(idx)], inputs.teacher[idx], weights.temperature)
         loss = (1 - weights.distill) * loss + weights.distill * soft
     if hidden:
-        states = first_states[: len(idx)]  # type: ignore[index]
+        states = first_states[: len(idx)]
         loss = loss + weights.hidden * relation_loss(states, inputs.teacher_states[idx])
     if twin_idx and inputs.twin_teacher is not None:
         soft = distill_loss(logits[len(idx) :], inputs.twin_teacher[twin_idx], weights.temperature)
