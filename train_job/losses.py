@@ -67,6 +67,8 @@ def train_step(
         batch_rows += [(inputs.twins, i) for i in twin_idx]  # after the rows, as read below
     labels = to_device({"labels": torch.as_tensor(enc.labels[idx])}, device)["labels"]
     hidden = weights.hidden > 0 and inputs is not None and inputs.teacher_states is not None
+    if adversary is not None or source_heads is not None:
+        max_groups = 1  # their feature taps keep the label head's input of one forward pass
     logits, first_states = forward_rows(
         model, batch_rows, pad_id, device, precision, max_groups, hidden
     )
