@@ -4,8 +4,8 @@ Seven settings on the same CONSTRAINT posts and model (the packaged MiniLM-L6, o
 - job_bucketed: the job's train_step on its length-bucketed, dynamically padded batches;
 - job_shuffled: the same step on shuffled batches (the quick profiles' order) padded to their
   longest post, each batch in one forward pass;
-- job_shuffled_length_groups: those batches in the job's length groups on this device (up to 2
-  groups of similar length on a CPU, each padded on its own: what --length-groups saves);
+- job_shuffled_length_groups: those batches in the quick-multisource profile's length groups (up
+  to 2 groups of similar length, each padded on its own: what --length-groups saves);
 - job_padded_to_max: the same step on batches padded to --max-length (what bucketing saves);
 - job_padded_to_max_fp32: that step with --precision fp32 (what bf16 autocast saves where the
   device computes bf16 natively; the same as job_padded_to_max elsewhere);
@@ -40,14 +40,16 @@ from train_job.batching import (
     pad_multiple,
     padded_width,
 )
-from train_job.config import TrainConfig
+from train_job.config import PROFILES, TrainConfig
 from train_job.data import load_dataset
 from train_job.device import autocast_for, pick_device, uses_bf16
-from train_job.loop import length_groups_for, make_optimizer
+from train_job.loop import make_optimizer
 from train_job.losses import train_step
 from train_job.model import load_classifier, load_tokenizer, packaged_minilm
 
 ROOT = Path(__file__).resolve().parents[1]
+
+QUICK_MIX_GROUPS = PROFILES["quick-multisource"]["length_groups"]
 
 SETTINGS = (
     "job_bucketed",
@@ -174,7 +176,7 @@ def run_settings(
         if name.startswith("plain"):
             results[name] = measure_plain(model, padded, batches, pad_id, device, warmup, precision)
         elif name.startswith("job_shuffled"):
-            groups = length_groups_for(TrainConfig(), device) if name.endswith("_groups") else 1
+            groups = QUICK_MIX_GROUPS if name.endswith("_groups") else 1
             results[name] = measure_job(
                 model, enc, shuffled, pad_id, device, warmup, precision, max_groups=groups
             )

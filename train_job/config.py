@@ -114,10 +114,10 @@ class TrainConfig:
         metadata={"help": "batches of similar length (less padding); off: shuffled batches"},
     )
     length_groups: int = field(
-        default=0,
+        default=1,
         metadata={
             "help": "run each batch's forward pass in up to N groups of similar length, each "
-            "padded on its own (the same loss, fewer padded tokens); 0: 2 on a CPU, 1 on a GPU"
+            "padded on its own (the same loss, fewer padded tokens); 1: one pass"
         },
     )
     learning_rate: float = field(default=1e-4, metadata={"help": "peak AdamW learning rate"})
@@ -319,6 +319,12 @@ PROFILES["quick-multisource"] = {
     # posts, so int8 and fp32 agree on 98.5-99.0% of the pooled test (four recipes measured)
     # while int8 accuracy stays within 0.31 points of fp32; the accuracy bound still holds at 0.5.
     "gate_min_agreement": 0.98,
+    # Headlines share batches with articles cut at 64 tokens: two groups of similar length, each
+    # padded on its own, run the epoch at 1.23x on 2 AVX2 cores with the same loss and gradient.
+    # Dropout draws its masks in another order, which makes another model as a seed does: the
+    # profiles measured before keep one pass per batch (the behavioural tests' quick model
+    # trained in groups failed its int8 gate), docs/training.md#training.
+    "length_groups": 2,
 }
 # The full recipe over the corpus: three epochs at 128 tokens in fp32 over every CONSTRAINT
 # training post and at most 5,000 training rows of each other source (21,171 rows), in length
@@ -410,8 +416,8 @@ def resolve_config(argv: list[str] | None = None, env: dict[str, str] | None = N
         raise SystemExit("error: --source-adversary must be 0 (off) or more")
     if values["source_train_cap"] < 0:
         raise SystemExit("error: --source-train-cap must be 0 (all) or more")
-    if values["length_groups"] < 0:
-        raise SystemExit("error: --length-groups must be 0 (by device) or more")
+    if values["length_groups"] < 1:
+        raise SystemExit("error: --length-groups must be 1 (one pass per batch) or more")
     if values["frozen_layers"] < 0:
         raise SystemExit("error: --frozen-layers must be 0 (every weight trains) or more")
     if values["teacher_headlines"] > 0 and values["consistency_weight"] > 0:

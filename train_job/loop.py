@@ -229,7 +229,7 @@ def train_one_epoch(t: Trainer, inputs: EpochInputs, epoch: int, state: LoopStat
             t.cfg.precision,
             t.adversary,
             t.source_heads,
-            length_groups_for(t.cfg, t.device),
+            t.cfg.length_groups,
         )
         loss_sum += loss
         progress.update(loss)
@@ -308,23 +308,14 @@ def final_weights(t: Trainer, state: LoopState, val_enc: Encoded) -> TrainResult
     return result
 
 
-def length_groups_for(cfg: TrainConfig, device: torch.device) -> int:
-    """--length-groups, with 0 resolved by device: on a CPU every padded token costs its share of
-    the step, so a batch runs in up to 2 groups of similar length (on 2 cores 2 groups ran the
-    quick mix's step at 1.3-1.5x, 3 at about 1.3x: each group's pass has its own overhead); a
-    GPU runs one wide batch about as fast as a narrow one, and new shapes cost it extra."""
-    if cfg.length_groups:
-        return cfg.length_groups
-    return 2 if device.type == "cpu" else 1
-
-
 def make_optimizer(
     model: nn.Module, cfg: TrainConfig, device: torch.device, fused: bool | None = None
 ):
     """AdamW over `param_groups`; fused (None: wherever the device has the kernel) updates each
-    weight in one pass over its memory instead of a pass per arithmetic step, which on 2 CPU
-    cores makes a quick-profile step about 1.25x faster (`make bench-train`) and on CUDA saves a
-    dozen launches per parameter group."""
+    weight in one pass over its memory instead of a pass per arithmetic step. On 2 AVX2 cores
+    that made a quick-profile step (64 tokens) 1.22-1.27x faster; at 128 tokens, where matrix
+    products dominate, `make bench-train` sees no difference. On CUDA it saves a dozen launches
+    per parameter group."""
     if fused is None:
         fused = device.type in ("cpu", "cuda")
     extra = {"fused": True} if fused else {}

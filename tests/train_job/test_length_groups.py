@@ -117,3 +117,12 @@ def test_a_grouped_step_takes_the_step_of_the_whole_batch(tmp_path: Path, tokeni
     assert grouped_loss == pytest.approx(whole_loss, rel=1e-5)
     for name in whole:
         torch.testing.assert_close(grouped[name], whole[name], rtol=1e-4, atol=1e-6)
+
+
+def test_the_quick_mix_runs_in_two_groups_and_zero_is_bad_config() -> None:
+    from train_job.config import resolve_config
+
+    assert resolve_config(["--profile", "quick-multisource"]).length_groups == 2
+    assert resolve_config(["--profile", "quick"]).length_groups == 1
+    with pytest.raises(SystemExit, match="--length-groups must be 1"):
+        resolve_config(["--length-groups", "0"])
