@@ -126,9 +126,9 @@ def forward_rows(
     the last layer's first-token states. With `max_groups` above 1 the rows run in up to that many
     groups of similar length, each padded to its own longest (batching.length_groups): a batch of
     headlines and articles pads most headlines to the articles' length otherwise."""
-    lengths = [int(e.lengths[i]) for e, i in rows]
     multiple = pad_multiple(device)
     if max_groups > 1:
+        lengths = [int(e.lengths[i]) for e, i in rows]
         groups = [sorted(g) for g in length_groups(lengths, max_groups, GROUP_COST * len(rows))]
     else:
         groups = [list(range(len(rows)))]
