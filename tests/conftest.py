@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,18 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = ROOT / "data" / "constraint-covid19-fakenews"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+
+def repeated_node_ids(node_ids: list[str]) -> list[str]:
+    return sorted(node_id for node_id, count in Counter(node_ids).items() if count > 1)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test needs its own node id: `make test` runs pytest-xdist, which schedules by node
+    id and of two items that share one runs a single one, silently."""
+    repeated = repeated_node_ids([item.nodeid for item in items])
+    if repeated:
+        raise pytest.UsageError(f"tests sharing a node id (one of each would not run): {repeated}")
 
 
 def run_in_fresh_interpreter(
