@@ -79,8 +79,9 @@ cross-source: $(STAMP) ## each source of data/sources.toml left out in turn: mod
 	$(PY) -m experiments.cross_source $(CROSS_SOURCE_FLAGS)
 
 # Two workers, each test file whole on one of them (--dist loadfile): a file's fixtures (the
-# behavioural tests' trained model, the emulators) start once, and the model's five minutes of
-# training overlap the rest of the suite, which mostly waits on emulators and subprocesses.
+# behavioural tests' trained model, the emulators) start once, and the five minutes that model
+# takes to train and export overlap the rest of the suite, which mostly waits on emulators and
+# subprocesses.
 TEST_WORKERS ?= 2
 test: $(STAMP) $(CHECKOV_STAMP) ## run the test suite
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile

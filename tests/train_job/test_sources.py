@@ -123,7 +123,6 @@ def test_quick_multisource_profile_is_the_quick_recipe_over_the_mix() -> None:
     assert (quick.sources, quick.source_train_cap) == ("", 0)
     assert (multi.sources, multi.source_train_cap) == ("data/sources.toml", 2500)
     assert multi.gate_min_agreement == 0.98  # the accuracy bound is unchanged
-    assert multi.length_groups == 2  # the same batches, padded in two groups of similar length
     mix_keys = ("profile", "sources", "source_train_cap", "gate_min_agreement", "length_groups")
     assert {k: v for k, v in multi.to_dict().items() if k not in mix_keys} == {
         k: v for k, v in quick.to_dict().items() if k not in mix_keys
