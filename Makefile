@@ -81,10 +81,10 @@ cross-source: $(STAMP) ## each source of data/sources.toml left out in turn: mod
 # Two workers, each test file whole on one of them (--dist loadfile): a file's fixtures (the
 # behavioural tests' trained model, the emulators) start once, and the five minutes that model
 # takes to train and export overlap the rest of the suite, which mostly waits on emulators and
-# subprocesses.
+# subprocesses. The slowest steps are listed at the end, to keep the suite inside 15 minutes.
 TEST_WORKERS ?= 2
 test: $(STAMP) $(CHECKOV_STAMP) ## run the test suite
-	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=12
 
 lint: $(STAMP) ## ruff lint and format check
 	$(VENV)/bin/ruff check .

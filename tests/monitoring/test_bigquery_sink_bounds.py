@@ -114,7 +114,8 @@ def test_a_slow_backend_holds_a_batch_no_longer_than_the_write_deadline(tmp_path
     held = time.monotonic() - start
     logger.close()
     # Ten attempts of 0.3 s calls with 0.2, 0.4, 0.8 ... s of backoff would hold the rows for
-    # minutes; the deadline (1 s) plus the call in progress (0.3 s) bounds it.
+    # about 100 s; the deadline (1 s) plus the call in progress (0.3 s) bounds it. The bound
+    # below leaves room for a busy machine and still fails by far without the deadline.
     assert spilled.is_set(), logger.counts
-    assert held < 1.0 + 0.3 + 0.5, held
+    assert held < 5.0, held
     assert sink.calls < 10

@@ -61,7 +61,9 @@ def test_full_buffer_spills_from_the_request_and_replay_restores_every_row(
     assert len(logger._buffer) + logger._in_flight <= 50
     assert logger.counts["overflow"] >= 250
     assert logger.counts["spilled"] == logger.counts["overflow"]
-    assert worst < 1.0, f"log() waited {worst:.2f} s with the backend stuck"  # a file write
+    # The stuck sink never returns while the loop runs, so a log() that waited on it would hang;
+    # a spill is a file write. The bound leaves room for a busy machine.
+    assert worst < 5.0, f"log() waited {worst:.2f} s with the backend stuck"
 
     sink.release.set()
     logger.close(timeout=30)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ def test_rows_land_once_and_text_is_dropped_unless_asked(tmp_path: Path) -> None
 def test_rows_are_flushed_by_age_without_a_flush_call(tmp_path: Path) -> None:
     logger = _logger(tmp_path, batch_rows=10_000, max_age_s=0.2)
     logger.log(make_rows(3))
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 30  # max_age_s is 0.2 s; the rest is room for a busy machine
     while time.monotonic() < deadline:
         try:
             if _count(tmp_path / "log.duckdb") == 3:
@@ -92,14 +93,17 @@ class _BrokenSink:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.threads: set[int] = set()  # the threads that called the backend
 
     def write(self, rows: list[dict[str, Any]]) -> WriteResult:
         self.calls += 1
-        time.sleep(0.05)  # a slow, failing backend must not slow log() down
+        self.threads.add(threading.get_ident())
+        time.sleep(0.05)  # a slow, failing backend
         raise ConnectionError("backend down")
 
     def write_missing(self, rows: list[dict[str, Any]]) -> int:
         self.calls += 1
+        self.threads.add(threading.get_ident())
         raise ConnectionError("backend down")
 
     def close(self) -> None:
@@ -110,13 +114,11 @@ def test_failing_sink_never_raises_or_blocks_and_rows_spill(tmp_path: Path) -> N
     sink = _BrokenSink()
     logger = _logger(tmp_path, sink=sink, max_attempts=3, backoff_s=0.01, max_age_s=0.05)
     rows = make_rows(50)
-    worst = 0.0
     for row in rows:
-        t = time.perf_counter()
         logger.log([row])
-        worst = max(worst, time.perf_counter() - t)
     logger.flush(timeout=10)
-    assert worst < 0.02, f"log() took {worst * 1000:.1f} ms while the sink was failing"
+    # Shown by who called the backend, not by a stopwatch that a busy machine can fail.
+    assert sink.threads and threading.get_ident() not in sink.threads, "log() called the sink"
     assert sink.calls >= 3  # retried
     spilled = _dead_rows(tmp_path / "dead")
     assert sorted(r["row_id"] for r in spilled) == sorted(r["row_id"] for r in rows)
