@@ -11,6 +11,8 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,36 +101,48 @@ class Decision:
 def run(cfg: TrainConfig) -> dict:
     """data -> train -> export -> evaluate -> gate -> bundle -> publish -> promote."""
     started = time.time()
-    ctx = start_run(cfg)
-    tokenizer, model = load_base_model(ctx)
-    result = train(cfg, model, tokenizer, ctx.dataset, ctx.store, ctx.run_prefix, ctx.work_dir)
-    hf_dir = save_finetuned(ctx, model, tokenizer)
+    step = StepTimes()
+    with step("data"):
+        ctx = start_run(cfg)
+    with step("base model"):
+        tokenizer, model = load_base_model(ctx)
+    with step("train"):
+        result = train(cfg, model, tokenizer, ctx.dataset, ctx.store, ctx.run_prefix, ctx.work_dir)
+        hf_dir = save_finetuned(ctx, model, tokenizer)
     summary: dict = {
         "run_id": ctx.run_id,
         "run_dir": str(ctx.work_dir),
         "hf_model_dir": str(hf_dir),
         "store": cfg.store,
         "train": result.__dict__,
+        "seconds_by_step": step.seconds,
     }
     if not cfg.export:
         return summary
 
-    models = export_onnx(hf_dir, ctx.work_dir / "onnx", model.config, cfg.int8_ffn_output)
-    scored = score_splits(ctx, tokenizer, models)
-    decision = decide(cfg, scored)
-    decision.metrics["by_source"] = source_results(ctx, scored, decision)
-    summary["metrics"] = decision.metrics
-    summary["dataset_rows_by_source"] = rows_by_source(ctx.dataset)
-    ood_section = fit_ood(ctx, tokenizer, models, scored, decision.metrics)
+    with step("export"):
+        models = export_onnx(hf_dir, ctx.work_dir / "onnx", model.config, cfg.int8_ffn_output)
+    with step("score splits"):
+        scored = score_splits(ctx, tokenizer, models)
+    with step("metrics and gate"):
+        decision = decide(cfg, scored)
+        decision.metrics["by_source"] = source_results(ctx, scored, decision)
+        summary["metrics"] = decision.metrics
+        summary["dataset_rows_by_source"] = rows_by_source(ctx.dataset)
+    with step("ood fit"):
+        ood_section = fit_ood(ctx, tokenizer, models, scored, decision.metrics)
     write_json(ctx.work_dir / "metrics.json", decision.metrics)
     if not decision.gate.passed:
         raise GateFailed("; ".join(decision.gate.reasons))
 
-    files = write_bundle_files(ctx, tokenizer, models, scored, decision, result.history)
-    manifest = manifest_for_run(ctx, models, decision, ood_section, result)
-    manifest["trust"] = trust_report(ctx, files, manifest)
-    bundle.write_bundle(files.folder, files.paths, manifest)
-    publish.publish(files.folder, ctx.store)
+    with step("bundle"):
+        files = write_bundle_files(ctx, tokenizer, models, scored, decision, result.history)
+        manifest = manifest_for_run(ctx, models, decision, ood_section, result)
+    with step("trust report"):
+        manifest["trust"] = trust_report(ctx, files, manifest)
+    with step("publish"):
+        bundle.write_bundle(files.folder, files.paths, manifest)
+        publish.publish(files.folder, ctx.store)
     summary.update(
         trust=manifest["trust"],
         version=manifest["version"],
@@ -138,12 +152,32 @@ def run(cfg: TrainConfig) -> dict:
     )
     if cfg.promote:
         tolerance = Tolerance(cfg.promote_max_f1_drop, cfg.promote_max_auc_drop)
-        decision = rollout.promote_if_not_worse(
-            ctx.store, manifest["version"], ctx.production_before, tolerance
-        )
+        with step("promote"):
+            decision = rollout.promote_if_not_worse(
+                ctx.store, manifest["version"], ctx.production_before, tolerance
+            )
         summary.update(decision.summary())
     summary["seconds"] = round(time.time() - started, 1)
     return summary
+
+
+class StepTimes:
+    """Wall-clock seconds of each step, logged as it ends: most of a run is not training, and
+    whoever waits on it should see where the time goes."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        except BaseException:
+            log.error("step %s failed after %.1f s", name, time.perf_counter() - started)
+            raise
+        self.seconds[name] = round(time.perf_counter() - started, 1)
+        log.info("step %s: %.1f s", name, self.seconds[name])
 
 
 # --- the steps, in order -----------------------------------------------------------------------
@@ -400,6 +434,7 @@ def results_record(cfg: TrainConfig, summary: dict) -> dict:
         "version": summary.get("version"),
         "bundle_bytes": summary.get("bundle_bytes"),
         "seconds": summary.get("seconds"),
+        "seconds_by_step": summary.get("seconds_by_step"),
         "train": summary["train"],
         "metrics": {
             precision: by_split
@@ -497,4 +532,9 @@ def run_summary(summary: dict) -> str:
             lines.append("  promoted to production")
         elif "rollout" in summary:
             lines.append("  NOT promoted: " + "; ".join(summary["rollout"]["reasons"]))
+    if steps := summary.get("seconds_by_step"):
+        total = f"{summary['seconds'] / 60:.1f} in all: " if "seconds" in summary else ""
+        lines.append(
+            f"minutes: {total}" + ", ".join(f"{name} {s / 60:.1f}" for name, s in steps.items())
+        )
     return "\n".join(lines)
