@@ -50,35 +50,44 @@ class BundleScorer:
         self.inputs = [i.name for i in self.session.get_inputs()]
         ood = self.manifest.get("ood")
         self.ood = dict(np.load(bundle / ood["params_file"])) if ood else None
+        self._scored: dict[tuple[int, ...], tuple[np.ndarray, float]] = {}  # ids -> logits, OOD
 
     def logits_and_ood(self, texts: list[str], batch_size: int = 64):
+        """Logits [n, 2] and OOD scores [n] (NaN without a detector). A token sequence this
+        scorer has already run is not run again: an uncased tokenizer's case-changed test split,
+        a title repeated across sets. The ids are the model's whole input (one sequence each, no
+        padding: its mask and type ids follow from them)."""
         encodings = self.tokenizer.encode_batch(texts)
-        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))
-        logits = np.zeros((len(texts), 2), dtype=np.float32)
-        ood = np.full(len(texts), np.nan)
+        keys = [tuple(encoding.ids) for encoding in encodings]
+        first_of_new: dict[tuple[int, ...], int] = {}
+        for i, key in enumerate(keys):
+            if key not in self._scored:
+                first_of_new.setdefault(key, i)
+        order = sorted(first_of_new.values(), key=lambda i: len(keys[i]))
+        fields = {
+            "input_ids": "ids",
+            "attention_mask": "attention_mask",
+            "token_type_ids": "type_ids",
+        }
+        output_names = [o.name for o in self.session.get_outputs()]
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
-            width = max(len(encodings[i].ids) for i in idx)
-            fields = {
-                "input_ids": "ids",
-                "attention_mask": "attention_mask",
-                "token_type_ids": "type_ids",
-            }
+            width = max(len(keys[i]) for i in idx)
             feed = {}
             for name in self.inputs:
                 rows = [getattr(encodings[i], fields[name]) for i in idx]
                 feed[name] = np.array([r + [0] * (width - len(r)) for r in rows], dtype=np.int64)
-            outputs = dict(
-                zip(
-                    [o.name for o in self.session.get_outputs()],
-                    self.session.run(None, feed),
-                    strict=True,
-                )
+            outputs = dict(zip(output_names, self.session.run(None, feed), strict=True))
+            ood = (
+                self._ood_scores(outputs["pooled"]) if self.ood is not None else [np.nan] * len(idx)
             )
-            logits[idx] = outputs["logits"]
-            if self.ood is not None:
-                ood[idx] = self._ood_scores(outputs["pooled"])
-        return logits, ood
+            for row, i in enumerate(idx):
+                self._scored[keys[i]] = (outputs["logits"][row], float(ood[row]))
+        logits = np.zeros((len(texts), 2), dtype=np.float32)
+        ood_scores = np.full(len(texts), np.nan)
+        for i, key in enumerate(keys):
+            logits[i], ood_scores[i] = self._scored[key]
+        return logits, ood_scores
 
     def _ood_scores(self, pooled: np.ndarray) -> np.ndarray:
         assert self.ood is not None

@@ -179,3 +179,21 @@ def test_mahalanobis_score() -> None:
     pooled = np.array([[1.0, 0.0], [2.0, 2.0]], dtype=np.float32)
     scores = detector.ood_scores(np.zeros((2, 2)), pooled)
     assert scores.tolist() == pytest.approx([0.0, 2.0 * 1 + 0.5 * 4])
+
+
+def test_one_text_per_call_makes_each_answer_depend_on_its_text_alone(
+    tiny_bundle: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Dynamic int8 quantization takes one activation scale per call, so a text batched with
+    others can get a slightly different score than alone; MAX_BATCH_SIZE=1 removes that."""
+    bundle = fetch_bundle(str(tiny_bundle), tmp_path_factory.mktemp("cache"))
+    one_by_one = Model.load(bundle, intra_op_threads=1, max_batch_size=1, max_batch_tokens=10_000)
+    texts = [
+        "Garlic water cures the virus in one night, nurses say",
+        "Officials report 312 new cases and two deaths in the county",
+        "a much longer text " * 12,
+        "ok",
+    ]
+    together = one_by_one.predict(texts)
+    for text, answer in zip(texts, together, strict=True):
+        assert one_by_one.predict([text])[0].probabilities == answer.probabilities
