@@ -26,7 +26,7 @@ from typing import Any
 
 from train_job.config import resolve_config
 from train_job.data import load_dataset
-from train_job.pipeline import _git_commit
+from train_job.run_record import git_commit
 from train_job.source_eval import fit_tfidf, source_metrics
 from train_job.sources import read_mix
 from train_job.trust_eval import read_labelled_titles
@@ -200,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": shlex.join(["python", "-m", "experiments.cross_source", *flags]),
         "make_command": "make cross-source"
         + (f" CROSS_SOURCE_FLAGS={shlex.quote(shlex.join(flags))}" if flags else ""),
-        "git_commit": _git_commit(),
+        "git_commit": git_commit(),
         "profile": args.profile,
         "mix": {"file": mix.path, "sha256": mix.sha256},
         "model_status": (

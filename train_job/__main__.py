@@ -30,7 +30,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         from train_job.distill import TeacherError
-        from train_job.pipeline import GateFailed, run, run_summary
+        from train_job.pipeline import GateFailed, run
+        from train_job.run_record import run_summary
 
         summary = run(cfg)
     except DataError as e:
@@ -44,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         return 4
     print(run_summary(summary))
     if cfg.results_file:
-        from train_job.pipeline import results_record
+        from train_job.run_record import results_record
 
         os.makedirs(os.path.dirname(cfg.results_file) or ".", exist_ok=True)
         with open(cfg.results_file, "w") as f:

@@ -18,9 +18,11 @@ def test_a_runs_onnx_scores_coaid_as_its_bundles_trust_report_does(tiny_run: dic
     scored = score_run(Path(tiny_run["run_dir"]), COAID, max_length=64)
     report = tiny_run["trust"]["cross_source"]
     assert scored["int8"]["n"] == report["n"]
-    assert scored["int8"]["roc_auc"] == pytest.approx(report["roc_auc"], abs=1e-6)
+    # Equal up to the int8 model's batch company: its activation scale is one per batch, and the
+    # trust report runs a repeated title once, so the two batch the titles differently.
+    assert scored["int8"]["roc_auc"] == pytest.approx(report["roc_auc"], abs=3e-3)
     assert scored["int8"]["real_called_fake_share"] == pytest.approx(
-        report["real_called_fake_share"], abs=1e-6
+        report["real_called_fake_share"], abs=3e-3
     )
     assert 0.0 <= scored["fp32"]["roc_auc"] <= 1.0
 

@@ -153,7 +153,7 @@ def test_report_puts_non_news_and_unseen_news_beside_liar_and_probes(tmp_path: P
 def test_the_served_bundle_reports_the_non_news_reference(
     tiny_run: dict, tiny_bundle: Path
 ) -> None:
-    from train_job.pipeline import run_summary
+    from train_job.run_record import run_summary
 
     closing = run_summary(tiny_run)
     assert "non-news reference: ROC-AUC" in closing and "unseen news headlines:" in closing

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from train_job.pipeline import _git_commit
+from train_job.run_record import git_commit
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -22,18 +22,18 @@ def test_commit_is_marked_dirty_when_tracked_files_changed(tmp_path, monkeypatch
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv("SOURCE_COMMIT", raising=False)
 
-    assert _git_commit() == head
+    assert git_commit() == head
     (tmp_path / "scratch.txt").write_text("untracked files do not count\n")
-    assert _git_commit() == head
+    assert git_commit() == head
     (tmp_path / "train.py").write_text("lr = 1e-4\n")
-    assert _git_commit() == f"{head}-dirty"
+    assert git_commit() == f"{head}-dirty"
 
 
 def test_no_repository_means_no_commit(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     monkeypatch.delenv("SOURCE_COMMIT", raising=False)
-    assert _git_commit() is None
+    assert git_commit() is None
 
 
 def test_a_copied_tree_names_the_commit_it_was_told(tmp_path, monkeypatch) -> None:
@@ -42,12 +42,12 @@ def test_a_copied_tree_names_the_commit_it_was_told(tmp_path, monkeypatch) -> No
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
     monkeypatch.setenv("SOURCE_COMMIT", "abc123")
-    assert _git_commit() == "abc123"
+    assert git_commit() == "abc123"
     _git(tmp_path, "init", "-q")
     (tmp_path / "train.py").write_text("lr = 8e-5\n")
     _git(tmp_path, "add", "train.py")
     _git(tmp_path, "-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-qm", "x")
-    assert _git_commit() == "abc123"
+    assert git_commit() == "abc123"
 
 
 @pytest.fixture(autouse=True)

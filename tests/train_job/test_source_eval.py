@@ -78,7 +78,8 @@ def test_every_bundle_reports_its_test_per_source_beside_the_baseline(tiny_bundl
 def test_a_run_on_a_mix_keeps_each_rows_source_into_the_bundle(
     tiny_base_model: Path, tmp_path: Path
 ) -> None:
-    from train_job.pipeline import run, run_summary
+    from train_job.pipeline import run
+    from train_job.run_record import run_summary
     from train_job.trust_eval import BundleScorer
 
     rumours = pd.read_csv(ROOT / "data/multisource/covid_rumor.csv.gz")

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from train_job.config import TrainConfig
-from train_job.pipeline import StepTimes, results_record, run_summary
+from train_job.run_record import StepTimes, results_record, run_summary
 
 STEPS = [
     "data",
